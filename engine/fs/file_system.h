@@ -1,0 +1,132 @@
+// The file-system interface every byte of walstate's I/O goes through.
+//
+// Why an interface: crash-safety tests swap in a fault-injecting file system
+// (tests/fs/fault_injection_fs.h) that records each write, sync, create,
+// rename, delete and directory sync, and can then produce the states a power
+// loss or a failing disk would leave. Code that called POSIX directly could
+// not be tested that way.
+//
+// Every fallible call returns absl::Status naming the operation and the path.
+// A failed Sync() is final for that file: the caller must not retry it (Linux
+// reports a writeback error once and marks the pages clean), but stop using
+// the file and recover from what is on disk.
+#ifndef WALSTATE_ENGINE_FS_FILE_SYSTEM_H_
+#define WALSTATE_ENGINE_FS_FILE_SYSTEM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace walstate {
+
+// A file opened for appending. Not thread-safe; one owner at a time.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+
+  // Appends `data` at the end of the file. Either all bytes are written or an
+  // error is returned (a short write is retried internally until it fails).
+  virtual absl::Status Append(absl::string_view data) = 0;
+
+  // Makes everything appended so far durable (fdatasync). After an error the
+  // file must not be used again: the error is never retried.
+  virtual absl::Status Sync() = 0;
+
+  // Reserves `bytes` past the current end without changing the file size
+  // (fallocate KEEP_SIZE); optional, used to avoid metadata syncs.
+  virtual absl::Status Preallocate(uint64_t bytes) = 0;
+
+  // Bytes appended so far, including what the file held when opened.
+  virtual uint64_t Size() const = 0;
+
+  virtual absl::Status Close() = 0;
+
+  // The path this file was opened with, for error messages.
+  virtual const std::string& path() const = 0;
+};
+
+// A file opened for positional reads. Thread-safe.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+
+  // Reads up to `n` bytes at `offset` into `scratch`; returns the bytes read,
+  // which are fewer than `n` only at end of file.
+  virtual absl::StatusOr<absl::string_view> Read(uint64_t offset, size_t n,
+                                                 char* scratch) const = 0;
+
+  virtual absl::StatusOr<uint64_t> Size() const = 0;
+
+  virtual const std::string& path() const = 0;
+};
+
+// An advisory whole-directory lock held until released or the process dies.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // The process-wide POSIX implementation.
+  static FileSystem* Default();
+
+  // Creates (or truncates) `path` for appending. The caller must SyncDir() the
+  // parent before relying on the new name surviving a crash.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) = 0;
+
+  // Opens an existing file for appending at its current end.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path) = 0;
+
+  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>>
+  NewRandomAccessFile(const std::string& path) = 0;
+
+  // Reads a whole file into `out`. NotFound if it does not exist.
+  virtual absl::Status ReadFile(const std::string& path, std::string* out);
+
+  virtual absl::StatusOr<bool> FileExists(const std::string& path) = 0;
+
+  // Names (not paths) of the entries of `dir`, excluding "." and "..".
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& dir) = 0;
+
+  virtual absl::Status CreateDir(const std::string& dir) = 0;  // ok if exists
+  virtual absl::Status DeleteFile(const std::string& path) = 0;
+
+  // Atomically replaces `to` with `from` (rename(2)); SyncDir() makes it
+  // durable.
+  virtual absl::Status RenameFile(const std::string& from,
+                                  const std::string& to) = 0;
+
+  // Cuts `path` to `size` bytes and syncs it.
+  virtual absl::Status TruncateFile(const std::string& path,
+                                    uint64_t size) = 0;
+
+  virtual absl::StatusOr<uint64_t> FileSize(const std::string& path) = 0;
+
+  // fsyncs the directory so that creates, renames and deletes in it survive a
+  // crash.
+  virtual absl::Status SyncDir(const std::string& dir) = 0;
+
+  // Takes an exclusive lock on `path` (created if missing) and writes `owner`
+  // into it. FailedPrecondition, naming the holder the file records, if
+  // another process holds it.
+  virtual absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path, const std::string& owner) = 0;
+};
+
+// Joins a directory and a file name.
+std::string JoinPath(absl::string_view dir, absl::string_view name);
+
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_FS_FILE_SYSTEM_H_

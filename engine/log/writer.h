@@ -1,0 +1,125 @@
+// LogWriter appends records to a directory's log segments.
+//
+// Append() only encodes into memory and assigns the next LSN; it never does
+// I/O, so callers may hold their own locks around it. Flush() writes what is
+// buffered; SyncTo() makes a prefix durable. Concurrent SyncTo() callers share
+// fdatasyncs (group commit): one caller becomes the leader, writes everything
+// buffered, calls fdatasync once and wakes every waiter its sync covered;
+// callers whose records arrived later form the next group.
+//
+// A segment is closed and a new one started when the next record would take
+// it past `max_segment_bytes` (a record larger than that gets a segment of its
+// own). The old segment is fdatasynced before the new one is created, and the
+// directory is fsynced after the create, so what is durable is always a
+// prefix of the log.
+//
+// Any failed write, sync or create poisons the writer: that call and every
+// later one return the same error, nothing after it is acknowledged, and the
+// failed fdatasync is never retried. The owner must reopen through recovery.
+#ifndef WALSTATE_ENGINE_LOG_WRITER_H_
+#define WALSTATE_ENGINE_LOG_WRITER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/fs/file_system.h"
+#include "engine/log/format.h"
+
+namespace walstate {
+namespace log {
+
+struct WriterOptions {
+  FileSystem* fs = nullptr;  // required
+  std::string dir;           // required; must exist
+  uint64_t max_segment_bytes = 64ull << 20;
+  // Reserve each new segment's space up front (fallocate, keep size).
+  bool preallocate = false;
+  // Stored in every segment header: the session message's descriptor set.
+  std::string schema;
+};
+
+struct WriterStats {
+  uint64_t last_lsn = 0;     // last LSN assigned by Append
+  uint64_t durable_lsn = 0;  // every record <= this is fdatasynced
+  uint64_t syncs = 0;        // fdatasyncs issued on segments
+  uint64_t synced_records = 0;  // records made durable by those syncs
+  uint64_t sync_requests = 0;   // SyncTo calls that had to wait for a sync
+  uint64_t bytes_written = 0;   // record and header bytes written
+  uint64_t segments_created = 0;
+  uint64_t current_segment = 0;
+  uint64_t current_segment_bytes = 0;  // including buffered bytes
+  uint64_t buffered_bytes = 0;
+};
+
+class LogWriter {
+ public:
+  // Creates segment `segment_number` in options.dir whose first record will
+  // have LSN `next_lsn`, and fsyncs the directory. The file must not exist.
+  static absl::StatusOr<std::unique_ptr<LogWriter>> Create(
+      const WriterOptions& options, uint64_t segment_number, uint64_t next_lsn);
+
+  ~LogWriter();  // Does not sync; call Close() for that.
+
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Buffers one record and returns its LSN. No I/O. Fails only when the writer
+  // is poisoned, closed, or `payload` exceeds kMaxRecordSize.
+  absl::StatusOr<uint64_t> Append(uint8_t type, absl::string_view payload);
+
+  // Writes everything buffered to the segment files (no fdatasync).
+  absl::Status Flush();
+
+  // Returns once every record with LSN <= `lsn` is durable (group commit).
+  absl::Status SyncTo(uint64_t lsn);
+
+  // SyncTo(last assigned LSN).
+  absl::Status Sync();
+
+  // Flushes, syncs and closes the current segment. Further calls fail.
+  absl::Status Close();
+
+  // OK, or the error that poisoned the writer.
+  absl::Status status() const;
+
+  uint64_t last_lsn() const;
+  uint64_t durable_lsn() const;
+  WriterStats stats() const;
+
+ private:
+  struct PendingSegment;  // a segment whose header or records await writing
+
+  explicit LogWriter(const WriterOptions& options);
+  absl::Status WriteOutLocked(std::unique_lock<std::mutex>& lock);
+
+  const WriterOptions options_;
+
+  // mu_ guards everything below; it is never held across I/O. io_busy_ marks
+  // the one thread doing I/O (the group-commit leader or a flusher).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool io_busy_ = false;
+  bool closed_ = false;
+  absl::Status poison_;
+  uint64_t next_lsn_ = 0;
+  uint64_t written_lsn_ = 0;  // last LSN handed to the file system
+  uint64_t durable_lsn_ = 0;
+  uint64_t segment_number_ = 0;  // of the segment Append encodes into
+  uint64_t segment_salt_ = 0;
+  uint64_t segment_bytes_ = 0;  // size of that segment once all is written
+  std::vector<std::unique_ptr<PendingSegment>> pending_;
+  std::unique_ptr<WritableFile> file_;  // the segment being written
+  WriterStats stats_;
+};
+
+}  // namespace log
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_LOG_WRITER_H_
