@@ -18,8 +18,8 @@
 //       48    8 created_micros   creation time, Unix microseconds
 //       56    8 header_hash      XXH3-64 (seed 0) of bytes [0,56) followed by
 //                                the schema blob and its zero padding
-//       64    n schema blob      a serialized google.protobuf.FileDescriptorSet
-//                                describing the session message (may be empty)
+//       64    n schema blob      a serialized walstate.record.Schema: the session
+//                                message's name and descriptor set (may be empty)
 //
 //   Record frame (24-byte header + payload + zero padding to 8 bytes)
 //        0    8 hash             XXH3-64, seeded with the file's salt, of bytes
@@ -119,7 +119,7 @@ struct FileHeader {
   uint64_t first_lsn = 0;
   uint64_t salt = 0;
   uint64_t created_micros = 0;
-  std::string schema;  // serialized FileDescriptorSet, may be empty
+  std::string schema;  // serialized walstate.record.Schema, may be empty
   // Set by DecodeFileHeader: where the first record starts.
   uint64_t header_size = 0;
 };

@@ -1,0 +1,280 @@
+// walstate: per-session state kept in memory, made durable by a write-ahead log
+// and snapshots. This header is the whole public API.
+//
+// A session's state is one protobuf message of the user's type. Updates are
+// partial: they set the listed top-level fields and touch nothing else. Each
+// field has a durability tier, declared in the .proto with
+// `[(walstate.durability) = IMMEDIATE]` or `BATCHED` (proto/walstate/options.proto):
+//
+//  - IMMEDIATE: Update() returns once the change is in the log and
+//    fdatasynced; concurrent callers share one fdatasync (group commit).
+//  - BATCHED: Update() applies the change in memory and marks the session
+//    dirty; no I/O on the caller's thread. Every flush interval a background
+//    thread writes one record per dirty session with the current values of its
+//    dirty batched fields, and commits the whole tick atomically with one sync.
+//    A crash loses at most the changes since the last committed tick.
+//
+// A restart (Open) loads the newest snapshot, replays the log after it, cuts
+// off a torn tail and rebuilds the secondary indexes.
+//
+//   walstate::Options options;
+//   auto store = walstate::Store<GatewaySession>::Open(options, "/var/lib/gw");
+//   GatewaySession values;
+//   values.set_fingerprint("ab12...");
+//   absl::Status s = (*store)->Update("session-1", values, {"fingerprint"});
+//
+// Thread safety: every method may be called from any number of threads. Reads
+// never wait for disk I/O.
+#ifndef WALSTATE_ENGINE_WALSTATE_H_
+#define WALSTATE_ENGINE_WALSTATE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "engine/fs/file_system.h"
+#include "engine/log/reader.h"
+#include "google/protobuf/message.h"
+#include "proto/walstate/options.pb.h"
+
+namespace walstate {
+
+struct Options {
+  // All I/O goes through this; nullptr means FileSystem::Default().
+  FileSystem* fs = nullptr;
+  // Create the directory and an empty store if there is none.
+  bool create_if_missing = true;
+
+  // How often dirty sessions' BATCHED fields are written.
+  absl::Duration flush_interval = absl::Seconds(30);
+  // Tier of fields that declare none.
+  Durability default_durability = BATCHED;
+
+  // A log segment is closed once it reaches this size.
+  uint64_t max_segment_bytes = 64ull << 20;
+  // Reserve each segment's space when it is created.
+  bool preallocate_segments = false;
+
+  // A snapshot is written once the log since the last one exceeds
+  // max(compaction_min_log_bytes, size of the last snapshot).
+  uint64_t compaction_min_log_bytes = 64ull << 20;
+  // Also write one at least this often (zero: only by size or Compact()).
+  absl::Duration compaction_interval = absl::ZeroDuration();
+
+  // Sessions not updated for this long are deleted (zero: never).
+  absl::Duration session_ttl = absl::ZeroDuration();
+
+  // What Open does with damage in the log (engine/log/reader.h).
+  log::RecoveryMode recovery_mode = log::RecoveryMode::kTolerateTornTail;
+
+  // Run the flush/compaction/expiry thread. Tests turn it off and call
+  // Flush(), Compact() and ExpireIdleSessions() themselves.
+  bool background_thread = true;
+  // The clock used for expiry and stats; tests substitute a fake one.
+  std::function<absl::Time()> clock = absl::Now;
+
+  // During a tick, buffered records are written every this many bytes and
+  // synced every tick_sync_bytes, so an IMMEDIATE update's fdatasync never has
+  // to carry a large tick with it.
+  uint64_t tick_write_bytes = 256 << 10;
+  uint64_t tick_sync_bytes = 4 << 20;
+};
+
+struct UpdateOptions {
+  // Overrides the tier of every field of the update (DURABILITY_DEFAULT:
+  // use each field's declared tier).
+  Durability durability = DURABILITY_DEFAULT;
+};
+
+// What Open found and did.
+struct RecoveryReport {
+  std::string snapshot_file;  // empty if none was used
+  uint64_t snapshot_lsn = 0;
+  uint64_t snapshot_sessions = 0;
+  // True if the newest snapshot was unusable and the previous one was used.
+  bool fell_back = false;
+  std::string fallback_reason;
+  uint64_t segments_read = 0;
+  uint64_t records_replayed = 0;
+  uint64_t bytes_replayed = 0;
+  uint64_t ticks_committed = 0;
+  uint64_t ticks_aborted = 0;  // left open by a crash; their entries dropped
+  uint64_t torn_bytes_dropped = 0;
+  std::string torn_file;  // where the torn tail was cut
+  uint64_t torn_offset = 0;
+  uint64_t last_lsn = 0;
+  uint64_t sessions = 0;
+  absl::Duration duration;
+  std::vector<log::Problem> problems;  // every damage found, also salvaged
+
+  // A few human-readable lines.
+  std::string ToString() const;
+};
+
+struct Stats {
+  uint64_t sessions = 0;
+  uint64_t dirty_sessions = 0;
+  uint64_t last_lsn = 0;
+  uint64_t durable_lsn = 0;
+  uint64_t log_bytes = 0;  // bytes in the log segments on disk
+  uint64_t log_segments = 0;
+  uint64_t log_bytes_since_snapshot = 0;
+  uint64_t snapshot_bytes = 0;
+  uint64_t snapshot_lsn = 0;
+  absl::Time snapshot_time = absl::InfinitePast();
+  uint64_t snapshots_written = 0;
+  uint64_t fsyncs = 0;           // fdatasyncs of log segments
+  uint64_t synced_records = 0;   // records made durable by them
+  uint64_t immediate_updates = 0;
+  uint64_t batched_updates = 0;
+  uint64_t deletes = 0;
+  uint64_t expired = 0;
+  uint64_t ticks = 0;
+  uint64_t last_tick_sessions = 0;
+  absl::Time last_tick_time = absl::InfinitePast();
+  absl::Duration last_tick_duration;
+  absl::Status last_tick_status;  // why the last tick failed, if it did
+  uint64_t approximate_memory_bytes = 0;
+  // Mean records per fdatasync: how well group commit batches.
+  double mean_group_commit_size() const {
+    return fsyncs == 0 ? 0 : static_cast<double>(synced_records) / fsyncs;
+  }
+};
+
+// The type-erased engine. Most users want Store<M> below.
+class Engine {
+ public:
+  // Opens (or creates) the store in `dir` for sessions of `prototype`'s type,
+  // recovering what is on disk. Fails if another process holds the
+  // directory, or if recovery finds damage that options.recovery_mode refuses;
+  // the error names the file, offset and what to do.
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(
+      const Options& options, const google::protobuf::Message& prototype,
+      const std::string& dir);
+
+  // Closes without flushing if Close() was not called.
+  virtual ~Engine() = default;
+
+  // Sets the top-level `fields` (names) of `session` to their values in
+  // `values`; a listed field unset in `values` is cleared. Creates the
+  // session if it does not exist. Returns once IMMEDIATE fields are durable.
+  // Errors: InvalidArgument (unknown field, wrong message type, empty session
+  // id), AlreadyExists (a UNIQUE index value held by another session),
+  // FailedPrecondition (the engine stopped after an I/O error; reopen).
+  virtual absl::Status Update(absl::string_view session,
+                              const google::protobuf::Message& values,
+                              absl::Span<const std::string> fields,
+                              const UpdateOptions& options = {}) = 0;
+
+  // Deletes `session` with a durable tombstone. NotFound if it does not exist.
+  virtual absl::Status Delete(absl::string_view session) = 0;
+
+  // Copies the state of `session` into `out` (same type as the prototype).
+  // NotFound if it does not exist.
+  virtual absl::Status Get(absl::string_view session,
+                           google::protobuf::Message* out) const = 0;
+  virtual bool Contains(absl::string_view session) const = 0;
+
+  // Calls `fn` for every session. Sessions are visited shard by shard under
+  // that shard's lock: `fn` must not call back into the engine.
+  virtual void ForEach(
+      const std::function<void(absl::string_view session,
+                               const google::protobuf::Message& state)>& fn)
+      const = 0;
+
+  // Sessions whose indexed `field` equals `value` (integers as decimal,
+  // bools as "true"/"false", enums by number). InvalidArgument if the field
+  // is not indexed.
+  virtual absl::StatusOr<std::vector<std::string>> Lookup(
+      absl::string_view field, absl::string_view value) const = 0;
+
+  // Writes a tick now for every dirty session and syncs it.
+  virtual absl::Status Flush() = 0;
+  // Writes a snapshot now and deletes what it makes unnecessary.
+  virtual absl::Status Compact() = 0;
+  // Deletes sessions idle longer than Options::session_ttl; returns how many.
+  virtual absl::StatusOr<uint64_t> ExpireIdleSessions() = 0;
+
+  // Flushes, stops the background thread, syncs and releases the directory.
+  virtual absl::Status Close() = 0;
+
+  // OK, or the I/O error that stopped the engine accepting updates.
+  virtual absl::Status health() const = 0;
+  virtual Stats stats() const = 0;
+  virtual const RecoveryReport& recovery_report() const = 0;
+};
+
+// Typed front end: Store<GatewaySession>.
+template <typename M>
+class Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const Options& options,
+                                                     const std::string& dir) {
+    auto engine = Engine::Open(options, M::default_instance(), dir);
+    if (!engine.ok()) return engine.status();
+    return std::unique_ptr<Store>(new Store(std::move(*engine)));
+  }
+
+  absl::Status Update(absl::string_view session, const M& values,
+                      absl::Span<const std::string> fields,
+                      const UpdateOptions& options = {}) {
+    return engine_->Update(session, values, fields, options);
+  }
+  absl::Status Update(absl::string_view session, const M& values,
+                      std::initializer_list<std::string> fields,
+                      const UpdateOptions& options = {}) {
+    return engine_->Update(
+        session, values,
+        absl::Span<const std::string>(fields.begin(), fields.size()), options);
+  }
+  absl::Status Delete(absl::string_view session) {
+    return engine_->Delete(session);
+  }
+  absl::StatusOr<M> Get(absl::string_view session) const {
+    M out;
+    absl::Status s = engine_->Get(session, &out);
+    if (!s.ok()) return s;
+    return out;
+  }
+  bool Contains(absl::string_view session) const {
+    return engine_->Contains(session);
+  }
+  void ForEach(
+      const std::function<void(absl::string_view, const M&)>& fn) const {
+    engine_->ForEach([&fn](absl::string_view session,
+                           const google::protobuf::Message& state) {
+      fn(session, static_cast<const M&>(state));
+    });
+  }
+  absl::StatusOr<std::vector<std::string>> Lookup(
+      absl::string_view field, absl::string_view value) const {
+    return engine_->Lookup(field, value);
+  }
+  absl::Status Flush() { return engine_->Flush(); }
+  absl::Status Compact() { return engine_->Compact(); }
+  absl::StatusOr<uint64_t> ExpireIdleSessions() {
+    return engine_->ExpireIdleSessions();
+  }
+  absl::Status Close() { return engine_->Close(); }
+  absl::Status health() const { return engine_->health(); }
+  Stats stats() const { return engine_->stats(); }
+  const RecoveryReport& recovery_report() const {
+    return engine_->recovery_report();
+  }
+  Engine* engine() { return engine_.get(); }
+
+ private:
+  explicit Store(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_WALSTATE_H_
