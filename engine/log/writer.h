@@ -46,9 +46,9 @@ struct WriterOptions {
 };
 
 struct WriterStats {
-  uint64_t last_lsn = 0;     // last LSN assigned by Append
-  uint64_t durable_lsn = 0;  // every record <= this is fdatasynced
-  uint64_t syncs = 0;        // fdatasyncs issued on segments
+  uint64_t last_lsn = 0;        // last LSN assigned by Append
+  uint64_t durable_lsn = 0;     // every record <= this is fdatasynced
+  uint64_t syncs = 0;           // fdatasyncs issued on segments
   uint64_t synced_records = 0;  // records made durable by those syncs
   uint64_t sync_requests = 0;   // SyncTo calls that had to wait for a sync
   uint64_t bytes_written = 0;   // record and header bytes written
@@ -97,26 +97,47 @@ class LogWriter {
   struct PendingSegment;  // a segment whose header or records await writing
 
   explicit LogWriter(const WriterOptions& options);
-  absl::Status WriteOutLocked(std::unique_lock<std::mutex>& lock);
+
+  // Starts a new logical segment for the next Append (mu_ held).
+  void StartSegmentLocked();
+  // The pending buffer records of the current segment go to (mu_ held).
+  PendingSegment* PendingForCurrentLocked();
+  // Waits until every record <= `lsn` is written (sync=false) or durable
+  // (sync=true), leading the I/O when no one else does (mu_ held).
+  absl::Status WaitForLocked(std::unique_lock<std::mutex>& lock, uint64_t lsn,
+                             bool sync);
+  // Leader: takes all pending buffers, writes them with mu_ released, syncs if
+  // `sync`, and publishes the result. Requires !io_busy_ and no poison.
+  void WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync);
+  // I/O helpers; called only by the thread owning io_busy_ (or by Create).
+  absl::Status OpenSegmentFile(uint64_t number, const std::string& header);
+  absl::Status SyncFile();
 
   const WriterOptions options_;
 
-  // mu_ guards everything below; it is never held across I/O. io_busy_ marks
-  // the one thread doing I/O (the group-commit leader or a flusher).
+  // mu_ guards everything below up to file_; it is never held across I/O.
+  // io_busy_ marks the one thread doing I/O (the group-commit leader or a
+  // flusher).
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool io_busy_ = false;
   bool closed_ = false;
   absl::Status poison_;
-  uint64_t next_lsn_ = 0;
+  uint64_t next_lsn_ = 0;     // LSN the next Append assigns
   uint64_t written_lsn_ = 0;  // last LSN handed to the file system
   uint64_t durable_lsn_ = 0;
   uint64_t segment_number_ = 0;  // of the segment Append encodes into
   uint64_t segment_salt_ = 0;
-  uint64_t segment_bytes_ = 0;  // size of that segment once all is written
+  uint64_t segment_bytes_ = 0;    // size of that segment once all is written
+  uint64_t segment_records_ = 0;  // records Append put in that segment
   std::vector<std::unique_ptr<PendingSegment>> pending_;
-  std::unique_ptr<WritableFile> file_;  // the segment being written
+  // Emptied buffers kept for reuse so steady appends do not allocate.
+  std::vector<std::unique_ptr<PendingSegment>> spare_;
   WriterStats stats_;
+
+  // Owned by the thread holding io_busy_ (no lock needed while it does).
+  std::unique_ptr<WritableFile> file_;  // the segment being written
+  bool file_unsynced_ = false;          // file_ has bytes not yet fdatasynced
 };
 
 }  // namespace log

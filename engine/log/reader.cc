@@ -1,0 +1,827 @@
+#include "engine/log/reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace walstate {
+namespace log {
+
+const char* RecoveryModeName(RecoveryMode mode) {
+  switch (mode) {
+    case RecoveryMode::kStrict:
+      return "strict";
+    case RecoveryMode::kTolerateTornTail:
+      return "tolerate-torn-tail";
+    case RecoveryMode::kSalvage:
+      return "salvage";
+  }
+  return "unknown";
+}
+
+const char* ProblemKindName(Problem::Kind kind) {
+  switch (kind) {
+    case Problem::Kind::kTornTail:
+      return "torn-tail";
+    case Problem::Kind::kCorruption:
+      return "corruption";
+    case Problem::Kind::kForeignFile:
+      return "foreign-file";
+    case Problem::Kind::kUnreadable:
+      return "unreadable";
+  }
+  return "unknown";
+}
+
+bool ReadReport::has_torn_tail() const {
+  for (const Problem& p : problems) {
+    if (p.kind == Problem::Kind::kTornTail) return true;
+  }
+  return false;
+}
+
+bool ReadReport::has_corruption() const {
+  for (const Problem& p : problems) {
+    if (p.kind != Problem::Kind::kTornTail) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Records are read in chunks of this size (more for larger records).
+constexpr size_t kChunkSize = 1u << 20;
+// The first read of a file: enough for a header with a modest schema, small
+// enough that opening a segment only to read its header stays cheap.
+constexpr size_t kHeaderReadSize = 4096;
+
+bool IsKnownType(uint8_t type) {
+  switch (type) {
+    case kUpdate:
+    case kDelete:
+    case kTickBegin:
+    case kTickEntry:
+    case kTickCommit:
+    case kTickAbort:
+    case kSnapshotSession:
+    case kSnapshotEnd:
+    case kManifest:
+      return true;
+    default:
+      return IsOptionalType(type);
+  }
+}
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string RepairAdvice(const std::string& path) {
+  const std::string dir = DirOf(path);
+  return absl::StrCat("Run `walctl verify ", dir, "`; `walctl repair ", dir,
+                      " --fix --salvage` drops damaged records after backing "
+                      "up.");
+}
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
+const char* FileKindName(FileKind kind) {
+  switch (kind) {
+    case FileKind::kSegment:
+      return "log segment";
+    case FileKind::kSnapshot:
+      return "snapshot";
+    case FileKind::kManifest:
+      return "manifest";
+  }
+  return "file";
+}
+
+// Why a frame at some offset is not a valid record.
+enum class FrameError {
+  kNone,
+  kPartialHeader,
+  kZeroType,
+  kReservedBits,
+  kTooLong,
+  kPastEnd,
+  kChecksum,
+  kLsn,
+  kIo,
+};
+
+}  // namespace
+
+// Reads one file: the shared engine of FileReader and LogReader. It never
+// throws information away: header problems, damage and I/O errors end up in
+// report() and status().
+class FileScanner {
+ public:
+  FileScanner(FileSystem* fs, std::string path, RecoveryMode mode, bool is_last)
+      : fs_(fs), path_(std::move(path)), mode_(mode), is_last_(is_last) {}
+
+  // Opens the file and checks its header. Afterwards either status() is an
+  // error, or header_ok(), or the file yields no records (tolerated damage).
+  void Open();
+
+  bool Next(Record* record);
+
+  const absl::Status& status() const { return status_; }
+  const FileHeader& header() const { return header_; }
+  bool header_ok() const { return header_ok_; }
+  const ReadReport& report() const { return report_; }
+  const std::string& path() const { return path_; }
+  // The LSN a record following this file's last one would have (valid when
+  // header_ok()).
+  uint64_t next_lsn() const { return expected_; }
+
+ private:
+  // Makes bytes [off, off + n) available; off + n must be <= file_size_.
+  // nullptr after an I/O error (recorded in status_).
+  const char* Fill(uint64_t off, size_t n, size_t min_read = kChunkSize);
+  void IoError(const absl::Status& s);
+  void HeaderDamage(Problem::Kind kind, const std::string& detail);
+  FrameError CheckFrame(uint64_t off, RecordHeader* h);
+  std::string DescribeFrameError(FrameError e, uint64_t off,
+                                 const RecordHeader& h) const;
+  // Handles a bad frame at `off`: classifies it, reports it and either stops
+  // (false) or moves pos_ to the next valid frame (true, salvage only).
+  bool HandleDamage(uint64_t off, const std::string& why);
+  bool TailIsZero(uint64_t off);
+  void AddProblem(Problem::Kind kind, uint64_t off, uint64_t bytes,
+                  std::string detail) {
+    Problem p;
+    p.kind = kind;
+    p.file = path_;
+    p.offset = off;
+    p.bytes = bytes;
+    p.detail = std::move(detail);
+    report_.problems.push_back(std::move(p));
+  }
+  absl::Status DamageError(absl::string_view what, uint64_t off, uint64_t bytes,
+                           absl::string_view detail) const {
+    return absl::DataLossError(
+        absl::StrCat(path_, ": ", what, " at offset ", off, " (", bytes,
+                     " bytes): ", detail, ". ", RepairAdvice(path_)));
+  }
+
+  FileSystem* const fs_;
+  const std::string path_;
+  const RecoveryMode mode_;
+  const bool is_last_;
+
+  std::unique_ptr<RandomAccessFile> file_;
+  uint64_t file_size_ = 0;
+  std::unique_ptr<char[]> buf_;
+  size_t buf_cap_ = 0;
+  uint64_t buf_off_ = 0;  // file offset of buf_[0]
+  size_t buf_len_ = 0;
+
+  absl::Status status_;
+  bool done_ = true;
+  bool header_ok_ = false;
+  FileHeader header_;
+  ReadReport report_;
+  uint64_t pos_ = 0;       // offset of the next frame
+  uint64_t expected_ = 0;  // LSN the next frame must carry
+};
+
+const char* FileScanner::Fill(uint64_t off, size_t n, size_t min_read) {
+  if (off >= buf_off_ && off + n <= buf_off_ + buf_len_) {
+    return buf_.get() + (off - buf_off_);
+  }
+  const size_t want = static_cast<size_t>(
+      std::min<uint64_t>(std::max(n, min_read), file_size_ - off));
+  size_t keep = 0;
+  if (off >= buf_off_ && off < buf_off_ + buf_len_) {
+    keep = static_cast<size_t>(buf_off_ + buf_len_ - off);
+  }
+  if (want > buf_cap_) {
+    std::unique_ptr<char[]> bigger(new char[want]);
+    if (keep > 0)
+      std::memcpy(bigger.get(), buf_.get() + (off - buf_off_), keep);
+    buf_ = std::move(bigger);
+    buf_cap_ = want;
+  } else if (keep > 0 && off != buf_off_) {
+    std::memmove(buf_.get(), buf_.get() + (off - buf_off_), keep);
+  }
+  buf_off_ = off;
+  buf_len_ = keep;
+  char* dst = buf_.get() + keep;
+  absl::StatusOr<absl::string_view> got =
+      file_->Read(off + keep, want - keep, dst);
+  if (!got.ok()) {
+    IoError(got.status());
+    return nullptr;
+  }
+  if (got->data() != dst && !got->empty()) {
+    std::memmove(dst, got->data(), got->size());
+  }
+  buf_len_ = keep + got->size();
+  if (buf_len_ < n) {
+    IoError(absl::DataLossError(
+        absl::StrCat(path_, ": file shrank while being read (", off + buf_len_,
+                     " bytes, expected ", file_size_, ")")));
+    return nullptr;
+  }
+  return buf_.get();
+}
+
+void FileScanner::IoError(const absl::Status& s) {
+  AddProblem(Problem::Kind::kUnreadable, pos_, 0, std::string(s.message()));
+  if (status_.ok()) status_ = s;
+  done_ = true;
+}
+
+void FileScanner::HeaderDamage(Problem::Kind kind, const std::string& detail) {
+  done_ = true;
+  report_.last_good_offset = 0;
+  switch (kind) {
+    case Problem::Kind::kTornTail:
+      if (is_last_) {
+        AddProblem(kind, 0, file_size_, detail);
+        report_.torn_bytes += file_size_;
+        if (mode_ == RecoveryMode::kStrict) {
+          status_ = absl::DataLossError(
+              absl::StrCat(path_, ": torn tail at offset 0 (", file_size_,
+                           " bytes): ", detail,
+                           "; strict recovery refuses to drop it (the default "
+                           "tolerate-torn-tail mode would). ",
+                           RepairAdvice(path_)));
+        }
+        return;
+      }
+      // A damaged header of a segment that is not the last is corruption.
+      AddProblem(Problem::Kind::kCorruption, 0, file_size_,
+                 absl::StrCat(detail, " (not the last file)"));
+      if (mode_ != RecoveryMode::kSalvage) {
+        status_ = DamageError("corruption", 0, file_size_,
+                              absl::StrCat(detail,
+                                           " in a file that is not "
+                                           "the last of the log"));
+      }
+      return;
+    case Problem::Kind::kCorruption:
+      AddProblem(kind, 0, file_size_, detail);
+      if (mode_ != RecoveryMode::kSalvage) {
+        status_ = DamageError("corrupt file header", 0, file_size_, detail);
+      }
+      return;
+    case Problem::Kind::kForeignFile:
+      AddProblem(kind, 0, file_size_, detail);
+      if (mode_ != RecoveryMode::kSalvage) {
+        status_ = absl::FailedPreconditionError(absl::StrCat(
+            path_, ": ", detail,
+            "; its name looks like walstate's but its contents are not. Move "
+            "it out of the directory."));
+      }
+      return;
+    case Problem::Kind::kUnreadable:
+      AddProblem(kind, 0, file_size_, detail);
+      status_ =
+          absl::FailedPreconditionError(absl::StrCat(path_, ": ", detail));
+      return;
+  }
+}
+
+void FileScanner::Open() {
+  report_.files = 1;
+  report_.last_good_file = path_;
+  auto file = fs_->NewRandomAccessFile(path_);
+  if (!file.ok()) {
+    IoError(file.status());
+    return;
+  }
+  file_ = std::move(*file);
+  auto size = file_->Size();
+  if (!size.ok()) {
+    IoError(size.status());
+    return;
+  }
+  file_size_ = *size;
+  report_.bytes = file_size_;
+  if (file_size_ == 0) {
+    HeaderDamage(Problem::Kind::kTornTail, "empty file (no header)");
+    return;
+  }
+
+  size_t avail = static_cast<size_t>(std::min<uint64_t>(file_size_, 64));
+  const char* p = Fill(0, avail, kHeaderReadSize);
+  if (p == nullptr) return;
+  avail = buf_len_;
+  std::string detail;
+  HeaderStatus hs =
+      DecodeFileHeader(absl::string_view(p, avail), &header_, &detail);
+  if (hs == HeaderStatus::kTooShort && avail >= kFileHeaderFixedSize &&
+      avail < file_size_) {
+    // A schema larger than the first read: read the whole header.
+    uint32_t header_size = 0;
+    for (int i = 3; i >= 0; --i) {
+      header_size = (header_size << 8) | static_cast<uint8_t>(p[12 + i]);
+    }
+    avail = static_cast<size_t>(std::min<uint64_t>(file_size_, header_size));
+    p = Fill(0, avail);
+    if (p == nullptr) return;
+    hs = DecodeFileHeader(absl::string_view(p, avail), &header_, &detail);
+  }
+
+  const size_t head = static_cast<size_t>(std::min<uint64_t>(file_size_, 64));
+  switch (hs) {
+    case HeaderStatus::kOk:
+      header_ok_ = true;
+      done_ = false;
+      pos_ = header_.header_size;
+      expected_ = header_.first_lsn;
+      report_.last_good_offset = pos_;
+      return;
+    case HeaderStatus::kTooShort: {
+      // Fewer bytes than a header: a crash right after create, unless the
+      // bytes present are neither zeros nor the start of our magic.
+      const size_t n = std::min<size_t>(head, sizeof(kMagic));
+      if (!AllZero(p, head) && std::memcmp(p, kMagic, n) != 0) {
+        HeaderDamage(Problem::Kind::kForeignFile,
+                     "not a walstate file (bad magic)");
+        return;
+      }
+      HeaderDamage(Problem::Kind::kTornTail,
+                   absl::StrCat("incomplete file header: ", detail));
+      return;
+    }
+    case HeaderStatus::kBadMagic:
+      if (AllZero(p, head)) {
+        HeaderDamage(Problem::Kind::kTornTail,
+                     "zero-filled file header (created but never written)");
+      } else {
+        HeaderDamage(Problem::Kind::kForeignFile, detail);
+      }
+      return;
+    case HeaderStatus::kBadVersion:
+      HeaderDamage(Problem::Kind::kUnreadable, detail);
+      return;
+    case HeaderStatus::kCorrupt: {
+      // The writer syncs a segment's header before writing any record to it.
+      // A header that is complete in size but fails its hash, in a file with
+      // nothing after it, is a create the crash interrupted.
+      uint32_t header_size = 0, schema_size = 0;
+      for (int i = 3; i >= 0; --i) {
+        header_size = (header_size << 8) | static_cast<uint8_t>(p[12 + i]);
+        schema_size = (schema_size << 8) | static_cast<uint8_t>(p[20 + i]);
+      }
+      const bool sizes_ok =
+          schema_size <= kMaxSchemaSize &&
+          header_size == kFileHeaderFixedSize + AlignUp(schema_size);
+      if (sizes_ok && file_size_ <= header_size) {
+        HeaderDamage(Problem::Kind::kTornTail,
+                     absl::StrCat("incomplete file header (", detail,
+                                  ") and nothing after it"));
+      } else {
+        HeaderDamage(Problem::Kind::kCorruption, detail);
+      }
+      return;
+    }
+  }
+}
+
+FrameError FileScanner::CheckFrame(uint64_t off, RecordHeader* h) {
+  const uint64_t remaining = file_size_ - off;
+  if (remaining < kRecordHeaderSize) return FrameError::kPartialHeader;
+  const char* p = Fill(off, kRecordHeaderSize);
+  if (p == nullptr) return FrameError::kIo;
+  *h = DecodeRecordHeader(p);
+  if (h->type == kInvalid) return FrameError::kZeroType;
+  if (h->flags != 0 || h->reserved != 0) return FrameError::kReservedBits;
+  if (h->length > kMaxRecordSize) return FrameError::kTooLong;
+  const uint64_t framed = FramedSize(h->length);
+  if (framed > remaining) return FrameError::kPastEnd;
+  p = Fill(off, static_cast<size_t>(framed));
+  if (p == nullptr) return FrameError::kIo;
+  if (!RecordHashMatches(header_.salt,
+                         absl::string_view(p, static_cast<size_t>(framed)))) {
+    return FrameError::kChecksum;
+  }
+  if (h->lsn != expected_) return FrameError::kLsn;
+  return FrameError::kNone;
+}
+
+std::string FileScanner::DescribeFrameError(FrameError e, uint64_t off,
+                                            const RecordHeader& h) const {
+  switch (e) {
+    case FrameError::kNone:
+    case FrameError::kIo:
+      return "";
+    case FrameError::kPartialHeader:
+      return absl::StrCat("only ", file_size_ - off,
+                          " bytes left, fewer than a record header (",
+                          kRecordHeaderSize, ")");
+    case FrameError::kZeroType:
+      return "record type 0 (zero-filled or never-written space)";
+    case FrameError::kReservedBits:
+      return absl::StrFormat(
+          "reserved record header bits set (flags 0x%02x, reserved 0x%04x)",
+          h.flags, h.reserved);
+    case FrameError::kTooLong:
+      return absl::StrCat("record length ", h.length,
+                          " exceeds the maximum of ", kMaxRecordSize);
+    case FrameError::kPastEnd:
+      return absl::StrCat("record length ", h.length,
+                          " runs past the end of the file (",
+                          file_size_ - off - kRecordHeaderSize,
+                          " bytes left after the record header)");
+    case FrameError::kChecksum:
+      return absl::StrCat("checksum mismatch (header claims ",
+                          RecordTypeName(h.type), ", length ", h.length,
+                          ", LSN ", h.lsn, ")");
+    case FrameError::kLsn:
+      return absl::StrCat("record LSN ", h.lsn, " out of sequence (expected ",
+                          expected_, ")");
+  }
+  return "";
+}
+
+bool FileScanner::TailIsZero(uint64_t off) {
+  while (off < file_size_) {
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(file_size_ - off, kChunkSize));
+    const char* p = Fill(off, n);
+    if (p == nullptr) return false;
+    if (!AllZero(p, n)) return false;
+    off += n;
+  }
+  return true;
+}
+
+bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
+  // Resynchronize: probe every aligned offset after the bad frame for a frame
+  // that is structurally sound, carries a plausible LSN and hashes correctly.
+  const uint64_t max_skip = (file_size_ - off) / kRecordHeaderSize;
+  uint64_t next = 0;
+  RecordHeader nh;
+  bool found = false;
+  for (uint64_t cand = off + kAlignment; cand + kRecordHeaderSize <= file_size_;
+       cand += kAlignment) {
+    const char* p = Fill(cand, kRecordHeaderSize);
+    if (p == nullptr) return false;
+    RecordHeader h = DecodeRecordHeader(p);
+    if (h.type == kInvalid || h.flags != 0 || h.reserved != 0 ||
+        h.length > kMaxRecordSize) {
+      continue;
+    }
+    const uint64_t framed = FramedSize(h.length);
+    if (framed > file_size_ - cand) continue;
+    if (h.lsn < expected_ || h.lsn - expected_ >= max_skip) continue;
+    p = Fill(cand, static_cast<size_t>(framed));
+    if (p == nullptr) return false;
+    if (RecordHashMatches(header_.salt,
+                          absl::string_view(p, static_cast<size_t>(framed)))) {
+      next = cand;
+      nh = h;
+      found = true;
+      break;
+    }
+  }
+
+  if (!found) {
+    const uint64_t bytes = file_size_ - off;
+    const bool zeros = TailIsZero(off);
+    if (!status_.ok()) return false;  // I/O error while checking
+    std::string detail = why;
+    if (zeros) absl::StrAppend(&detail, "; the rest of the file is zeros");
+    absl::StrAppend(&detail, "; no valid record follows");
+    done_ = true;
+    if (is_last_) {
+      AddProblem(Problem::Kind::kTornTail, off, bytes, detail);
+      report_.torn_bytes += bytes;
+      if (mode_ == RecoveryMode::kStrict) {
+        status_ = absl::DataLossError(
+            absl::StrCat(path_, ": torn tail at offset ", off, " (", bytes,
+                         " bytes): ", detail,
+                         "; strict recovery refuses to drop it (the default "
+                         "tolerate-torn-tail mode would). ",
+                         RepairAdvice(path_)));
+      }
+      return false;
+    }
+    absl::StrAppend(&detail,
+                    " in this file, but it is not the last of the log");
+    AddProblem(Problem::Kind::kCorruption, off, bytes, detail);
+    if (mode_ != RecoveryMode::kSalvage) {
+      status_ = DamageError("corruption", off, bytes, detail);
+    }
+    return false;
+  }
+
+  const uint64_t bytes = next - off;
+  std::string detail =
+      absl::StrCat(why, "; a valid record follows at offset ", next, " (LSN ",
+                   nh.lsn, "), so this is not a torn tail");
+  if (nh.lsn > expected_) {
+    absl::StrAppend(&detail, "; LSNs ", expected_, "..", nh.lsn - 1,
+                    " are lost");
+  }
+  AddProblem(Problem::Kind::kCorruption, off, bytes, detail);
+  if (mode_ != RecoveryMode::kSalvage) {
+    status_ = DamageError("corruption", off, bytes, detail);
+    done_ = true;
+    return false;
+  }
+  pos_ = next;
+  expected_ = nh.lsn;
+  return true;
+}
+
+bool FileScanner::Next(Record* record) {
+  while (!done_) {
+    if (pos_ >= file_size_) {
+      done_ = true;
+      return false;
+    }
+    RecordHeader h;
+    FrameError e = CheckFrame(pos_, &h);
+    if (e == FrameError::kIo) return false;
+    if (e != FrameError::kNone) {
+      if (!HandleDamage(pos_, DescribeFrameError(e, pos_, h))) return false;
+      continue;
+    }
+    const uint64_t framed = FramedSize(h.length);
+    const uint64_t off = pos_;
+    pos_ += framed;
+    expected_ = h.lsn + 1;
+    if (!IsKnownType(h.type)) {
+      // An intact record this build cannot interpret and must not skip.
+      std::string detail = absl::StrCat(
+          "record LSN ", h.lsn, " has required type ", static_cast<int>(h.type),
+          " unknown to this build (written by a newer walstate?)");
+      AddProblem(Problem::Kind::kCorruption, off, framed, detail);
+      report_.last_good_offset = pos_;
+      if (mode_ == RecoveryMode::kSalvage) continue;
+      status_ = absl::DataLossError(absl::StrCat(
+          path_, ": unknown record type at offset ", off, " (", framed,
+          " bytes): ", detail, ". Open it with the walstate that wrote it, or ",
+          RepairAdvice(path_)));
+      done_ = true;
+      return false;
+    }
+    const char* p = buf_.get() + (off - buf_off_);  // Fill()ed by CheckFrame
+    record->lsn = h.lsn;
+    record->type = h.type;
+    record->payload = absl::string_view(p + kRecordHeaderSize, h.length);
+    record->file = path_;
+    record->offset = off;
+    record->framed_size = framed;
+    report_.last_good_offset = pos_;
+    if (report_.records == 0) report_.first_lsn = h.lsn;
+    report_.last_lsn = h.lsn;
+    report_.records++;
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// FileReader
+
+class FileReader::Impl {
+ public:
+  Impl(FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last)
+      : scanner(fs, path, mode, is_last) {}
+  FileScanner scanner;
+};
+
+FileReader::FileReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FileReader::~FileReader() = default;
+
+absl::StatusOr<std::unique_ptr<FileReader>> FileReader::Open(
+    FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last) {
+  auto impl = std::make_unique<Impl>(fs, path, mode, is_last);
+  impl->scanner.Open();
+  if (!impl->scanner.status().ok()) return impl->scanner.status();
+  return std::unique_ptr<FileReader>(new FileReader(std::move(impl)));
+}
+
+bool FileReader::Next(Record* record) { return impl_->scanner.Next(record); }
+absl::Status FileReader::status() const { return impl_->scanner.status(); }
+const FileHeader& FileReader::header() const { return impl_->scanner.header(); }
+bool FileReader::header_ok() const { return impl_->scanner.header_ok(); }
+const ReadReport& FileReader::report() const { return impl_->scanner.report(); }
+
+// ---------------------------------------------------------------------------
+// LogReader
+
+class LogReader::Impl {
+ public:
+  explicit Impl(const LogReaderOptions& options) : options_(options) {}
+
+  absl::Status Init();
+  bool Next(Record* record);
+
+  const LogReaderOptions options_;
+  std::vector<std::string> paths_;
+  std::vector<uint64_t> numbers_;
+  absl::Status status_;
+  ReadReport report_;
+  std::string schema_;
+
+ private:
+  std::unique_ptr<FileScanner> OpenScanner(size_t i) {
+    auto s = std::make_unique<FileScanner>(
+        options_.fs, paths_[i], options_.mode, i + 1 == paths_.size());
+    s->Open();
+    return s;
+  }
+  // Opens the next segment to read records from; false when there is none or
+  // reading must stop.
+  bool OpenNextSegment();
+  // Folds a finished scanner's findings into report_.
+  void Absorb(const FileScanner& s);
+  // Reports damage found between segments; false if reading must stop.
+  bool SequenceProblem(const std::string& path, std::string detail);
+
+  size_t next_index_ = 0;
+  std::unique_ptr<FileScanner> cur_;
+  std::unique_ptr<FileScanner> peeked_;  // header of segment next_index_
+  bool have_expected_ = false;
+  uint64_t expected_first_ = 0;  // first LSN the next segment must have
+  bool done_ = false;
+};
+
+absl::Status LogReader::Impl::Init() {
+  if (options_.fs == nullptr) {
+    return absl::InvalidArgumentError("LogReader: options.fs is required");
+  }
+  auto names = options_.fs->ListDir(options_.dir);
+  if (!names.ok()) return names.status();
+  std::vector<std::pair<uint64_t, std::string>> segs;
+  for (const std::string& name : *names) {
+    uint64_t number;
+    if (ParseSegmentFileName(name, &number)) segs.emplace_back(number, name);
+  }
+  std::sort(segs.begin(), segs.end());
+  for (auto& [number, name] : segs) {
+    numbers_.push_back(number);
+    paths_.push_back(JoinPath(options_.dir, name));
+  }
+  return absl::OkStatus();
+}
+
+void LogReader::Impl::Absorb(const FileScanner& s) {
+  const ReadReport& r = s.report();
+  for (const Problem& p : r.problems) report_.problems.push_back(p);
+  report_.files += r.files;
+  report_.bytes += r.bytes;
+  report_.torn_bytes += r.torn_bytes;
+  report_.last_good_file = r.last_good_file;
+  report_.last_good_offset = r.last_good_offset;
+}
+
+bool LogReader::Impl::SequenceProblem(const std::string& path,
+                                      std::string detail) {
+  Problem p;
+  p.kind = Problem::Kind::kCorruption;
+  p.file = path;
+  p.offset = 0;
+  p.detail = detail;
+  report_.problems.push_back(std::move(p));
+  if (options_.mode == RecoveryMode::kSalvage) return true;
+  status_ = absl::DataLossError(absl::StrCat(
+      path, ": corruption at offset 0: ", detail, ". ", RepairAdvice(path)));
+  done_ = true;
+  return false;
+}
+
+bool LogReader::Impl::OpenNextSegment() {
+  while (next_index_ < paths_.size()) {
+    const size_t i = next_index_++;
+    const bool is_last = i + 1 == paths_.size();
+    const std::string& path = paths_[i];
+    if (i > 0 && numbers_[i] != numbers_[i - 1] + 1) {
+      if (!SequenceProblem(
+              path, absl::StrCat("log segments ", numbers_[i - 1] + 1, "..",
+                                 numbers_[i] - 1, " are missing (segment ",
+                                 numbers_[i - 1], " is followed by ",
+                                 numbers_[i], ")"))) {
+        return false;
+      }
+      // Records of the missing segments are lost; do not also report the gap
+      // in LSNs as a separate problem.
+      have_expected_ = false;
+    }
+    std::unique_ptr<FileScanner> s =
+        peeked_ != nullptr ? std::move(peeked_) : OpenScanner(i);
+    if (!s->status().ok()) {
+      Absorb(*s);
+      status_ = s->status();
+      done_ = true;
+      return false;
+    }
+    if (!s->header_ok()) {  // tolerated header damage: no records
+      Absorb(*s);
+      continue;
+    }
+    const FileHeader& h = s->header();
+    if (h.kind != FileKind::kSegment || h.file_number != numbers_[i]) {
+      Absorb(*s);
+      if (!SequenceProblem(
+              path,
+              absl::StrCat("file header describes ", FileKindName(h.kind), " ",
+                           h.file_number, ", not log segment ", numbers_[i],
+                           " (a renamed or misplaced file?)"))) {
+        return false;
+      }
+      continue;  // salvage: its records do not belong here
+    }
+    if (have_expected_ && h.first_lsn != expected_first_) {
+      std::string detail =
+          h.first_lsn > expected_first_
+              ? absl::StrCat("segment starts at LSN ", h.first_lsn,
+                             " but the log so far ends before LSN ",
+                             expected_first_, ": LSNs ", expected_first_, "..",
+                             h.first_lsn - 1, " are missing")
+              : absl::StrCat("segment starts at LSN ", h.first_lsn,
+                             " but the log so far already reached LSN ",
+                             expected_first_ - 1, " (overlapping segments)");
+      if (!SequenceProblem(path, detail)) {
+        Absorb(*s);
+        return false;
+      }
+    }
+    schema_ = h.schema;
+    // Skip a whole segment when the next one starts at or before start_lsn:
+    // none of its records is wanted, so it is not even read.
+    if (options_.start_lsn > 0 && !is_last) {
+      peeked_ = OpenScanner(i + 1);
+      if (peeked_->status().ok() && peeked_->header_ok() &&
+          peeked_->header().first_lsn <= options_.start_lsn) {
+        have_expected_ = true;
+        expected_first_ = peeked_->header().first_lsn;
+        continue;
+      }
+    }
+    have_expected_ = true;
+    expected_first_ = h.first_lsn;
+    cur_ = std::move(s);
+    return true;
+  }
+  done_ = true;
+  return false;
+}
+
+bool LogReader::Impl::Next(Record* record) {
+  while (!done_) {
+    if (cur_ == nullptr) {
+      if (!OpenNextSegment()) return false;
+    }
+    if (cur_->Next(record)) {
+      if (record->lsn < options_.start_lsn) continue;
+      if (report_.records > 0 && record->lsn <= report_.last_lsn) {
+        continue;  // salvage of overlapping segments: already returned
+      }
+      if (report_.records == 0) report_.first_lsn = record->lsn;
+      report_.last_lsn = record->lsn;
+      report_.records++;
+      return true;
+    }
+    Absorb(*cur_);
+    if (!cur_->status().ok()) {
+      status_ = cur_->status();
+      done_ = true;
+      cur_.reset();
+      return false;
+    }
+    expected_first_ = cur_->next_lsn();
+    cur_.reset();
+  }
+  return false;
+}
+
+LogReader::LogReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LogReader::~LogReader() = default;
+
+absl::StatusOr<std::unique_ptr<LogReader>> LogReader::Open(
+    const LogReaderOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  absl::Status s = impl->Init();
+  if (!s.ok()) return s;
+  return std::unique_ptr<LogReader>(new LogReader(std::move(impl)));
+}
+
+bool LogReader::Next(Record* record) { return impl_->Next(record); }
+absl::Status LogReader::status() const { return impl_->status_; }
+const ReadReport& LogReader::report() const { return impl_->report_; }
+const std::vector<std::string>& LogReader::segments() const {
+  return impl_->paths_;
+}
+const std::string& LogReader::schema() const { return impl_->schema_; }
+
+}  // namespace log
+}  // namespace walstate

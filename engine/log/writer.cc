@@ -1,0 +1,399 @@
+#include "engine/log/writer.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace walstate {
+namespace log {
+
+// One segment's bytes waiting to be written: for a new segment its header
+// (the file is created first), then framed records.
+struct LogWriter::PendingSegment {
+  uint64_t number = 0;
+  bool create = false;  // the file does not exist yet; `header` starts it
+  std::string header;
+  std::string data;       // framed records
+  uint64_t last_lsn = 0;  // of the last record in `data` (0: none)
+
+  void Reset() {
+    number = 0;
+    create = false;
+    header.clear();
+    data.clear();
+    last_lsn = 0;
+  }
+};
+
+namespace {
+
+// Buffers larger than this are freed after a write instead of being reused.
+constexpr size_t kMaxSpareCapacity = 4u << 20;
+constexpr size_t kMaxSpares = 4;
+
+uint64_t NewSalt() {
+  std::random_device rd;
+  uint64_t salt = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return salt;
+}
+
+// Keeps the status code, prefixes the message with what the writer was doing.
+absl::Status Annotate(const absl::Status& s, absl::string_view context) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
+}
+
+}  // namespace
+
+LogWriter::LogWriter(const WriterOptions& options) : options_(options) {}
+
+LogWriter::~LogWriter() = default;
+
+absl::StatusOr<std::unique_ptr<LogWriter>> LogWriter::Create(
+    const WriterOptions& options, uint64_t segment_number, uint64_t next_lsn) {
+  if (options.fs == nullptr || options.dir.empty()) {
+    return absl::InvalidArgumentError(
+        "LogWriter::Create: options.fs and options.dir are required");
+  }
+  if (next_lsn == 0) {
+    return absl::InvalidArgumentError(
+        "LogWriter::Create: LSNs start at 1 (0 means \"no record\")");
+  }
+  const std::string path =
+      JoinPath(options.dir, SegmentFileName(segment_number));
+  absl::StatusOr<bool> exists = options.fs->FileExists(path);
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("log segment ", path,
+                     " already exists; a new writer must start a new segment "
+                     "(recover the directory first)"));
+  }
+
+  std::unique_ptr<LogWriter> w(new LogWriter(options));
+  w->next_lsn_ = next_lsn;
+  w->written_lsn_ = next_lsn - 1;
+  w->durable_lsn_ = next_lsn - 1;
+  w->segment_number_ = segment_number;
+  w->segment_salt_ = NewSalt();
+
+  FileHeader header;
+  header.kind = FileKind::kSegment;
+  header.file_number = segment_number;
+  header.first_lsn = next_lsn;
+  header.salt = w->segment_salt_;
+  header.created_micros =
+      static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+  header.schema = options.schema;
+  std::string encoded;
+  EncodeFileHeader(header, &encoded);
+  w->segment_bytes_ = encoded.size();
+
+  absl::Status s = w->OpenSegmentFile(segment_number, encoded);
+  if (!s.ok()) {
+    if (w->file_ != nullptr) w->file_->Close().IgnoreError();
+    return s;
+  }
+  w->stats_.syncs++;  // OpenSegmentFile syncs the header
+  w->stats_.bytes_written += encoded.size();
+  w->stats_.segments_created++;
+  return w;
+}
+
+absl::Status LogWriter::OpenSegmentFile(uint64_t number,
+                                        const std::string& header) {
+  const std::string path = JoinPath(options_.dir, SegmentFileName(number));
+  auto file = options_.fs->NewWritableFile(path);
+  if (!file.ok()) {
+    return Annotate(file.status(), "creating log segment");
+  }
+  file_ = std::move(*file);
+  file_unsynced_ = false;
+  absl::Status s = file_->Append(header);
+  if (!s.ok()) return Annotate(s, "writing log segment header");
+  if (options_.preallocate && options_.max_segment_bytes > header.size()) {
+    s = file_->Preallocate(options_.max_segment_bytes - header.size());
+    if (!s.ok()) return Annotate(s, "preallocating log segment");
+  }
+  // The header is made durable before any record is written to the file, so
+  // after a crash a damaged header of the last segment can only come from a
+  // create that never completed (a torn tail), never from lost records.
+  s = file_->Sync();
+  if (!s.ok()) {
+    return Annotate(s, absl::StrCat("fdatasync of log segment header ", path,
+                                    " (offset 0..", header.size(), ")"));
+  }
+  s = options_.fs->SyncDir(options_.dir);
+  if (!s.ok()) return Annotate(s, absl::StrCat("after creating ", path));
+  return absl::OkStatus();
+}
+
+absl::Status LogWriter::SyncFile() {
+  absl::Status s = file_->Sync();
+  if (!s.ok()) {
+    return Annotate(s, absl::StrCat("fdatasync of log segment ", file_->path(),
+                                    " (bytes up to offset ", file_->Size(),
+                                    "); the log is poisoned, reopen the store "
+                                    "through recovery"));
+  }
+  file_unsynced_ = false;
+  return absl::OkStatus();
+}
+
+void LogWriter::StartSegmentLocked() {
+  segment_number_++;
+  segment_salt_ = NewSalt();
+  segment_records_ = 0;
+
+  std::unique_ptr<PendingSegment> seg;
+  if (!spare_.empty()) {
+    seg = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    seg = std::make_unique<PendingSegment>();
+  }
+  seg->number = segment_number_;
+  seg->create = true;
+  FileHeader header;
+  header.kind = FileKind::kSegment;
+  header.file_number = segment_number_;
+  header.first_lsn = next_lsn_;
+  header.salt = segment_salt_;
+  header.created_micros =
+      static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+  header.schema = options_.schema;
+  EncodeFileHeader(header, &seg->header);
+  segment_bytes_ = seg->header.size();
+  stats_.buffered_bytes += seg->header.size();
+  pending_.push_back(std::move(seg));
+}
+
+LogWriter::PendingSegment* LogWriter::PendingForCurrentLocked() {
+  if (!pending_.empty() && pending_.back()->number == segment_number_) {
+    return pending_.back().get();
+  }
+  std::unique_ptr<PendingSegment> seg;
+  if (!spare_.empty()) {
+    seg = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    seg = std::make_unique<PendingSegment>();
+  }
+  seg->number = segment_number_;
+  pending_.push_back(std::move(seg));
+  return pending_.back().get();
+}
+
+absl::StatusOr<uint64_t> LogWriter::Append(uint8_t type,
+                                           absl::string_view payload) {
+  if (payload.size() > kMaxRecordSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("log record of ", payload.size(),
+                     " bytes exceeds the maximum of ", kMaxRecordSize));
+  }
+  if (type == kInvalid) {
+    return absl::InvalidArgumentError("log record type 0 is invalid");
+  }
+  const uint64_t framed = FramedSize(payload.size());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!poison_.ok()) return poison_;
+  if (closed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("log writer for ", options_.dir, " is closed"));
+  }
+  if (segment_records_ > 0 &&
+      segment_bytes_ + framed > options_.max_segment_bytes) {
+    StartSegmentLocked();
+  }
+  PendingSegment* seg = PendingForCurrentLocked();
+  const uint64_t lsn = next_lsn_++;
+  EncodeRecord(segment_salt_, lsn, type, payload, &seg->data);
+  seg->last_lsn = lsn;
+  segment_bytes_ += framed;
+  segment_records_++;
+  stats_.buffered_bytes += framed;
+  return lsn;
+}
+
+void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
+  io_busy_ = true;
+  std::vector<std::unique_ptr<PendingSegment>> batch;
+  batch.swap(pending_);
+  stats_.buffered_bytes = 0;
+  uint64_t written = written_lsn_;  // last LSN handed to the file system
+  uint64_t durable = durable_lsn_;
+  lock.unlock();
+
+  uint64_t syncs = 0;
+  uint64_t bytes = 0;
+  uint64_t created = 0;
+  absl::Status s;
+  for (auto& seg : batch) {
+    if (seg->create) {
+      // Everything in the old segment must be durable before the new one
+      // exists, so that what survives a crash is a prefix of the log.
+      if (file_ != nullptr) {
+        if (file_unsynced_) {
+          s = SyncFile();
+          if (!s.ok()) break;
+          syncs++;
+          durable = written;
+        }
+        s = file_->Close();
+        if (!s.ok()) {
+          s = Annotate(s, "closing full log segment");
+          break;
+        }
+        file_.reset();
+      }
+      s = OpenSegmentFile(seg->number, seg->header);
+      syncs++;  // the header sync (counted even if it failed)
+      if (!s.ok()) break;
+      created++;
+      bytes += seg->header.size();
+    }
+    if (!seg->data.empty()) {
+      const uint64_t offset = file_->Size();
+      s = file_->Append(seg->data);
+      if (!s.ok()) {
+        s = Annotate(s, absl::StrCat("appending ", seg->data.size(),
+                                     " bytes of records at offset ", offset,
+                                     " of log segment ", file_->path()));
+        break;
+      }
+      file_unsynced_ = true;
+      bytes += seg->data.size();
+      written = seg->last_lsn;
+    }
+  }
+  if (s.ok() && sync && file_unsynced_) {
+    s = SyncFile();
+    syncs++;
+    if (s.ok()) durable = written;
+  }
+
+  lock.lock();
+  io_busy_ = false;
+  stats_.syncs += syncs;
+  stats_.bytes_written += bytes;
+  stats_.segments_created += created;
+  if (durable > durable_lsn_) {
+    stats_.synced_records += durable - durable_lsn_;
+    durable_lsn_ = durable;
+  }
+  written_lsn_ = written;
+  if (!s.ok() && poison_.ok()) poison_ = s;
+  for (auto& seg : batch) {
+    if (spare_.size() >= kMaxSpares ||
+        seg->data.capacity() > kMaxSpareCapacity) {
+      continue;
+    }
+    seg->Reset();
+    spare_.push_back(std::move(seg));
+  }
+  cv_.notify_all();
+}
+
+absl::Status LogWriter::WaitForLocked(std::unique_lock<std::mutex>& lock,
+                                      uint64_t lsn, bool sync) {
+  while (true) {
+    if (!poison_.ok()) return poison_;
+    if ((sync ? durable_lsn_ : written_lsn_) >= lsn) return absl::OkStatus();
+    if (!io_busy_) {
+      WriteOutLocked(lock, sync);
+    } else {
+      cv_.wait(lock);
+    }
+  }
+}
+
+absl::Status LogWriter::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!poison_.ok()) return poison_;
+  if (closed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("log writer for ", options_.dir, " is closed"));
+  }
+  return WaitForLocked(lock, next_lsn_ - 1, /*sync=*/false);
+}
+
+absl::Status LogWriter::SyncTo(uint64_t lsn) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!poison_.ok()) return poison_;
+  if (closed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("log writer for ", options_.dir, " is closed"));
+  }
+  // An LSN not assigned yet cannot be waited for; sync what exists.
+  lsn = std::min(lsn, next_lsn_ - 1);
+  if (durable_lsn_ >= lsn) return absl::OkStatus();
+  stats_.sync_requests++;
+  return WaitForLocked(lock, lsn, /*sync=*/true);
+}
+
+absl::Status LogWriter::Sync() {
+  uint64_t last;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last = next_lsn_ - 1;
+  }
+  return SyncTo(last);
+}
+
+absl::Status LogWriter::Close() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) {
+    // A second Close (or one racing the first) waits for the first to finish.
+    while (io_busy_) cv_.wait(lock);
+    return poison_;
+  }
+  closed_ = true;  // later Appends fail; buffered ones are still synced
+  absl::Status s = poison_;
+  if (s.ok()) s = WaitForLocked(lock, next_lsn_ - 1, /*sync=*/true);
+  while (io_busy_) cv_.wait(lock);
+  io_busy_ = true;
+  std::unique_ptr<WritableFile> file = std::move(file_);
+  lock.unlock();
+  absl::Status close_status;
+  if (file != nullptr) close_status = file->Close();
+  lock.lock();
+  io_busy_ = false;
+  if (s.ok() && !close_status.ok()) {
+    s = Annotate(close_status, "closing log segment");
+    if (poison_.ok()) poison_ = s;
+  }
+  cv_.notify_all();
+  return s;
+}
+
+absl::Status LogWriter::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return poison_;
+}
+
+uint64_t LogWriter::last_lsn() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_lsn_ - 1;
+}
+
+uint64_t LogWriter::durable_lsn() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return durable_lsn_;
+}
+
+WriterStats LogWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  WriterStats s = stats_;
+  s.last_lsn = next_lsn_ - 1;
+  s.durable_lsn = durable_lsn_;
+  s.current_segment = segment_number_;
+  s.current_segment_bytes = segment_bytes_;
+  return s;
+}
+
+}  // namespace log
+}  // namespace walstate
