@@ -1,0 +1,60 @@
+// Recovery: rebuilds the in-memory session table from a data directory —
+// the newest usable snapshot, then the log after it — without writing
+// anything. Engine::Open uses it and then repairs the tail; walctl uses it for
+// `show --at-lsn`, `stats` and offline `compact`.
+#ifndef WALSTATE_ENGINE_RECOVERY_H_
+#define WALSTATE_ENGINE_RECOVERY_H_
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/fs/file_system.h"
+#include "engine/log/reader.h"
+#include "engine/state/schema.h"
+#include "engine/state/session_table.h"
+#include "engine/walstate.h"
+#include "proto/walstate/record.pb.h"
+
+namespace walstate {
+
+struct RecoveryOptions {
+  FileSystem* fs = nullptr;  // required
+  std::string dir;           // required
+  log::RecoveryMode mode = log::RecoveryMode::kTolerateTornTail;
+  // Replay only records with LSN <= stop_at_lsn (`walctl show --at-lsn`).
+  // FailedPrecondition if the retained history starts after it.
+  uint64_t stop_at_lsn = std::numeric_limits<uint64_t>::max();
+};
+
+struct RecoveredState {
+  std::unique_ptr<SessionTable> table;
+  RecoveryReport report;
+  record::Manifest manifest;  // as read (empty if there was none)
+  bool has_manifest = false;
+  // Ticks left open at the end of the log (a crash mid-tick); Engine::Open
+  // writes a kTickAbort for each so later recoveries need not hold them.
+  std::vector<uint64_t> open_ticks;
+  // Tail repair Engine::Open must do before appending: cut `torn_file` at
+  // `torn_offset` (empty: nothing to cut); delete segments whose header was
+  // torn (a crash right after create).
+  std::vector<std::string> torn_header_segments;
+  uint64_t next_segment_number = 1;
+  uint64_t next_lsn = 1;
+};
+
+// Recovers the state in options.dir for sessions described by `schema`.
+absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
+                                       const Schema& schema);
+
+// The schema stored in the directory's newest file header (for tools that do
+// not link the user's generated code). NotFound if no file has one.
+absl::StatusOr<std::unique_ptr<Schema>> ReadStoredSchema(FileSystem* fs,
+                                                         const std::string& dir);
+
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_RECOVERY_H_
