@@ -1,0 +1,173 @@
+// Helpers shared by the log tests: scratch directories, deterministic logs,
+// reading a whole log back, raw file surgery, and a FileSystem wrapper that
+// counts calls and injects failures.
+#ifndef WALSTATE_TESTS_LOG_TEST_UTIL_H_
+#define WALSTATE_TESTS_LOG_TEST_UTIL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/fs/file_system.h"
+#include "engine/log/format.h"
+#include "engine/log/reader.h"
+#include "engine/log/writer.h"
+
+namespace walstate {
+namespace log {
+namespace testing {
+
+// A new empty directory under $TEST_TMPDIR (or /tmp).
+std::string NewTempDir();
+
+// Deterministic payload of `size` bytes for record `lsn`.
+std::string MakePayload(uint64_t lsn, size_t size);
+
+struct ExpectedRecord {
+  uint64_t lsn = 0;
+  uint8_t type = 0;
+  std::string payload;
+};
+
+// Writes records of the given payload sizes (type kUpdate unless `types` is
+// given) into a new log in `dir` starting at segment 1, LSN 1, syncs and
+// closes it. Returns the records written.
+std::vector<ExpectedRecord> WriteLog(const std::string& dir,
+                                     const std::vector<size_t>& sizes,
+                                     uint64_t max_segment_bytes,
+                                     const std::vector<uint8_t>& types = {});
+
+struct ReadResult {
+  absl::Status open_status;  // of LogReader::Open
+  absl::Status status;       // of LogReader after the last Next()
+  std::vector<ExpectedRecord> records;
+  ReadReport report;
+  std::vector<std::string> segments;
+};
+
+ReadResult ReadLog(const std::string& dir, RecoveryMode mode,
+                   uint64_t start_lsn = 0);
+
+// The segment files of `dir`, sorted.
+std::vector<std::string> SegmentPaths(const std::string& dir);
+
+// Raw file access for damaging files (tests only; bypasses FileSystem).
+std::string ReadBytes(const std::string& path);
+void WriteBytes(const std::string& path, const std::string& data);
+
+// Frame boundaries of a clean file: the header end, then the end of each
+// record.
+std::vector<uint64_t> FrameEnds(const std::string& path);
+
+// Human-readable summary of a report's problems, for failure messages.
+std::string Describe(const ReadReport& report);
+
+// Wraps FileSystem::Default(): counts syncs per file, logs operations, and
+// fails chosen calls.
+class FaultyFileSystem : public FileSystem {
+ public:
+  explicit FaultyFileSystem(FileSystem* base = FileSystem::Default())
+      : base_(base) {}
+
+  // The n-th (1-based, counted over all files) WritableFile::Sync from now
+  // on fails with an I/O error; later syncs succeed again (they must never
+  // be called on that file, which the tests check).
+  void FailSyncNumber(int n) {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_sync_at_ = syncs_ + n;
+  }
+  // The n-th Append from now on fails.
+  void FailAppendNumber(int n) {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_append_at_ = appends_ + n;
+  }
+  // NewWritableFile of a path ending with `suffix` fails.
+  void FailCreate(const std::string& suffix) {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_create_suffix_ = suffix;
+  }
+
+  int syncs() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return syncs_;
+  }
+  int syncs_of(const std::string& path) const {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = syncs_by_path_.find(path);
+    return it == syncs_by_path_.end() ? 0 : it->second;
+  }
+  // "create PATH", "append PATH N", "sync PATH", "syncdir DIR", "close PATH".
+  std::vector<std::string> ops() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return ops_;
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    return base_->NewRandomAccessFile(path);
+  }
+  absl::StatusOr<bool> FileExists(const std::string& path) override {
+    return base_->FileExists(path);
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& dir) override {
+    return base_->ListDir(dir);
+  }
+  absl::Status CreateDir(const std::string& dir) override {
+    return base_->CreateDir(dir);
+  }
+  absl::Status DeleteFile(const std::string& path) override {
+    return base_->DeleteFile(path);
+  }
+  absl::Status RenameFile(const std::string& from,
+                          const std::string& to) override {
+    return base_->RenameFile(from, to);
+  }
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    return base_->TruncateFile(path, size);
+  }
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
+    return base_->FileSize(path);
+  }
+  absl::Status SyncDir(const std::string& dir) override;
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path, const std::string& owner) override {
+    return base_->LockFile(path, owner);
+  }
+
+ private:
+  class File;
+  friend class File;
+
+  absl::Status OnSync(const std::string& path);
+  absl::Status OnAppend(const std::string& path, size_t n);
+  void Log(std::string op) {
+    std::lock_guard<std::mutex> l(mu_);
+    ops_.push_back(std::move(op));
+  }
+
+  FileSystem* const base_;
+  mutable std::mutex mu_;
+  int syncs_ = 0;
+  int fail_sync_at_ = -1;
+  int appends_ = 0;
+  int fail_append_at_ = -1;
+  std::string fail_create_suffix_;
+  std::map<std::string, int> syncs_by_path_;
+  std::vector<std::string> ops_;
+};
+
+}  // namespace testing
+}  // namespace log
+}  // namespace walstate
+
+#endif  // WALSTATE_TESTS_LOG_TEST_UTIL_H_

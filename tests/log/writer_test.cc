@@ -1,0 +1,381 @@
+// LogWriter: round trips, segment rollover, stats, option handling, and the
+// poisoning rules after I/O errors.
+#include "engine/log/writer.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/log/test_util.h"
+
+namespace walstate {
+namespace log {
+namespace {
+
+using testing::Describe;
+using testing::ExpectedRecord;
+using testing::FaultyFileSystem;
+using ::testing::HasSubstr;
+using testing::MakePayload;
+using testing::NewTempDir;
+using testing::ReadLog;
+using testing::SegmentPaths;
+
+void ExpectSameRecords(const std::vector<ExpectedRecord>& want,
+                       const std::vector<ExpectedRecord>& got) {
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(want[i].lsn, got[i].lsn) << i;
+    EXPECT_EQ(want[i].type, got[i].type) << i;
+    EXPECT_TRUE(want[i].payload == got[i].payload)
+        << "payload of LSN " << want[i].lsn << " differs";
+  }
+}
+
+TEST(WriterTest, RoundTripOfAllSizesAcrossSegments) {
+  const std::string dir = NewTempDir();
+  const std::vector<size_t> sizes = {0,       1, 7,       8, 9, 100,  4096,
+                                     1 << 20, 0, 5 << 20, 1, 7, 4096, 100,
+                                     5 << 20, 9, 1 << 20, 8, 0, 3};
+  auto written = testing::WriteLog(dir, sizes, 64 << 10);
+  ASSERT_EQ(written.size(), sizes.size());
+  for (size_t i = 0; i < written.size(); ++i) EXPECT_EQ(written[i].lsn, i + 1);
+
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_TRUE(result.report.problems.empty()) << Describe(result.report);
+  ExpectSameRecords(written, result.records);
+  EXPECT_EQ(result.report.records, sizes.size());
+  EXPECT_EQ(result.report.first_lsn, 1u);
+  EXPECT_EQ(result.report.last_lsn, sizes.size());
+  // Large records each get a segment of their own.
+  auto segs = SegmentPaths(dir);
+  EXPECT_GE(segs.size(), 6u);
+  EXPECT_EQ(result.segments, segs);
+  EXPECT_EQ(result.report.files, segs.size());
+  EXPECT_EQ(result.report.last_good_file, segs.back());
+  EXPECT_EQ(result.report.last_good_offset,
+            testing::ReadBytes(segs.back()).size());
+}
+
+TEST(WriterTest, SegmentsRespectMaxSizeAndCarrySchema) {
+  const std::string dir = NewTempDir();
+  WriterOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir;
+  options.max_segment_bytes = 4096;
+  options.schema = "example schema blob";
+  auto w = LogWriter::Create(options, 7, 100);
+  ASSERT_TRUE(w.ok()) << w.status();
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 200; ++i) {
+    payloads.push_back(MakePayload(i, 37 + i % 50));
+    auto lsn = (*w)->Append(kUpdate, payloads.back());
+    ASSERT_TRUE(lsn.ok()) << lsn.status();
+    EXPECT_EQ(*lsn, 100u + i);
+  }
+  ASSERT_TRUE((*w)->Close().ok());
+  WriterStats stats = (*w)->stats();
+  EXPECT_EQ(stats.last_lsn, 299u);
+  EXPECT_EQ(stats.durable_lsn, 299u);
+
+  auto segs = SegmentPaths(dir);
+  ASSERT_GT(segs.size(), 3u);
+  EXPECT_EQ(stats.segments_created, segs.size());
+  EXPECT_EQ(stats.current_segment, 7 + segs.size() - 1);
+  EXPECT_EQ(segs.front(), JoinPath(dir, SegmentFileName(7)));
+  uint64_t total = 0;
+  uint64_t next_first = 100;
+  for (const auto& path : segs) {
+    std::string bytes = testing::ReadBytes(path);
+    total += bytes.size();
+    EXPECT_LE(bytes.size(), 4096u) << path;
+    auto r = FileReader::Open(FileSystem::Default(), path,
+                              RecoveryMode::kStrict, path == segs.back());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)->header().schema, "example schema blob");
+    EXPECT_EQ((*r)->header().kind, FileKind::kSegment);
+    EXPECT_EQ((*r)->header().first_lsn, next_first);
+    Record rec;
+    while ((*r)->Next(&rec)) next_first = rec.lsn + 1;
+    EXPECT_TRUE((*r)->status().ok());
+  }
+  EXPECT_EQ(next_first, 300u);
+  EXPECT_EQ(stats.bytes_written, total);
+  // Each segment's salt differs.
+  std::string h1 = testing::ReadBytes(segs[0]).substr(40, 8);
+  std::string h2 = testing::ReadBytes(segs[1]).substr(40, 8);
+  EXPECT_NE(h1, h2);
+
+  LogReaderOptions ro;
+  ro.fs = FileSystem::Default();
+  ro.dir = dir;
+  auto reader = LogReader::Open(ro);
+  ASSERT_TRUE(reader.ok());
+  Record rec;
+  int n = 0;
+  while ((*reader)->Next(&rec)) {
+    EXPECT_TRUE(rec.payload == payloads[n]) << n;
+    ++n;
+  }
+  EXPECT_EQ(n, 200);
+  EXPECT_EQ((*reader)->schema(), "example schema blob");
+}
+
+TEST(WriterTest, FlushWritesWithoutSyncAndSyncToGroupsRecords) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const int header_syncs = fs.syncs();
+  EXPECT_EQ(header_syncs, 1);  // the header is synced by Create
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*w)->Append(kUpdate, "x").ok());
+  EXPECT_GT((*w)->stats().buffered_bytes, 0u);
+  // Nothing is written before Flush.
+  auto segs = SegmentPaths(dir);
+  ASSERT_EQ(segs.size(), 1u);
+  const size_t header_size = testing::ReadBytes(segs[0]).size();
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_EQ(fs.syncs(), header_syncs);
+  EXPECT_EQ((*w)->durable_lsn(), 0u);
+  EXPECT_EQ((*w)->stats().buffered_bytes, 0u);
+  EXPECT_EQ(testing::ReadBytes(segs[0]).size(), header_size + 10 * 32);
+  // Already readable (the page cache has it).
+  EXPECT_EQ(ReadLog(dir, RecoveryMode::kStrict).records.size(), 10u);
+
+  ASSERT_TRUE((*w)->SyncTo(5).ok());
+  EXPECT_EQ(fs.syncs(), header_syncs + 1);
+  EXPECT_EQ((*w)->durable_lsn(), 10u);  // one sync covered everything written
+  ASSERT_TRUE((*w)->SyncTo(10).ok());
+  EXPECT_EQ(fs.syncs(), header_syncs + 1);  // nothing new: no sync
+  ASSERT_TRUE((*w)->Sync().ok());
+  EXPECT_EQ(fs.syncs(), header_syncs + 1);
+  // SyncTo an LSN not assigned yet syncs what exists.
+  ASSERT_TRUE((*w)->Append(kDelete, "y").ok());
+  ASSERT_TRUE((*w)->SyncTo(1000).ok());
+  EXPECT_EQ((*w)->durable_lsn(), 11u);
+  WriterStats stats = (*w)->stats();
+  EXPECT_EQ(stats.syncs, 3u);
+  EXPECT_EQ(stats.synced_records, 11u);
+  EXPECT_EQ(stats.sync_requests, 2u);
+  ASSERT_TRUE((*w)->Close().ok());
+}
+
+TEST(WriterTest, OldSegmentIsSyncedBeforeTheNextIsCreated) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  options.max_segment_bytes = 200;
+  options.preallocate = true;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE((*w)->Append(kUpdate, std::string(30, 'a' + i)).ok());
+  }
+  ASSERT_TRUE((*w)->Flush().ok());  // writes two segments, syncs at rollover
+  const std::string seg1 = JoinPath(dir, SegmentFileName(1));
+  const std::string seg2 = JoinPath(dir, SegmentFileName(2));
+  std::vector<std::string> ops = fs.ops();
+  auto pos = [&](const std::string& op) {
+    return std::find(ops.begin(), ops.end(), op) - ops.begin();
+  };
+  // seg-1: create, header, sync, dirsync, records; then sync before seg-2.
+  const auto create2 = pos("create " + seg2);
+  ASSERT_LT(create2, static_cast<long>(ops.size()));
+  int seg1_syncs_before = 0;
+  for (long i = 0; i < create2; ++i) {
+    if (ops[i] == "sync " + seg1) ++seg1_syncs_before;
+  }
+  EXPECT_EQ(seg1_syncs_before, 2);  // header + records
+  EXPECT_LT(pos("close " + seg1), create2);
+  // The new segment's header is synced and the directory too, before records.
+  long i = create2 + 1;
+  EXPECT_THAT(ops[i++], HasSubstr("append " + seg2));
+  EXPECT_EQ(ops[i++], "sync " + seg2);
+  EXPECT_EQ(ops[i++], "syncdir " + dir);
+  EXPECT_THAT(ops[i++], HasSubstr("append " + seg2));
+  EXPECT_EQ((*w)->durable_lsn(), 2u);  // seg-1's records, synced at rollover
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_EQ((*w)->durable_lsn(), 4u);
+  // Preallocation keeps the size: the file holds just what was written.
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.records.size(), 4u);
+}
+
+TEST(WriterTest, ArgumentAndStateErrors) {
+  const std::string dir = NewTempDir();
+  WriterOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir;
+  EXPECT_EQ(LogWriter::Create(options, 1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  WriterOptions no_fs = options;
+  no_fs.fs = nullptr;
+  EXPECT_EQ(LogWriter::Create(no_fs, 1, 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok());
+  // The segment exists now: a second writer must not truncate it.
+  auto again = LogWriter::Create(options, 1, 1);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  // Missing directory.
+  WriterOptions missing = options;
+  missing.dir = dir + "/nope";
+  EXPECT_FALSE(LogWriter::Create(missing, 1, 1).ok());
+
+  EXPECT_EQ((*w)->Append(kInvalid, "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::string huge(kMaxRecordSize + 1, 'h');
+  EXPECT_EQ((*w)->Append(kUpdate, huge).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Neither poisoned the writer.
+  EXPECT_TRUE((*w)->status().ok());
+  auto lsn = (*w)->Append(kUpdate, "ok");
+  ASSERT_TRUE(lsn.ok());
+  EXPECT_EQ(*lsn, 1u);
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_TRUE((*w)->Close().ok());  // idempotent
+  EXPECT_EQ((*w)->Append(kUpdate, "late").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE((*w)->Flush().ok());
+  EXPECT_FALSE((*w)->SyncTo(1).ok());
+  EXPECT_EQ(ReadLog(dir, RecoveryMode::kStrict).records.size(), 1u);
+}
+
+TEST(WriterTest, MaxSizeRecordRoundTrips) {
+  const std::string dir = NewTempDir();
+  auto written = testing::WriteLog(dir, {3, kMaxRecordSize, 3}, 1 << 20);
+  ASSERT_EQ(written.size(), 3u);
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ExpectSameRecords(written, result.records);
+  EXPECT_EQ(SegmentPaths(dir).size(), 3u);
+}
+
+// --- poisoning -------------------------------------------------------------
+
+TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const std::string seg1 = JoinPath(dir, SegmentFileName(1));
+
+  auto a = (*w)->Append(kUpdate, "first");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*w)->SyncTo(*a).ok());
+  const int syncs_before = fs.syncs_of(seg1);
+
+  auto b = (*w)->Append(kUpdate, "second");
+  ASSERT_TRUE(b.ok());
+  fs.FailSyncNumber(1);
+  absl::Status s = (*w)->SyncTo(*b);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr(seg1));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("offset"));
+  EXPECT_EQ(fs.syncs_of(seg1), syncs_before + 1);
+  EXPECT_EQ((*w)->durable_lsn(), *a);
+
+  // Everything after fails with the same error; no sync is attempted again.
+  EXPECT_EQ((*w)->status(), s);
+  EXPECT_EQ((*w)->Append(kUpdate, "third").status(), s);
+  EXPECT_EQ((*w)->SyncTo(*b), s);
+  EXPECT_EQ((*w)->SyncTo(*a), s);  // even for an LSN that was durable
+  EXPECT_EQ((*w)->Sync(), s);
+  EXPECT_EQ((*w)->Flush(), s);
+  EXPECT_EQ((*w)->Close(), s);
+  EXPECT_EQ(fs.syncs_of(seg1), syncs_before + 1);
+  EXPECT_EQ((*w)->stats().durable_lsn, *a);
+}
+
+TEST(WriterPoisonTest, WaitersOfAFailedGroupAllGetTheError) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  LogWriter* writer = w->get();
+  fs.FailSyncNumber(1);
+  constexpr int kThreads = 6;
+  std::vector<absl::Status> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto lsn = writer->Append(kUpdate, "payload");
+      if (!lsn.ok()) {
+        results[t] = lsn.status();
+        return;
+      }
+      results[t] = writer->SyncTo(*lsn);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_FALSE(results[t].ok()) << "thread " << t;
+  }
+  EXPECT_EQ(fs.syncs(), 2);  // the header's, then the failed one
+  EXPECT_EQ(writer->durable_lsn(), 0u);
+}
+
+TEST(WriterPoisonTest, FailedAppendPoisons) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->Append(kUpdate, "a").ok());
+  fs.FailAppendNumber(1);
+  absl::Status s = (*w)->Flush();
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("offset"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(SegmentFileName(1)));
+  const int syncs = fs.syncs();
+  EXPECT_EQ((*w)->Sync(), s);
+  EXPECT_EQ((*w)->Append(kUpdate, "b").status(), s);
+  EXPECT_EQ(fs.syncs(), syncs);
+}
+
+TEST(WriterPoisonTest, FailedSegmentCreatePoisons) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  options.max_segment_bytes = 128;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  fs.FailCreate(SegmentFileName(2));
+  auto a = (*w)->Append(kUpdate, std::string(20, 'a'));
+  auto b = (*w)->Append(kUpdate, std::string(20, 'b'));  // starts seg-2
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*w)->stats().current_segment, 2u);
+  absl::Status s = (*w)->SyncTo(*b);
+  ASSERT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(SegmentFileName(2)));
+  // seg-1 was synced before the create was attempted.
+  EXPECT_EQ((*w)->durable_lsn(), *a);
+  EXPECT_EQ((*w)->SyncTo(*b), s);
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.records.size(), 1u);
+}
+
+}  // namespace
+}  // namespace log
+}  // namespace walstate
