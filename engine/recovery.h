@@ -52,8 +52,8 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
 
 // The schema stored in the directory's newest file header (for tools that do
 // not link the user's generated code). NotFound if no file has one.
-absl::StatusOr<std::unique_ptr<Schema>> ReadStoredSchema(FileSystem* fs,
-                                                         const std::string& dir);
+absl::StatusOr<std::unique_ptr<Schema>> ReadStoredSchema(
+    FileSystem* fs, const std::string& dir);
 
 }  // namespace walstate
 

@@ -4,7 +4,8 @@
 // A session's state is one protobuf message of the user's type. Updates are
 // partial: they set the listed top-level fields and touch nothing else. Each
 // field has a durability tier, declared in the .proto with
-// `[(walstate.durability) = IMMEDIATE]` or `BATCHED` (proto/walstate/options.proto):
+// `[(walstate.durability) = IMMEDIATE]` or `BATCHED`
+// (proto/walstate/options.proto):
 //
 //  - IMMEDIATE: Update() returns once the change is in the log and
 //    fdatasynced; concurrent callers share one fdatasync (group commit).
@@ -130,8 +131,8 @@ struct Stats {
   uint64_t snapshot_lsn = 0;
   absl::Time snapshot_time = absl::InfinitePast();
   uint64_t snapshots_written = 0;
-  uint64_t fsyncs = 0;           // fdatasyncs of log segments
-  uint64_t synced_records = 0;   // records made durable by them
+  uint64_t fsyncs = 0;          // fdatasyncs of log segments
+  uint64_t synced_records = 0;  // records made durable by them
   uint64_t immediate_updates = 0;
   uint64_t batched_updates = 0;
   uint64_t deletes = 0;

@@ -43,10 +43,9 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const record::Update& update) {
   }
   scratch_->Clear();
   if (!scratch_->ParseFromString(update.values())) {
-    return absl::DataLossError(
-        absl::StrCat("record at LSN ", lsn, ", session ", update.session(),
-                     ": values do not parse as ",
-                     schema.descriptor()->full_name()));
+    return absl::DataLossError(absl::StrCat(
+        "record at LSN ", lsn, ", session ", update.session(),
+        ": values do not parse as ", schema.descriptor()->full_name()));
   }
   SessionTable::Shard& shard = table_->ShardFor(update.session());
   std::lock_guard<std::mutex> lock(shard.mu);
@@ -145,9 +144,9 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
             absl::StrCat("tick end at LSN ", lsn, " does not parse"));
       }
       if (!open_ticks_.contains(end.tick()) && end.tick() > base_lsn_) {
-        return absl::DataLossError(absl::StrCat(
-            log::RecordTypeName(type), " at LSN ", lsn, " for tick ",
-            end.tick(), ", which is not open"));
+        return absl::DataLossError(
+            absl::StrCat(log::RecordTypeName(type), " at LSN ", lsn,
+                         " for tick ", end.tick(), ", which is not open"));
       }
       bool commit = type == log::kTickCommit;
       if (commit) {

@@ -79,8 +79,8 @@ absl::StatusOr<std::unique_ptr<Schema>> Schema::FromBlob(
   const Descriptor* d =
       schema->pool_->FindMessageTypeByName(stored.message_type());
   if (d == nullptr) {
-    return absl::DataLossError(absl::StrCat(
-        "stored schema lacks message type ", stored.message_type()));
+    return absl::DataLossError(absl::StrCat("stored schema lacks message type ",
+                                            stored.message_type()));
   }
   schema->factory_ = std::make_unique<google::protobuf::DynamicMessageFactory>(
       schema->pool_.get());

@@ -167,7 +167,8 @@ void SessionTable::ForEach(
     const std::function<void(absl::string_view, const Message&)>& fn) const {
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    for (const auto& [session, entry] : shard->sessions) fn(session, *entry.state);
+    for (const auto& [session, entry] : shard->sessions)
+      fn(session, *entry.state);
   }
 }
 
@@ -202,8 +203,8 @@ uint64_t SessionTable::ApproximateMemory() const {
   uint64_t bytes = 0;
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    bytes += shard->sessions.capacity() *
-             (sizeof(std::string) + sizeof(Entry) + 1);
+    bytes +=
+        shard->sessions.capacity() * (sizeof(std::string) + sizeof(Entry) + 1);
     for (const auto& [session, entry] : shard->sessions) {
       if (session.size() > 15) bytes += session.capacity() + 1;
       bytes += entry.state->SpaceUsedLong();

@@ -80,10 +80,9 @@ class SessionTable {
 
   // AlreadyExists if a UNIQUE indexed field among `fields` would take, in
   // `values`, a value another session holds.
-  absl::Status CheckUniqueLocked(absl::string_view session,
-                                 const google::protobuf::Message& values,
-                                 absl::Span<const Schema::Field* const> fields)
-      const;
+  absl::Status CheckUniqueLocked(
+      absl::string_view session, const google::protobuf::Message& values,
+      absl::Span<const Schema::Field* const> fields) const;
 
   // Sets `fields` of `session` (created if missing) to their values in
   // `values`, which is left holding unspecified values (fields are swapped,
@@ -104,18 +103,19 @@ class SessionTable {
   absl::Status Get(absl::string_view session,
                    google::protobuf::Message* out) const;
   bool Contains(absl::string_view session) const;
-  void ForEach(const std::function<void(absl::string_view,
-                                        const google::protobuf::Message&)>& fn)
-      const;
-  absl::StatusOr<std::vector<std::string>> Lookup(absl::string_view field,
-                                                  absl::string_view value) const;
+  void ForEach(
+      const std::function<void(absl::string_view,
+                               const google::protobuf::Message&)>& fn) const;
+  absl::StatusOr<std::vector<std::string>> Lookup(
+      absl::string_view field, absl::string_view value) const;
   size_t size() const { return size_.load(std::memory_order_relaxed); }
   size_t dirty_count() const;
   // Bytes used by states, keys and table overhead (walks every session).
   uint64_t ApproximateMemory() const;
 
  private:
-  using Index = absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>;
+  using Index =
+      absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>;
 
   void IndexRemoveLocked(absl::string_view session,
                          const google::protobuf::Message& state,
@@ -128,7 +128,7 @@ class SessionTable {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<size_t> size_{0};
   mutable std::mutex index_mu_;
-  std::vector<Index> indexes_;  // by position in schema_.indexed_fields()
+  std::vector<Index> indexes_;   // by position in schema_.indexed_fields()
   std::vector<int> index_slot_;  // field index -> slot in indexes_, or -1
 };
 

@@ -1,0 +1,216 @@
+#include "engine/recovery.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/log/format.h"
+#include "engine/snapshot/manifest.h"
+#include "engine/snapshot/snapshot_loader.h"
+#include "engine/state/replayer.h"
+
+namespace walstate {
+namespace {
+
+struct Candidate {
+  std::string file;
+  uint64_t lsn = 0;
+  const char* role = "";
+};
+
+}  // namespace
+
+absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
+                                       const Schema& schema) {
+  const absl::Time start = absl::Now();
+  FileSystem* fs = options.fs;
+  auto names = fs->ListDir(options.dir);
+  if (!names.ok()) return names.status();
+
+  RecoveredState out;
+  RecoveryReport& report = out.report;
+  uint64_t max_segment = 0;
+  uint64_t number = 0;
+  bool any_segment = false;
+  for (const std::string& name : *names) {
+    if (log::ParseSegmentFileName(name, &number)) {
+      max_segment = std::max(max_segment, number);
+      any_segment = true;
+    }
+  }
+  out.next_segment_number = any_segment ? max_segment + 1 : 1;
+
+  auto manifest = ReadManifest(fs, options.dir);
+  if (manifest.ok()) {
+    out.manifest = *manifest;
+    out.has_manifest = true;
+  } else if (!absl::IsNotFound(manifest.status())) {
+    return manifest.status();
+  }
+
+  // Newest first; for `--at-lsn`, only snapshots at or before the stop LSN.
+  std::vector<Candidate> candidates;
+  if (out.has_manifest) {
+    if (out.manifest.has_current() && !out.manifest.current().file().empty()) {
+      candidates.push_back({out.manifest.current().file(),
+                            out.manifest.current().lsn(), "current"});
+    }
+    if (out.manifest.has_previous() &&
+        !out.manifest.previous().file().empty()) {
+      candidates.push_back({out.manifest.previous().file(),
+                            out.manifest.previous().lsn(), "previous"});
+    }
+  }
+  const size_t published = candidates.size();
+  uint64_t oldest_snapshot = 0;
+  for (const Candidate& c : candidates) oldest_snapshot = c.lsn;
+  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                  [&](const Candidate& c) {
+                                    return c.lsn > options.stop_at_lsn;
+                                  }),
+                   candidates.end());
+  const bool history_cut = published > 0 && candidates.empty();
+
+  std::string failures;
+  for (const Candidate& c : candidates) {
+    auto table = std::make_unique<SessionTable>(schema);
+    auto loaded =
+        LoadSnapshot(fs, JoinPath(options.dir, c.file), c.lsn, table.get());
+    if (loaded.ok()) {
+      out.table = std::move(table);
+      report.snapshot_file = c.file;
+      report.snapshot_lsn = c.lsn;
+      report.snapshot_sessions = loaded->sessions;
+      break;
+    }
+    absl::StrAppend(&failures, failures.empty() ? "" : "; ", c.role,
+                    " snapshot ", c.file, ": ", loaded.status().message());
+    report.fell_back = true;
+  }
+  report.fallback_reason = failures;
+  if (out.table == nullptr) {
+    if (!candidates.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("no usable snapshot in ", options.dir, ": ", failures,
+                       ". Run `walctl verify ", options.dir,
+                       "`; restore the directory from a backup"));
+    }
+    out.table = std::make_unique<SessionTable>(schema);
+    report.fell_back = false;
+  }
+
+  const uint64_t base = report.snapshot_lsn;
+  log::LogReaderOptions ropts;
+  ropts.fs = fs;
+  ropts.dir = options.dir;
+  ropts.mode = options.mode;
+  ropts.start_lsn = base + 1;
+  auto reader = log::LogReader::Open(ropts);
+  if (!reader.ok()) return reader.status();
+
+  Replayer replayer(out.table.get(), base);
+  log::Record rec;
+  bool first = true;
+  while ((*reader)->Next(&rec)) {
+    if (rec.lsn <= base) continue;
+    if (first) {
+      first = false;
+      if (rec.lsn != base + 1 && history_cut) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "LSN ", options.stop_at_lsn,
+            " is older than the retained history: the oldest snapshot is at "
+            "LSN ",
+            oldest_snapshot, " and the log resumes at LSN ", rec.lsn));
+      }
+      if (rec.lsn != base + 1 && options.mode != log::RecoveryMode::kSalvage) {
+        return absl::DataLossError(absl::StrCat(
+            "log records ", base + 1, "..", rec.lsn - 1,
+            " are missing (the log resumes at ", rec.file, " offset ",
+            rec.offset, ")",
+            base == 0 ? " and no snapshot covers them" : " after snapshot",
+            ". Run `walctl verify ", options.dir, "`"));
+      }
+    }
+    if (rec.lsn > options.stop_at_lsn) break;
+    absl::Status s = replayer.Apply(rec.lsn, rec.type, rec.payload);
+    if (!s.ok()) {
+      return absl::Status(
+          s.code(),
+          absl::StrCat(rec.file, " offset ", rec.offset, ": ", s.message()));
+    }
+    ++report.records_replayed;
+    report.bytes_replayed += rec.framed_size;
+  }
+  if (!(*reader)->status().ok()) return (*reader)->status();
+  if (first && history_cut) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "LSN ", options.stop_at_lsn,
+        " is older than the retained history: the oldest snapshot is at LSN ",
+        oldest_snapshot, " and no log before it is kept"));
+  }
+
+  auto open_ticks = replayer.Finish();
+  if (!open_ticks.ok()) return open_ticks.status();
+  out.open_ticks = std::move(*open_ticks);
+
+  const log::ReadReport& rr = (*reader)->report();
+  report.segments_read = rr.files;
+  report.problems = rr.problems;
+  report.ticks_committed = replayer.ticks_committed();
+  report.ticks_aborted = replayer.ticks_aborted();
+  for (const log::Problem& p : rr.problems) {
+    if (p.kind != log::Problem::Kind::kTornTail) continue;
+    report.torn_bytes_dropped += p.bytes;
+    if (p.offset < log::kFileHeaderFixedSize) {
+      // A crash right after the segment was created: no header to keep.
+      out.torn_header_segments.push_back(p.file);
+    } else {
+      report.torn_file = p.file;
+      report.torn_offset = p.offset;
+    }
+  }
+  report.last_lsn = std::max(base, rr.last_lsn);
+  if (options.stop_at_lsn != std::numeric_limits<uint64_t>::max()) {
+    report.last_lsn = std::min(report.last_lsn, options.stop_at_lsn);
+  }
+  out.next_lsn = std::max(base, rr.last_lsn) + 1;
+  report.sessions = out.table->size();
+  report.duration = absl::Now() - start;
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Schema>> ReadStoredSchema(
+    FileSystem* fs, const std::string& dir) {
+  auto names = fs->ListDir(dir);
+  if (!names.ok()) return names.status();
+  // Newest segment first, then snapshots: the schema a store last wrote.
+  std::vector<std::pair<uint64_t, std::string>> files;
+  uint64_t n = 0;
+  for (const std::string& name : *names) {
+    if (log::ParseSegmentFileName(name, &n)) files.push_back({n, name});
+  }
+  std::sort(files.rbegin(), files.rend());
+  std::vector<std::pair<uint64_t, std::string>> snaps;
+  for (const std::string& name : *names) {
+    if (log::ParseSnapshotFileName(name, &n)) snaps.push_back({n, name});
+  }
+  std::sort(snaps.rbegin(), snaps.rend());
+  files.insert(files.end(), snaps.begin(), snaps.end());
+  std::string errors;
+  for (const auto& [unused, name] : files) {
+    auto reader = log::FileReader::Open(fs, JoinPath(dir, name),
+                                        log::RecoveryMode::kSalvage,
+                                        /*is_last=*/true);
+    if (!reader.ok() || !(*reader)->header_ok() ||
+        (*reader)->header().schema.empty()) {
+      continue;
+    }
+    auto schema = Schema::FromBlob((*reader)->header().schema);
+    if (schema.ok()) return schema;
+    absl::StrAppend(&errors, "; ", name, ": ", schema.status().message());
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no file in ", dir, " holds a readable schema", errors));
+}
+
+}  // namespace walstate

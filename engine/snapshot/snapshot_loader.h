@@ -1,0 +1,31 @@
+// Loads a snapshot file into a SessionTable. A snapshot is all or nothing:
+// any damage, a missing end record or a count that does not match is an
+// error, and the caller falls back to the previous snapshot.
+#ifndef WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_LOADER_H_
+#define WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_LOADER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/fs/file_system.h"
+#include "engine/state/session_table.h"
+
+namespace walstate {
+
+struct LoadedSnapshot {
+  uint64_t lsn = 0;
+  uint64_t sessions = 0;
+  uint64_t bytes = 0;
+};
+
+// Loads `path`, which must hold snapshot `expected_lsn`, into the empty
+// `table`. DataLoss naming the file and offset on any damage.
+absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
+                                            const std::string& path,
+                                            uint64_t expected_lsn,
+                                            SessionTable* table);
+
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_LOADER_H_

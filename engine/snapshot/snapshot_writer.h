@@ -1,0 +1,68 @@
+// SnapshotWriter writes one snapshot file: every live session as of an LSN,
+// in the log's record framing (format.h), ending with a kSnapshotEnd record.
+// It writes to "<name>.tmp" and only Finish() gives the file its real name
+// (after an fdatasync; then the directory is synced). Publishing it is the
+// MANIFEST's job; a snapshot no MANIFEST names is ignored.
+#ifndef WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_WRITER_H_
+#define WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_WRITER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/fs/file_system.h"
+#include "google/protobuf/message.h"
+
+namespace walstate {
+
+class SnapshotWriter {
+ public:
+  // Starts snapshot `lsn` in `dir` with `schema` (the header's schema blob).
+  static absl::StatusOr<std::unique_ptr<SnapshotWriter>> Create(
+      FileSystem* fs, const std::string& dir, uint64_t lsn,
+      const std::string& schema);
+
+  // Deletes the temporary file unless Finish() succeeded.
+  ~SnapshotWriter();
+
+  // Buffers one session (no I/O: safe under the caller's locks).
+  void Add(absl::string_view session, const google::protobuf::Message& state);
+
+  // Bytes buffered by Add() and not yet written.
+  size_t buffered_bytes() const { return buffer_.size(); }
+
+  // Writes what Add() buffered.
+  absl::Status WriteBuffered();
+
+  // Writes the end record, syncs, closes and renames to the final name, then
+  // syncs the directory.
+  absl::Status Finish();
+
+  const std::string& file_name() const { return name_; }
+  uint64_t sessions() const { return sessions_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  SnapshotWriter() = default;
+
+  FileSystem* fs_ = nullptr;
+  std::string dir_;
+  std::string name_;
+  std::string tmp_path_;
+  uint64_t lsn_ = 0;
+  uint64_t salt_ = 0;
+  uint64_t next_ordinal_ = 1;
+  uint64_t sessions_ = 0;
+  uint64_t bytes_ = 0;
+  bool finished_ = false;
+  std::unique_ptr<WritableFile> file_;
+  std::string buffer_;
+  std::string scratch_;
+};
+
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_WRITER_H_
