@@ -122,6 +122,15 @@ void WriteBytes(const std::string& path, const std::string& data) {
   EXPECT_TRUE(out.good()) << "cannot write " << path;
 }
 
+void WriteAt(const std::string& path, uint64_t offset,
+             const std::string& data) {
+  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(data.data(), static_cast<std::streamsize>(data.size()));
+  f.close();
+  EXPECT_TRUE(f.good()) << "cannot write " << path;
+}
+
 std::vector<uint64_t> FrameEnds(const std::string& path) {
   std::vector<uint64_t> ends;
   auto reader = FileReader::Open(FileSystem::Default(), path,

@@ -59,6 +59,8 @@ std::vector<std::string> SegmentPaths(const std::string& dir);
 // Raw file access for damaging files (tests only; bypasses FileSystem).
 std::string ReadBytes(const std::string& path);
 void WriteBytes(const std::string& path, const std::string& data);
+// Overwrites bytes in place (no truncation).
+void WriteAt(const std::string& path, uint64_t offset, const std::string& data);
 
 // Frame boundaries of a clean file: the header end, then the end of each
 // record.
