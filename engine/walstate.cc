@@ -108,6 +108,15 @@ void CopyField(const Message& src, const FieldDescriptor* f, Message* dst) {
   }
 }
 
+std::string ParentDir(const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const size_t slash = d.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return d.substr(0, slash);
+}
+
 std::string LockOwner() {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
@@ -229,6 +238,8 @@ absl::Status EngineImpl::Init(const Message& prototype) {
           " does not exist (set Options::create_if_missing to create it)"));
     }
     absl::Status s = fs_->CreateDir(dir_);
+    // The new directory's own name must survive a crash too.
+    if (s.ok()) s = fs_->SyncDir(ParentDir(dir_));
     if (!s.ok()) return s;
   }
   auto lock = fs_->LockFile(JoinPath(dir_, log::kLockFileName), LockOwner());

@@ -18,6 +18,9 @@ using google::protobuf::FileDescriptor;
 void CollectFiles(const FileDescriptor* file, std::set<std::string>* seen,
                   google::protobuf::FileDescriptorSet* out) {
   if (!seen->insert(file->name()).second) return;
+  // Protobuf's own files are in every reader's generated pool already, and
+  // descriptor.proto alone would add ~10 KB to every file header.
+  if (file->name().rfind("google/protobuf/", 0) == 0) return;
   for (int i = 0; i < file->dependency_count(); ++i) {
     CollectFiles(file->dependency(i), seen, out);
   }
