@@ -1,0 +1,74 @@
+// Decoding record payloads for people and scripts: the walstate.record
+// payload of each record type, and session values through the schema stored
+// in the file's header (Schema::FromBlob), so any user's schema decodes
+// without recompiling walctl.
+#ifndef WALSTATE_TOOLS_WALCTL_DECODE_H_
+#define WALSTATE_TOOLS_WALCTL_DECODE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "engine/state/schema.h"
+#include "google/protobuf/message.h"
+#include "tools/walctl/common.h"
+
+namespace walstate {
+namespace walctl {
+
+struct DecodedRecord {
+  bool has_session = false;
+  std::string session;
+  std::string tier;  // "immediate" (kUpdate), "batched" (kTickEntry) or ""
+  std::string text;  // the change in one line, for text output
+  JsonObject json;   // the change as JSON members
+  // Non-empty when the payload (or the values in it) does not decode.
+  std::string error;
+};
+
+class Decoder {
+ public:
+  // Strings longer than this are shortened in text output (JSON is always
+  // complete); 0 means never.
+  explicit Decoder(size_t truncate_strings = 0)
+      : truncate_strings_(truncate_strings) {}
+
+  // The schema stored in a file header's blob, built once per distinct blob.
+  // nullptr when the blob is empty or does not load; then `error` (if not
+  // null) says why.
+  const Schema* SchemaFor(const std::string& blob,
+                          std::string* error = nullptr);
+
+  // Decodes a record of `type`. `schema` may be null (values then show as
+  // raw field numbers).
+  DecodedRecord Decode(uint8_t type, absl::string_view payload, uint64_t lsn,
+                       const Schema* schema) const;
+
+  // A whole session state: one-line text / JSON object.
+  std::string StateText(const google::protobuf::Message& state) const;
+  static std::string StateJson(const google::protobuf::Message& state);
+  // Multi-line text format, for `show`.
+  static std::string StateTextMultiLine(const google::protobuf::Message& state);
+
+ private:
+  void DecodeUpdate(absl::string_view payload, const Schema* schema,
+                    DecodedRecord* out) const;
+  std::string SingleLine(const google::protobuf::Message& m) const;
+
+  size_t truncate_strings_;
+  struct CachedSchema {
+    std::unique_ptr<Schema> schema;
+    std::string error;
+  };
+  std::map<std::string, CachedSchema> schemas_;
+};
+
+// The session message type named by a schema blob ("" if none or unreadable).
+std::string SchemaTypeName(const std::string& blob);
+
+}  // namespace walctl
+}  // namespace walstate
+
+#endif  // WALSTATE_TOOLS_WALCTL_DECODE_H_

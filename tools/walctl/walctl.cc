@@ -1,0 +1,61 @@
+#include "tools/walctl/walctl.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace walstate {
+namespace walctl {
+namespace {
+
+constexpr char kUsage[] =
+    R"(usage: walctl COMMAND DIR [flags]
+
+Looks inside, checks and fixes a walstate data directory.
+
+commands:
+  dump DIR      every record of the snapshots and log in LSN order, decoded
+  verify DIR    check everything recovery reads; exit 0 clean, 1 torn tail
+                only, 2 damage or unreadable
+  help COMMAND  the flags of COMMAND (same as walctl COMMAND --help)
+
+exit codes: 0 ok; 1 torn tail only (verify, dump); 2 damage, unreadable
+input or failed operation; 64 usage error
+)";
+
+struct Command {
+  const char* name;
+  int (*run)(Context&, const std::vector<std::string>&);
+};
+
+constexpr Command kCommands[] = {
+    {"dump", RunDump},
+    {"verify", RunVerify},
+};
+
+}  // namespace
+
+int Run(Context& ctx, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    ctx.err << "walctl: missing command (see 'walctl --help')\n";
+    return kExitUsage;
+  }
+  const std::string& command = args[0];
+  if (command == "-h" || command == "--help" ||
+      (command == "help" && args.size() == 1)) {
+    ctx.out << kUsage;
+    return kExitOk;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  std::string name = command;
+  if (command == "help") {
+    name = args[1];
+    rest = {"--help"};
+  }
+  for (const Command& c : kCommands) {
+    if (name == c.name) return c.run(ctx, rest);
+  }
+  ctx.err << "walctl: unknown command '" << name << "' (see 'walctl --help')\n";
+  return kExitUsage;
+}
+
+}  // namespace walctl
+}  // namespace walstate
