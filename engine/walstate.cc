@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "engine/fs/kill_point.h"
 #include "engine/log/format.h"
 #include "engine/log/writer.h"
 #include "engine/recovery.h"
@@ -320,6 +321,7 @@ absl::Status EngineImpl::RepairTail(const RecoveredState& recovered) {
     absl::Status s = fs_->TruncateFile(recovered.report.torn_file,
                                        recovered.report.torn_offset);
     if (!s.ok()) return s;
+    KillPoint("open.after_truncate");
     changed = true;
   }
   for (const std::string& path : recovered.torn_header_segments) {
@@ -496,6 +498,7 @@ absl::Status EngineImpl::Update(absl::string_view session,
       auto appended = writer_->Append(log::kUpdate, payload);
       if (!appended.ok()) return Fail(appended.status(), "appending update");
       lsn = *appended;
+      KillPoint("engine.after_append");
       entry = table_->ApplyLocked(shard, session, imm_values.get(), immediate);
     }
     if (bat_values != nullptr) {
@@ -621,6 +624,7 @@ absl::Status EngineImpl::Flush() {
     }
     // Bound what an IMMEDIATE update's fdatasync would have to carry.
     if (unwritten_bytes >= options_.tick_write_bytes) {
+      KillPoint("engine.tick_mid");
       absl::Status s = writer_->Flush();
       if (!s.ok()) return Fail(s, "writing tick");
       unsynced_bytes += unwritten_bytes;
@@ -632,6 +636,7 @@ absl::Status EngineImpl::Flush() {
       }
     }
   }
+  KillPoint("engine.before_tick_commit");
   record::TickEnd commit;
   commit.set_tick(tick);
   commit.set_entries(entries);
@@ -641,6 +646,7 @@ absl::Status EngineImpl::Flush() {
     return Fail(commit_lsn.status(), "appending tick commit");
   absl::Status s = writer_->SyncTo(*commit_lsn);
   if (!s.ok()) return Fail(s, absl::StrCat("syncing tick ", tick));
+  KillPoint("engine.after_tick_commit");
 
   std::lock_guard<std::mutex> lock(status_mu_);
   ++ticks_;
@@ -698,6 +704,7 @@ absl::Status EngineImpl::Compact() {
   if (manifest_.has_current()) *next.mutable_previous() = manifest_.current();
   s = WriteManifest(fs_, dir_, next);
   if (!s.ok()) return s;
+  KillPoint("compact.before_delete");
   manifest_ = next;
   log_bytes_at_snapshot_ = writer_bytes;
   recovered_log_bytes_ = 0;
@@ -731,6 +738,7 @@ absl::Status EngineImpl::DeleteObsoleteFiles(const record::Manifest& manifest) {
       if (last_lsn > keep_after) break;
       absl::Status s = fs_->DeleteFile(JoinPath(dir_, (*segments)[i].name));
       if (!s.ok()) return s;
+      KillPoint("compact.mid_delete");
       base_log_bytes_ -= std::min(base_log_bytes_, (*segments)[i].bytes);
       changed = true;
     }

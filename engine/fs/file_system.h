@@ -87,8 +87,8 @@ class FileSystem {
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
       const std::string& path) = 0;
 
-  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>>
-  NewRandomAccessFile(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) = 0;
 
   // Reads a whole file into `out`. NotFound if it does not exist.
   virtual absl::Status ReadFile(const std::string& path, std::string* out);
@@ -108,8 +108,7 @@ class FileSystem {
                                   const std::string& to) = 0;
 
   // Cuts `path` to `size` bytes and syncs it.
-  virtual absl::Status TruncateFile(const std::string& path,
-                                    uint64_t size) = 0;
+  virtual absl::Status TruncateFile(const std::string& path, uint64_t size) = 0;
 
   virtual absl::StatusOr<uint64_t> FileSize(const std::string& path) = 0;
 

@@ -117,8 +117,8 @@ class PosixRandomAccessFile : public RandomAccessFile {
                           static_cast<off_t>(offset + done));
       if (r < 0) {
         if (errno == EINTR) continue;
-        return PosixError(absl::StrCat("read at offset ", offset + done),
-                          path_, errno);
+        return PosixError(absl::StrCat("read at offset ", offset + done), path_,
+                          errno);
       }
       if (r == 0) break;
       done += static_cast<size_t>(r);
@@ -155,8 +155,8 @@ class PosixFileSystem : public FileSystem {
  public:
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                    0644);
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return PosixError("create", path, errno);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
   }

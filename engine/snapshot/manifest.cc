@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/fs/kill_point.h"
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/snapshot/salt.h"
@@ -61,8 +62,10 @@ absl::Status WriteManifest(FileSystem* fs, const std::string& dir,
   if (s.ok()) s = (*file)->Sync();
   absl::Status c = (*file)->Close();
   if (s.ok()) s = c;
+  KillPoint("manifest.before_rename");
   if (s.ok()) s = fs->RenameFile(tmp, path);
   if (s.ok()) s = fs->SyncDir(dir);
+  KillPoint("manifest.after_rename");
   if (!s.ok()) {
     return absl::Status(s.code(),
                         absl::StrCat("publishing manifest: ", s.message()));

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/fs/kill_point.h"
 #include "engine/log/format.h"
 #include "engine/snapshot/salt.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -76,11 +77,14 @@ absl::Status SnapshotWriter::Finish() {
   log::EncodeRecord(salt_, next_ordinal_++, log::kSnapshotEnd,
                     end.SerializeAsString(), &buffer_);
   absl::Status s = WriteBuffered();
+  KillPoint("snapshot.before_sync");
   if (s.ok()) s = file_->Sync();
   absl::Status c = file_->Close();
   if (s.ok()) s = c;
+  KillPoint("snapshot.before_rename");
   if (s.ok()) s = fs_->RenameFile(tmp_path_, JoinPath(dir_, name_));
   if (s.ok()) s = fs_->SyncDir(dir_);
+  KillPoint("snapshot.after_rename");
   if (!s.ok()) {
     return absl::Status(
         s.code(), absl::StrCat("writing snapshot ", name_, ": ", s.message()));
