@@ -549,6 +549,33 @@ bool FileScanner::Next(Record* record) {
     RecordHeader h;
     FrameError e = CheckFrame(pos_, &h);
     if (e == FrameError::kIo) return false;
+    if (e == FrameError::kLsn) {
+      // An intact frame with the wrong LSN is never what a crash leaves, so
+      // it is corruption wherever it is, even at the end of the last file.
+      const uint64_t framed = FramedSize(h.length);
+      std::string detail = DescribeFrameError(e, pos_, h);
+      if (h.lsn > expected_) {
+        absl::StrAppend(&detail, ": LSNs ", expected_, "..", h.lsn - 1,
+                        " are lost");
+      } else {
+        absl::StrAppend(&detail, ": a repeated or misplaced record");
+      }
+      if (mode_ == RecoveryMode::kSalvage) {
+        if (h.lsn > expected_) {
+          // Accept it: report the gap, keep reading in order from there.
+          AddProblem(Problem::Kind::kCorruption, pos_, 0, detail);
+          expected_ = h.lsn;
+        } else {
+          AddProblem(Problem::Kind::kCorruption, pos_, framed, detail);
+          pos_ += framed;  // skip the stale record
+        }
+        continue;
+      }
+      AddProblem(Problem::Kind::kCorruption, pos_, framed, detail);
+      status_ = DamageError("corruption", pos_, framed, detail);
+      done_ = true;
+      return false;
+    }
     if (e != FrameError::kNone) {
       if (!HandleDamage(pos_, DescribeFrameError(e, pos_, h))) return false;
       continue;

@@ -285,6 +285,55 @@ TEST_F(ReaderTest, BadTypeAndReservedBits) {
   EXPECT_EQ(r.records.size(), 14u);
 }
 
+// Replaces record `k` (0-based) of `path` by an intact frame carrying `lsn`.
+void RewriteLsn(const std::string& path, const std::vector<uint64_t>& ends,
+                int k, uint64_t lsn) {
+  std::string data = ReadBytes(path);
+  FileHeader header;
+  std::string detail;
+  ASSERT_EQ(DecodeFileHeader(data, &header, &detail), HeaderStatus::kOk);
+  const uint64_t off = ends[k];
+  RecordHeader h = DecodeRecordHeader(data.data() + off);
+  std::string frame;
+  EncodeRecord(
+      header.salt, lsn, h.type,
+      absl::string_view(data.data() + off + kRecordHeaderSize, h.length),
+      &frame);
+  ASSERT_EQ(frame.size(), ends[k + 1] - off);
+  Patch(path, off, frame);
+}
+
+TEST_F(ReaderTest, IntactFrameWithWrongLsnIsCorruptionEvenAtTheEnd) {
+  RewriteLsn(segs_[2], ends_[2], 4, 20);  // LSN 15 -> 20, last record
+  ReadResult r = ReadLog(dir_, kTolerant);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()),
+              HasSubstr("LSN 20 out of sequence (expected 15)"));
+  EXPECT_FALSE(r.report.has_torn_tail());
+  EXPECT_EQ(Lsns(r), Range(1, 14));
+  // Salvage takes it, reporting the gap.
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok());
+  std::vector<uint64_t> want = Range(1, 14);
+  want.push_back(20);
+  EXPECT_EQ(Lsns(r), want);
+  ASSERT_EQ(r.report.problems.size(), 1u);
+  EXPECT_THAT(r.report.problems[0].detail, HasSubstr("LSNs 15..19 are lost"));
+}
+
+TEST_F(ReaderTest, RepeatedLsnInTheMiddle) {
+  RewriteLsn(segs_[1], ends_[1], 2, 7);  // LSN 8 -> 7 (a repeat)
+  ReadResult r = ReadLog(dir_, kStrict);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("repeated"));
+  EXPECT_EQ(Lsns(r), Range(1, 7));
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.records.size(), 14u);
+  ExpectGenuine(written_, r.records);
+  EXPECT_EQ(r.report.problems.size(), 2u) << Describe(r.report);
+}
+
 TEST(ReaderTypesTest, UnknownRequiredTypeStopsOptionalTypeIsReturned) {
   const std::string dir = NewTempDir();
   auto written =
