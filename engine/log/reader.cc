@@ -669,8 +669,11 @@ class LogReader::Impl {
   // Opens the next segment to read records from; false when there is none or
   // reading must stop.
   bool OpenNextSegment();
-  // Folds a finished scanner's findings into report_.
-  void Absorb(const FileScanner& s);
+  // Starts accounting for scanner `s` in report_ (a file being read).
+  void Begin(const FileScanner& s);
+  // Brings report_ up to date with what `s` found so far, so that problems
+  // appear in report() as soon as Next() has passed them.
+  void Update(const FileScanner& s);
   // Reports damage found between segments; false if reading must stop.
   bool SequenceProblem(const std::string& path, std::string detail);
 
@@ -680,6 +683,9 @@ class LogReader::Impl {
   bool have_expected_ = false;
   uint64_t expected_first_ = 0;  // first LSN the next segment must have
   bool done_ = false;
+  // How much of the current scanner's report is already in report_.
+  size_t problems_taken_ = 0;
+  uint64_t torn_taken_ = 0;
 };
 
 absl::Status LogReader::Impl::Init() {
@@ -701,13 +707,22 @@ absl::Status LogReader::Impl::Init() {
   return absl::OkStatus();
 }
 
-void LogReader::Impl::Absorb(const FileScanner& s) {
+void LogReader::Impl::Begin(const FileScanner& s) {
+  report_.files += 1;
+  report_.bytes += s.report().bytes;
+  report_.last_good_file = s.path();
+  problems_taken_ = 0;
+  torn_taken_ = 0;
+  Update(s);
+}
+
+void LogReader::Impl::Update(const FileScanner& s) {
   const ReadReport& r = s.report();
-  for (const Problem& p : r.problems) report_.problems.push_back(p);
-  report_.files += r.files;
-  report_.bytes += r.bytes;
-  report_.torn_bytes += r.torn_bytes;
-  report_.last_good_file = r.last_good_file;
+  for (; problems_taken_ < r.problems.size(); ++problems_taken_) {
+    report_.problems.push_back(r.problems[problems_taken_]);
+  }
+  report_.torn_bytes += r.torn_bytes - torn_taken_;
+  torn_taken_ = r.torn_bytes;
   report_.last_good_offset = r.last_good_offset;
 }
 
@@ -746,18 +761,18 @@ bool LogReader::Impl::OpenNextSegment() {
     std::unique_ptr<FileScanner> s =
         peeked_ != nullptr ? std::move(peeked_) : OpenScanner(i);
     if (!s->status().ok()) {
-      Absorb(*s);
+      Begin(*s);
       status_ = s->status();
       done_ = true;
       return false;
     }
     if (!s->header_ok()) {  // tolerated header damage: no records
-      Absorb(*s);
+      Begin(*s);
       continue;
     }
     const FileHeader& h = s->header();
     if (h.kind != FileKind::kSegment || h.file_number != numbers_[i]) {
-      Absorb(*s);
+      Begin(*s);
       if (!SequenceProblem(
               path,
               absl::StrCat("file header describes ", FileKindName(h.kind), " ",
@@ -777,10 +792,7 @@ bool LogReader::Impl::OpenNextSegment() {
               : absl::StrCat("segment starts at LSN ", h.first_lsn,
                              " but the log so far already reached LSN ",
                              expected_first_ - 1, " (overlapping segments)");
-      if (!SequenceProblem(path, detail)) {
-        Absorb(*s);
-        return false;
-      }
+      if (!SequenceProblem(path, detail)) return false;
     }
     schema_ = h.schema;
     // Skip a whole segment when the next one starts at or before start_lsn:
@@ -796,6 +808,7 @@ bool LogReader::Impl::OpenNextSegment() {
     }
     have_expected_ = true;
     expected_first_ = h.first_lsn;
+    Begin(*s);
     cur_ = std::move(s);
     return true;
   }
@@ -809,6 +822,7 @@ bool LogReader::Impl::Next(Record* record) {
       if (!OpenNextSegment()) return false;
     }
     if (cur_->Next(record)) {
+      Update(*cur_);
       if (record->lsn < options_.start_lsn) continue;
       if (report_.records > 0 && record->lsn <= report_.last_lsn) {
         continue;  // salvage of overlapping segments: already returned
@@ -818,7 +832,7 @@ bool LogReader::Impl::Next(Record* record) {
       report_.records++;
       return true;
     }
-    Absorb(*cur_);
+    Update(*cur_);
     if (!cur_->status().ok()) {
       status_ = cur_->status();
       done_ = true;

@@ -170,6 +170,22 @@ TEST_F(ReaderTest, BadChecksumInTheMiddleIsCorruption) {
   ASSERT_EQ(r.report.problems.size(), 1u) << Describe(r.report);
   EXPECT_THAT(r.report.problems[0].detail, HasSubstr("LSNs 8..8 are lost"));
   EXPECT_EQ(r.report.last_good_offset, ReadBytes(segs_[2]).size());
+
+  // Problems show up in report() as soon as Next() has passed them.
+  LogReaderOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir_;
+  options.mode = kSalvage;
+  auto reader = LogReader::Open(options);
+  ASSERT_TRUE(reader.ok());
+  Record rec;
+  while ((*reader)->Next(&rec)) {
+    EXPECT_EQ((*reader)->report().problems.size(), rec.lsn < 8 ? 0u : 1u)
+        << "at LSN " << rec.lsn;
+    EXPECT_EQ((*reader)->report().last_good_file, rec.file);
+    EXPECT_EQ((*reader)->report().last_good_offset,
+              rec.offset + rec.framed_size);
+  }
 }
 
 TEST_F(ReaderTest, BadChecksumInLastRecordIsATornTail) {
