@@ -15,10 +15,17 @@ commands:
   dump DIR      every record of the snapshots and log in LSN order, decoded
   verify DIR    check everything recovery reads; exit 0 clean, 1 torn tail
                 only, 2 damage or unreadable
+  stats DIR     sessions, records by type and tier, bytes per file, LSN
+                range, what a compaction would reclaim
+  show DIR SESSION [--at-lsn N]
+                a session's state now or as of LSN N
+  compact DIR   offline compaction through the engine (refused while an
+                engine holds the directory's LOCK)
   help COMMAND  the flags of COMMAND (same as walctl COMMAND --help)
 
-exit codes: 0 ok; 1 torn tail only (verify, dump); 2 damage, unreadable
-input or failed operation; 64 usage error
+exit codes: 0 ok; 1 torn tail only (verify, dump), session not found (show);
+2 damage, unreadable input or failed operation; 64 usage error; 75 directory
+locked by another process (compact, repair)
 )";
 
 struct Command {
@@ -27,8 +34,8 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"dump", RunDump},
-    {"verify", RunVerify},
+    {"dump", RunDump}, {"verify", RunVerify},   {"stats", RunStats},
+    {"show", RunShow}, {"compact", RunCompact},
 };
 
 }  // namespace
