@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every test walstate has, the way CI does:
+#   1. the whole suite (unit, engine, crash sample, walctl, kill test, bench smoke);
+#   2. the suite again under ASan+UBSan (tests tagged "no_asan" excepted);
+#   3. the concurrency tests (tag "concurrency") under TSan;
+#   4. a short, bounded libFuzzer run of every fuzz target.
+# Ends with one line "N passed, M failed" counting test cases (GoogleTest
+# cases from each target's test.xml; a target without cases counts as one).
+# Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+# Explicit packages rather than //...: Bazel's output links (bazel-<dir>)
+# would otherwise be walked as packages.
+TARGETS=(//engine/... //proto/... //tests/... //tools/... //bench/...)
+
+total_passed=0
+total_failed=0
+failed_steps=()
+
+# Runs one `bazel test` invocation and adds its test cases to the totals.
+run_step() {
+  local name="$1"; shift
+  echo "=== ${name}: bazel test $*"
+  local log
+  log=$(mktemp)
+  bazel test --keep_going "$@" >"$log" 2>&1
+  local rc=$?
+  grep -E "^(//|INFO: Build|FAIL|ERROR|Executed)" "$log" || true
+  local counts
+  local flags=()
+  for a in "$@"; do [[ "$a" == --* ]] && flags+=("$a"); done
+  local testlogs
+  testlogs=$(bazel info "${flags[@]}" bazel-testlogs 2>/dev/null | tail -n1)
+  counts=$(python3 scripts/count_tests.py "$log" "$testlogs")
+  local p f
+  p=${counts% *}
+  f=${counts#* }
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    # The build itself failed, or a target crashed before writing results.
+    f=1
+  fi
+  echo "=== ${name}: ${p} passed, ${f} failed"
+  total_passed=$((total_passed + p))
+  total_failed=$((total_failed + f))
+  [ "$f" -ne 0 ] && failed_steps+=("$name")
+  rm -f "$log"
+}
+
+run_step "suite" "${TARGETS[@]}"
+if [ "$quick" -eq 0 ]; then
+  run_step "asan+ubsan" --config=asan --test_tag_filters=-no_asan,-benchmark "${TARGETS[@]}"
+  run_step "tsan" --config=tsan --test_tag_filters=concurrency "${TARGETS[@]}"
+  if [ -x scripts/fuzz.sh ]; then
+    echo "=== fuzz: bounded run"
+    if bash scripts/fuzz.sh --seconds "${WALSTATE_FUZZ_SECONDS:-20}"; then
+      total_passed=$((total_passed + 1))
+    else
+      total_failed=$((total_failed + 1))
+      failed_steps+=("fuzz")
+    fi
+  fi
+fi
+
+[ ${#failed_steps[@]} -gt 0 ] && echo "failed steps: ${failed_steps[*]}"
+echo "${total_passed} passed, ${total_failed} failed"
+[ "$total_failed" -eq 0 ]
