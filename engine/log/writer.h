@@ -62,6 +62,10 @@ class LogWriter {
  public:
   // Creates segment `segment_number` in options.dir whose first record will
   // have LSN `next_lsn`, and fsyncs the directory. The file must not exist.
+  // LSNs start at 1 (`next_lsn` 0 is InvalidArgument). The header is synced
+  // before Create returns. After recovery, cut any torn tail the reader
+  // tolerated before creating the next segment (docs/FORMAT.md, 7.4), or it
+  // becomes damage in a segment that is no longer the last.
   static absl::StatusOr<std::unique_ptr<LogWriter>> Create(
       const WriterOptions& options, uint64_t segment_number, uint64_t next_lsn);
 
@@ -78,12 +82,14 @@ class LogWriter {
   absl::Status Flush();
 
   // Returns once every record with LSN <= `lsn` is durable (group commit).
+  // An `lsn` beyond the last assigned one means the last assigned one.
   absl::Status SyncTo(uint64_t lsn);
 
   // SyncTo(last assigned LSN).
   absl::Status Sync();
 
-  // Flushes, syncs and closes the current segment. Further calls fail.
+  // Flushes, syncs and closes the current segment. Further calls fail, except
+  // Close(), which returns the first Close()'s result again.
   absl::Status Close();
 
   // OK, or the error that poisoned the writer.
