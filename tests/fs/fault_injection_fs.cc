@@ -230,8 +230,11 @@ void TruncatePending(State* s, uint64_t op, uint64_t inode, uint64_t size) {
 void SyncData(State* s, uint64_t inode, bool ok) {
   Inode& ino = s->inodes[inode];
   if (ok) {
-    if (ino.pending.empty()) return;
-    ino.durable = FlushedBytes(ino);
+    // In place: a WAL is synced thousands of times as it grows, so the cost
+    // must follow the unsynced bytes, not the file size.
+    for (const DataOp& op : ino.pending) {
+      ApplyData(&ino.durable, op, !op.lost, op.data.size());
+    }
     ino.pending.clear();
   } else {
     for (DataOp& d : ino.pending) d.lost = true;
@@ -1293,6 +1296,19 @@ FaultInjectionFileSystem::OpLog() const {
   std::vector<OpRecord> out;
   out.reserve(core_->log.size());
   for (const LoggedOp& op : core_->log) out.push_back(op.rec);
+  return out;
+}
+
+std::vector<FaultInjectionFileSystem::OpRecord>
+FaultInjectionFileSystem::RetriedSyncs() const {
+  std::lock_guard<std::mutex> l(core_->mu);
+  std::set<uint64_t> failed;  // inodes
+  std::vector<OpRecord> out;
+  for (const LoggedOp& op : core_->log) {
+    if (op.rec.kind != OpKind::kSync || !op.applied) continue;
+    if (failed.count(op.inode) != 0) out.push_back(op.rec);
+    if (op.rec.failed) failed.insert(op.inode);
+  }
   return out;
 }
 

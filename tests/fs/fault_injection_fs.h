@@ -195,6 +195,10 @@ class FaultInjectionFileSystem : public FileSystem {
   std::string DumpOpLog(
       uint64_t first = 1,
       uint64_t last = std::numeric_limits<uint64_t>::max()) const;
+  // Sync calls (successful or not, through any handle) on a file whose sync
+  // had already failed: each is a retry the engine must never make. Only
+  // calls logged since ResetOpLog() are seen.
+  std::vector<OpRecord> RetriedSyncs() const;
   // Calls made of `kind` (kAny: all logged kinds), including failed ones,
   // since construction or ResetCounters(); optionally only on `path` (as
   // normalized; for Append/Sync/Close the path the file was opened with, for
