@@ -604,6 +604,34 @@ TEST(ReaderHeaderTest, IncompleteHeaderWithNothingAfterItIsTornTail) {
   EXPECT_FALSE(ReadLog(dir, kStrict).status.ok());
 }
 
+TEST(ReaderHeaderTest, LargeSchemaHeader) {
+  const std::string dir = NewTempDir();
+  WriterOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir;
+  options.schema = testing::MakePayload(99, 10001);  // header > first read
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->Append(kUpdate, "a").ok());
+  ASSERT_TRUE((*w)->Append(kUpdate, "b").ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  ReadResult r = ReadLog(dir, kStrict);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Lsns(r), Range(1, 2));
+  const std::string seg = SegmentPaths(dir)[0];
+  auto fr = FileReader::Open(FileSystem::Default(), seg, kStrict, true);
+  ASSERT_TRUE(fr.ok());
+  EXPECT_EQ((*fr)->header().schema, options.schema);
+  EXPECT_EQ((*fr)->header().header_size, 64u + 10008u);
+  // Cut inside the schema: a torn header of the last segment.
+  Truncate(seg, 5000);
+  r = ReadLog(dir, kTolerant);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.records.empty());
+  EXPECT_TRUE(r.report.has_torn_tail());
+  EXPECT_EQ(r.report.torn_bytes, 5000u);
+}
+
 TEST(ReaderDirTest, MissingEmptyAndUnrelatedFiles) {
   const std::string dir = NewTempDir();
   ReadResult r = ReadLog(dir + "/missing", kTolerant);
