@@ -88,10 +88,12 @@ class FloorContestant : public MapContestant {
     if (s.ok()) s = Replay(dir + "/floor.log");
     if (!s.ok()) return s;
     log_path_ = dir + "/floor.log";
+    fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd_ >= 0) return absl::OkStatus();
     fd_ = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                  0644);
     if (fd_ < 0) return Errno("open", log_path_);
-    return SyncDir();
+    return SyncDir();  // only a new file needs its directory entry synced
   }
 
   absl::Status WriteIdentity(const std::string& id,
