@@ -746,8 +746,15 @@ bool LogReader::Impl::OpenNextSegment() {
     const size_t i = next_index_++;
     const bool is_last = i + 1 == paths_.size();
     const std::string& path = paths_[i];
+    std::unique_ptr<FileScanner> s =
+        peeked_ != nullptr ? std::move(peeked_) : OpenScanner(i);
     if (i > 0 && numbers_[i] != numbers_[i - 1] + 1) {
-      if (!SequenceProblem(
+      // Missing segments matter unless all they could hold is below
+      // start_lsn (e.g. a crash while old segments were being deleted).
+      const bool harmless = options_.start_lsn > 0 && s->header_ok() &&
+                            s->header().first_lsn <= options_.start_lsn;
+      if (!harmless &&
+          !SequenceProblem(
               path, absl::StrCat("log segments ", numbers_[i - 1] + 1, "..",
                                  numbers_[i] - 1, " are missing (segment ",
                                  numbers_[i - 1], " is followed by ",
@@ -758,8 +765,6 @@ bool LogReader::Impl::OpenNextSegment() {
       // in LSNs as a separate problem.
       have_expected_ = false;
     }
-    std::unique_ptr<FileScanner> s =
-        peeked_ != nullptr ? std::move(peeked_) : OpenScanner(i);
     if (!s->status().ok()) {
       Begin(*s);
       status_ = s->status();

@@ -672,6 +672,17 @@ TEST_F(ReaderTest, MissingSegment) {
               HasSubstr("segments 2..2 are missing"));
 }
 
+TEST_F(ReaderTest, MissingSegmentBelowStartLsnIsHarmless) {
+  ASSERT_EQ(std::remove(segs_[1].c_str()), 0);
+  ReadResult r = ReadLog(dir_, kStrict, 11);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Lsns(r), Range(11, 15));
+  EXPECT_TRUE(r.report.problems.empty()) << Describe(r.report);
+  // LSN 10 was in the missing segment.
+  r = ReadLog(dir_, kStrict, 10);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
+}
+
 TEST_F(ReaderTest, RenamedSegmentIsCorruption) {
   const std::string bytes = ReadBytes(segs_[0]);
   WriteBytes(JoinPath(dir_, SegmentFileName(4)), bytes);
