@@ -606,8 +606,9 @@ absl::Status EngineImpl::Flush() {
         update.Clear();
         update.set_session(keys[j]);
         update.set_tick(tick);
+        // Every dirty field, whatever its declared tier: a field declared
+        // IMMEDIATE is dirty only when an update overrode it to BATCHED.
         for (const Schema::Field& f : schema_->fields()) {
-          if (f.durability == IMMEDIATE && f.index < 63) continue;
           if (!entry.dirty.Contains(f.index)) continue;
           CopyField(*entry.state, f.descriptor, values.get());
           update.add_fields(static_cast<uint32_t>(f.descriptor->number()));
