@@ -279,6 +279,10 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   auto segments = ListSegments();
   if (!segments.ok()) return segments.status();
   for (const SegmentInfo& seg : *segments) base_log_bytes_ += seg.bytes;
+  // RepairTail deleted any segment whose header a crash tore; its number is
+  // reused, since a gap in segment numbers reads as missing segments.
+  uint64_t next_segment = recovered->next_segment_number;
+  if (!segments->empty()) next_segment = segments->back().number + 1;
 
   log::WriterOptions wopts;
   wopts.fs = fs_;
@@ -286,8 +290,8 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   wopts.max_segment_bytes = options_.max_segment_bytes;
   wopts.preallocate = options_.preallocate_segments;
   wopts.schema = schema_->blob();
-  auto writer = log::LogWriter::Create(wopts, recovered->next_segment_number,
-                                       recovered->next_lsn);
+  auto writer =
+      log::LogWriter::Create(wopts, next_segment, recovered->next_lsn);
   if (!writer.ok()) return writer.status();
   writer_ = std::move(*writer);
 
