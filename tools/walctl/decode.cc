@@ -309,6 +309,10 @@ DecodedRecord Decoder::Decode(uint8_t type, absl::string_view payload,
           .AddRaw("previous", SnapshotRefJson(manifest.previous()));
       break;
     }
+    case kSalvageFillerType:
+      out.text = "salvage-filler (a record lost to damage; recovery skips it)";
+      out.json.Add("filler", true);
+      break;
     default:
       if (log::IsOptionalType(type)) {
         out.text = "(optional record type, skipped by recovery)";

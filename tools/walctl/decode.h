@@ -18,6 +18,12 @@
 namespace walstate {
 namespace walctl {
 
+// The optional record type `walctl repair --salvage` writes in place of each
+// record lost to damage, so that LSNs stay contiguous. Optional types
+// (128..255) are skipped by every reader that does not know them, which is
+// exactly what a placeholder needs. The payload is a short note.
+inline constexpr uint8_t kSalvageFillerType = 255;
+
 struct DecodedRecord {
   bool has_session = false;
   std::string session;

@@ -21,6 +21,9 @@ commands:
                 a session's state now or as of LSN N
   compact DIR   offline compaction through the engine (refused while an
                 engine holds the directory's LOCK)
+  repair DIR [--fix] [--salvage]
+                what it takes to make DIR recoverable; with --fix, does it
+                after backing up the files it changes
   help COMMAND  the flags of COMMAND (same as walctl COMMAND --help)
 
 exit codes: 0 ok; 1 torn tail only (verify, dump), session not found (show);
@@ -34,8 +37,12 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"dump", RunDump}, {"verify", RunVerify},   {"stats", RunStats},
-    {"show", RunShow}, {"compact", RunCompact},
+    {"dump", RunDump},        //
+    {"verify", RunVerify},    //
+    {"stats", RunStats},      //
+    {"show", RunShow},        //
+    {"compact", RunCompact},  //
+    {"repair", RunRepair},    //
 };
 
 }  // namespace
