@@ -323,7 +323,9 @@ TEST(LogInputs, EmptyGarbageForeignAndMissing) {
                 std::string(100, 'x'));
   r = RunWalctl({"verify", dir});
   EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_THAT(r.out, HasSubstr("foreign-file"));
+  // The reader may call a header-sized garbage last segment a torn create;
+  // with nothing else readable it is still input walctl cannot read.
+  EXPECT_THAT(r.out, HasSubstr("not a walstate file"));
   r = RunWalctl({"dump", dir});
   EXPECT_EQ(r.code, 2);
 }

@@ -1,6 +1,7 @@
 // walctl dump: every record of the snapshots and log segments in LSN order.
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -90,7 +91,15 @@ class Dumper {
   int Run();
 
  private:
+  // Describes a file ('#' line), right away or, when filtering, just before
+  // its first record or problem that is printed.
   void FileLine(const std::string& name, const HeaderInfo& info);
+  void Describe(const std::string& name);
+  void PrintFileLine(const std::string& name, const HeaderInfo& info);
+  bool filtered() const {
+    return has_session || from_lsn > 0 ||
+           to_lsn != std::numeric_limits<uint64_t>::max() || !types.empty();
+  }
   void Problem(const Finding& f);
   // `snapshot_lsn` is 0 for log records.
   void RecordLine(const std::string& name, const log::Record& record,
@@ -108,10 +117,29 @@ class Dumper {
   size_t next_snapshot_ = 0;
   std::map<std::string, HeaderInfo> headers_;  // segments, by name
   std::set<std::string> described_;            // file lines printed
+  std::map<std::string, HeaderInfo> pending_;  // to describe if used
   uint64_t records_read_ = 0;                  // before filtering
 };
 
 void Dumper::FileLine(const std::string& name, const HeaderInfo& info) {
+  if (described_.count(name) > 0) return;
+  if (filtered()) {
+    // Only files that contribute a record or a problem are described.
+    pending_.emplace(name, info);
+    return;
+  }
+  PrintFileLine(name, info);
+}
+
+void Dumper::Describe(const std::string& name) {
+  auto it = pending_.find(name);
+  if (it == pending_.end()) return;
+  HeaderInfo info = std::move(it->second);
+  pending_.erase(it);
+  PrintFileLine(name, info);
+}
+
+void Dumper::PrintFileLine(const std::string& name, const HeaderInfo& info) {
   if (!described_.insert(name).second) return;
   const log::FileHeader& h = info.header;
   const bool ok = info.status == log::HeaderStatus::kOk;
@@ -155,6 +183,7 @@ void Dumper::FileLine(const std::string& name, const HeaderInfo& info) {
 
 void Dumper::Problem(const Finding& f) {
   findings_.push_back(f);
+  Describe(f.file);
   if (json) {
     ctx_.out << "{\"entry\":\"problem\"," << FindingJson(f).substr(1) << "\n";
   } else {
@@ -173,6 +202,7 @@ void Dumper::RecordLine(const std::string& name, const log::Record& record,
   DecodedRecord d =
       decoder.Decode(record.type, record.payload, record.lsn, schema);
   if (has_session && (!d.has_session || d.session != session)) return;
+  Describe(name);
   if (!d.error.empty()) {
     // The frame is intact but its content is not what the type promises:
     // recovery would fail on it, so it counts as damage.

@@ -419,8 +419,8 @@ absl::Status LogRepair::Run(bool apply) {
       }
       if (record.lsn > expected) {
         rewrite = true;
-        plan.reasons.push_back(absl::StrCat("lsn ", expected, "..",
-                                            record.lsn - 1, " lost to damage"));
+        plan.reasons.push_back(absl::StrCat(
+            "lsn ", LsnRange(expected, record.lsn - 1), " lost to damage"));
         AppendFillers(salt, expected, record.lsn, &plan,
                       apply ? &out : nullptr);
       }

@@ -44,7 +44,9 @@ void TornWithNothingReadable(bool anything_readable,
     if (f.severity == Finding::Severity::kTornTail) {
       f.severity = Finding::Severity::kDamage;
       f.kind = "unreadable";
-      f.detail += "; nothing in the directory is readable";
+      f.detail +=
+          "; nothing else in the directory is readable either (not a "
+          "walstate data directory?)";
     }
   }
 }

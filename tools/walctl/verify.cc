@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "engine/recovery.h"
 #include "tools/walctl/checks.h"
 #include "tools/walctl/decode.h"
 #include "tools/walctl/scan.h"
@@ -21,7 +22,9 @@ headers, record checksums, LSN order and gaps within and between segments,
 that every payload decodes (session values with the schema stored in the
 file), each snapshot (complete, counts match) and the MANIFEST (the snapshots
 it names exist and match), and that the log continues where the current
-snapshot ends. Prints each problem with its file and offset and the last good
+snapshot ends. When all that passes, it also runs recovery itself (in memory,
+writing nothing) to catch what only a replay shows, such as tick records of a
+tick that was never begun. Prints each problem with its file and offset and the last good
 position before the first problem.
 
 flags:
@@ -235,6 +238,25 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
   for (const SnapshotInfo& s : snapshots) snapshot_ok |= s.check.ok();
   TornWithNothingReadable(log.records > 0 || snapshot_ok, &findings);
 
+  // Last, what only a replay shows (ticks that were never begun, records
+  // that contradict the log): run recovery itself, writing nothing. Only
+  // when nothing worse was found, since recovery stops at the first problem.
+  if (ExitCodeFor(findings) != kExitDamage) {
+    absl::StatusOr<std::unique_ptr<Schema>> schema =
+        ReadStoredSchema(ctx.fs, dir);
+    if (schema.ok()) {
+      RecoveryOptions options;
+      options.fs = ctx.fs;
+      options.dir = dir;
+      absl::StatusOr<RecoveredState> state = Recover(options, **schema);
+      if (!state.ok()) {
+        findings.push_back(Make(Finding::Severity::kDamage, "recovery", "",
+                                absl::StrCat("default recovery fails: ",
+                                             state.status().message())));
+      }
+    }
+  }
+
   code = ExitCodeFor(findings);
   const char* result = code == kExitOk         ? "clean"
                        : code == kExitTornTail ? "torn-tail"
@@ -354,7 +376,8 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
       break;
     default:
       out << "result: damage that default recovery refuses (exit 2); 'walctl "
-             "repair DIR --salvage' shows what can be dropped\n";
+             "repair "
+          << dir << " --salvage' shows what can be dropped\n";
       break;
   }
   return code;
