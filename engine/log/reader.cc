@@ -152,6 +152,13 @@ class FileScanner {
   const char* Fill(uint64_t off, size_t n, size_t min_read = kChunkSize);
   void IoError(const absl::Status& s);
   void HeaderDamage(Problem::Kind kind, const std::string& detail);
+  // Classifies a header that did not decode (other than a version mismatch);
+  // `p` points at the first bytes of the file.
+  void ClassifyBadHeader(HeaderStatus hs, const char* p,
+                         const std::string& decode_detail);
+  // True if something at an aligned offset past the fixed header could be a
+  // record frame (judged without the salt, which a bad header cannot give).
+  bool HasPlausibleFrame();
   FrameError CheckFrame(uint64_t off, RecordHeader* h);
   std::string DescribeFrameError(FrameError e, uint64_t off,
                                  const RecordHeader& h) const;
@@ -248,28 +255,15 @@ void FileScanner::HeaderDamage(Problem::Kind kind, const std::string& detail) {
   done_ = true;
   report_.last_good_offset = 0;
   switch (kind) {
-    case Problem::Kind::kTornTail:
-      if (is_last_) {
-        AddProblem(kind, 0, file_size_, detail);
-        report_.torn_bytes += file_size_;
-        if (mode_ == RecoveryMode::kStrict) {
-          status_ = absl::DataLossError(
-              absl::StrCat(path_, ": torn tail at offset 0 (", file_size_,
-                           " bytes): ", detail,
-                           "; strict recovery refuses to drop it (the default "
-                           "tolerate-torn-tail mode would). ",
-                           RepairAdvice(path_)));
-        }
-        return;
-      }
-      // A damaged header of a segment that is not the last is corruption.
-      AddProblem(Problem::Kind::kCorruption, 0, file_size_,
-                 absl::StrCat(detail, " (not the last file)"));
-      if (mode_ != RecoveryMode::kSalvage) {
-        status_ = DamageError("corruption", 0, file_size_,
-                              absl::StrCat(detail,
-                                           " in a file that is not "
-                                           "the last of the log"));
+    case Problem::Kind::kTornTail:  // only for the last file
+      AddProblem(kind, 0, file_size_, detail);
+      report_.torn_bytes += file_size_;
+      if (mode_ == RecoveryMode::kStrict) {
+        status_ = absl::DataLossError(absl::StrCat(
+            path_, ": torn tail at offset 0 (", file_size_, " bytes): ", detail,
+            "; strict recovery refuses to drop it (the default "
+            "tolerate-torn-tail mode would). ",
+            RepairAdvice(path_)));
       }
       return;
     case Problem::Kind::kCorruption:
@@ -312,7 +306,12 @@ void FileScanner::Open() {
   file_size_ = *size;
   report_.bytes = file_size_;
   if (file_size_ == 0) {
-    HeaderDamage(Problem::Kind::kTornTail, "empty file (no header)");
+    if (is_last_) {
+      HeaderDamage(Problem::Kind::kTornTail, "empty file (no header)");
+    } else {
+      HeaderDamage(Problem::Kind::kCorruption,
+                   "empty file (no header) in a segment that is not the last");
+    }
     return;
   }
 
@@ -336,61 +335,79 @@ void FileScanner::Open() {
     hs = DecodeFileHeader(absl::string_view(p, avail), &header_, &detail);
   }
 
-  const size_t head = static_cast<size_t>(std::min<uint64_t>(file_size_, 64));
-  switch (hs) {
-    case HeaderStatus::kOk:
-      header_ok_ = true;
-      done_ = false;
-      pos_ = header_.header_size;
-      expected_ = header_.first_lsn;
-      report_.last_good_offset = pos_;
-      return;
-    case HeaderStatus::kTooShort: {
-      // Fewer bytes than a header: a crash right after create, unless the
-      // bytes present are neither zeros nor the start of our magic.
-      const size_t n = std::min<size_t>(head, sizeof(kMagic));
-      if (!AllZero(p, head) && std::memcmp(p, kMagic, n) != 0) {
-        HeaderDamage(Problem::Kind::kForeignFile,
-                     "not a walstate file (bad magic)");
-        return;
-      }
-      HeaderDamage(Problem::Kind::kTornTail,
-                   absl::StrCat("incomplete file header: ", detail));
-      return;
-    }
-    case HeaderStatus::kBadMagic:
-      if (AllZero(p, head)) {
-        HeaderDamage(Problem::Kind::kTornTail,
-                     "zero-filled file header (created but never written)");
-      } else {
-        HeaderDamage(Problem::Kind::kForeignFile, detail);
-      }
-      return;
-    case HeaderStatus::kBadVersion:
-      HeaderDamage(Problem::Kind::kUnreadable, detail);
-      return;
-    case HeaderStatus::kCorrupt: {
-      // The writer syncs a segment's header before writing any record to it.
-      // A header that is complete in size but fails its hash, in a file with
-      // nothing after it, is a create the crash interrupted.
-      uint32_t header_size = 0, schema_size = 0;
-      for (int i = 3; i >= 0; --i) {
-        header_size = (header_size << 8) | static_cast<uint8_t>(p[12 + i]);
-        schema_size = (schema_size << 8) | static_cast<uint8_t>(p[20 + i]);
-      }
-      const bool sizes_ok =
-          schema_size <= kMaxSchemaSize &&
-          header_size == kFileHeaderFixedSize + AlignUp(schema_size);
-      if (sizes_ok && file_size_ <= header_size) {
-        HeaderDamage(Problem::Kind::kTornTail,
-                     absl::StrCat("incomplete file header (", detail,
-                                  ") and nothing after it"));
-      } else {
-        HeaderDamage(Problem::Kind::kCorruption, detail);
-      }
-      return;
+  if (hs == HeaderStatus::kOk) {
+    header_ok_ = true;
+    done_ = false;
+    pos_ = header_.header_size;
+    expected_ = header_.first_lsn;
+    report_.last_good_offset = pos_;
+    return;
+  }
+  if (hs == HeaderStatus::kBadVersion) {
+    HeaderDamage(Problem::Kind::kUnreadable, detail);
+    return;
+  }
+  ClassifyBadHeader(hs, p, detail);
+}
+
+bool FileScanner::HasPlausibleFrame() {
+  // Frames start at or after offset 64, at multiples of 8. A header can be at
+  // most 64 + kMaxSchemaSize bytes, so a frame starts within that range.
+  const uint64_t limit = std::min<uint64_t>(
+      file_size_, kFileHeaderFixedSize + kMaxSchemaSize + kRecordHeaderSize);
+  for (uint64_t off = kFileHeaderFixedSize; off + kRecordHeaderSize <= limit;
+       off += kAlignment) {
+    const char* p = Fill(off, kRecordHeaderSize);
+    if (p == nullptr) return true;  // unreadable: assume the worst
+    RecordHeader h = DecodeRecordHeader(p);
+    if (h.type != kInvalid && h.flags == 0 && h.reserved == 0 && h.lsn != 0 &&
+        h.length <= kMaxRecordSize &&
+        FramedSize(h.length) <= file_size_ - off) {
+      return true;
     }
   }
+  return false;
+}
+
+void FileScanner::ClassifyBadHeader(HeaderStatus hs, const char* p,
+                                    const std::string& decode_detail) {
+  const size_t head = static_cast<size_t>(std::min<uint64_t>(file_size_, 64));
+  const bool zero = AllZero(p, head);
+  const bool magic_prefix =
+      std::memcmp(p, kMagic, std::min<size_t>(head, sizeof(kMagic))) == 0;
+  std::string detail;
+  if (zero) {
+    detail = "zero-filled file header";
+  } else if (!magic_prefix) {
+    detail = "not a walstate file (bad magic)";
+  } else if (hs == HeaderStatus::kTooShort) {
+    detail = absl::StrCat("incomplete file header: ", decode_detail);
+  } else {
+    detail = absl::StrCat("damaged file header: ", decode_detail);
+  }
+
+  // The writer makes a segment's header durable before it writes any record
+  // into the file. So a last segment holding no more than a header could
+  // and nothing that looks like a record frame is a create the crash
+  // interrupted, whatever its bytes (torn sectors may hold garbage).
+  const bool header_sized = file_size_ <= kFileHeaderFixedSize + kMaxSchemaSize;
+  if (is_last_ && header_sized && !HasPlausibleFrame()) {
+    if (!status_.ok()) return;  // I/O error while looking
+    HeaderDamage(Problem::Kind::kTornTail,
+                 absl::StrCat(detail,
+                              ", and nothing in the file looks like a record: "
+                              "its creation was interrupted"));
+    return;
+  }
+  if (!status_.ok()) return;
+  if (!zero && !magic_prefix && (!HasPlausibleFrame() || !header_sized)) {
+    HeaderDamage(Problem::Kind::kForeignFile, detail);
+    return;
+  }
+  HeaderDamage(
+      Problem::Kind::kCorruption,
+      is_last_ ? absl::StrCat(detail, ", and records may follow it")
+               : absl::StrCat(detail, " in a segment that is not the last"));
 }
 
 FrameError FileScanner::CheckFrame(uint64_t off, RecordHeader* h) {

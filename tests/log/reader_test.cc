@@ -96,6 +96,24 @@ const Problem* FindProblem(const ReadReport& report, Problem::Kind kind) {
   return nullptr;
 }
 
+// Writes one segment per entry of `plan`: {segment number, first LSN, count}.
+std::string WritePlannedLog(
+    const std::vector<std::tuple<uint64_t, uint64_t, int>>& plan) {
+  const std::string dir = NewTempDir();
+  for (const auto& [seg, first, count] : plan) {
+    WriterOptions options;
+    options.fs = FileSystem::Default();
+    options.dir = dir;
+    auto w = LogWriter::Create(options, seg, first);
+    EXPECT_TRUE(w.ok()) << w.status();
+    for (int i = 0; i < count; ++i) {
+      EXPECT_TRUE((*w)->Append(kUpdate, "r").ok());
+    }
+    EXPECT_TRUE((*w)->Close().ok());
+  }
+  return dir;
+}
+
 // A log of 15 records of 40 bytes (64 framed) in three segments of five.
 class ReaderTest : public ::testing::Test {
  protected:
@@ -492,14 +510,20 @@ TEST(ReaderStaleTest, StaleBytesOfAnEarlierFileNeverParse) {
   EXPECT_TRUE(r.report.has_torn_tail());
 }
 
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
 TEST(ReaderForeignTest, ForeignFilesNamedLikeSegments) {
-  std::mt19937_64 rng(42);
-  std::string random(3000, '\0');
-  for (char& c : random) c = static_cast<char>(rng());
   const std::string text =
       "This is a text file that happens to be called like a segment.\n";
-  for (const std::string& content : {random, text, std::string("hi!\n")}) {
-    const std::string dir = NewTempDir();
+  for (const std::string& content :
+       {RandomBytes(3000, 42), text, std::string("hi!\n")}) {
+    // Followed by a real segment, the foreign file cannot be a torn create.
+    const std::string dir = WritePlannedLog({{2, 1, 3}});
     const std::string path = JoinPath(dir, SegmentFileName(1));
     WriteBytes(path, content);
     for (RecoveryMode mode : {kStrict, kTolerant}) {
@@ -507,20 +531,90 @@ TEST(ReaderForeignTest, ForeignFilesNamedLikeSegments) {
       EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition)
           << r.status;
       EXPECT_THAT(std::string(r.status.message()), HasSubstr(path));
+      EXPECT_THAT(std::string(r.status.message()), HasSubstr("bad magic"));
       EXPECT_TRUE(r.records.empty());
       ASSERT_EQ(r.report.problems.size(), 1u);
       EXPECT_EQ(r.report.problems[0].kind, Problem::Kind::kForeignFile);
     }
     ReadResult r = ReadLog(dir, kSalvage);
     EXPECT_TRUE(r.status.ok());
-    EXPECT_TRUE(r.records.empty());
+    EXPECT_EQ(Lsns(r), Range(1, 3));
     ASSERT_EQ(r.report.problems.size(), 1u);
     EXPECT_EQ(r.report.problems[0].kind, Problem::Kind::kForeignFile);
     EXPECT_TRUE(r.report.has_corruption());
-
-    auto fr = FileReader::Open(FileSystem::Default(), path, kTolerant, true);
+    auto fr = FileReader::Open(FileSystem::Default(), path, kTolerant, false);
     EXPECT_EQ(fr.status().code(), absl::StatusCode::kFailedPrecondition);
+
+    // As the last segment and no bigger than a header could be, it is
+    // indistinguishable from a header torn into garbage by a crash.
+    ASSERT_EQ(std::remove(JoinPath(dir, SegmentFileName(2)).c_str()), 0);
+    r = ReadLog(dir, kTolerant);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_TRUE(r.report.has_torn_tail());
+    EXPECT_FALSE(r.report.has_corruption());
+    EXPECT_EQ(ReadLog(dir, kStrict).status.code(), absl::StatusCode::kDataLoss);
   }
+}
+
+TEST(ReaderForeignTest, LargerThanAnyHeaderIsForeignEvenWhenLast) {
+  const std::string dir = NewTempDir();
+  std::string text;
+  while (text.size() <= kFileHeaderFixedSize + kMaxSchemaSize) {
+    text += "Not a log. Not a log at all, just a large text file.\n";
+  }
+  WriteBytes(JoinPath(dir, SegmentFileName(1)), text);
+  ReadResult r = ReadLog(dir, kTolerant);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_EQ(r.report.problems.size(), 1u);
+  EXPECT_EQ(r.report.problems[0].kind, Problem::Kind::kForeignFile);
+}
+
+TEST_F(ReaderTest, GarbageHeaderOfANewLastSegmentIsATornTail) {
+  // A crash after the header of a new segment was written but before it was
+  // synced may leave garbage in its sectors. Nothing can follow an unsynced
+  // header (the writer syncs it before any record).
+  const std::string seg4 = JoinPath(dir_, SegmentFileName(4));
+  for (size_t size : {64, 512, 1672}) {
+    WriteBytes(seg4, RandomBytes(size, size));
+    ReadResult r = ReadLog(dir_, kTolerant);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(Lsns(r), Range(1, 15));
+    ASSERT_EQ(r.report.problems.size(), 1u);
+    EXPECT_EQ(r.report.problems[0].kind, Problem::Kind::kTornTail);
+    EXPECT_EQ(r.report.problems[0].file, seg4);
+    EXPECT_EQ(r.report.problems[0].offset, 0u);
+    EXPECT_THAT(r.report.problems[0].detail, HasSubstr("interrupted"));
+    EXPECT_EQ(r.report.torn_bytes, size);
+    EXPECT_EQ(r.report.last_good_file, seg4);
+    EXPECT_EQ(r.report.last_good_offset, 0u);
+  }
+  // A header that is only partly garbage (magic intact) likewise.
+  std::string partial = ReadBytes(segs_[2]).substr(0, 64);
+  partial.replace(20, 30, RandomBytes(30, 7));
+  WriteBytes(seg4, partial);
+  ReadResult r = ReadLog(dir_, kTolerant);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.report.has_torn_tail());
+}
+
+TEST_F(ReaderTest, GarbageHeaderOverRecordsIsCorruption) {
+  // The same garbage over the header of a segment holding records: its
+  // header was durable before the records were written, so this is damage.
+  Patch(segs_[2], 0, RandomBytes(64, 1));
+  for (RecoveryMode mode : {kStrict, kTolerant}) {
+    ReadResult r = ReadLog(dir_, mode);
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+    EXPECT_EQ(Lsns(r), Range(1, 10));
+    EXPECT_FALSE(r.report.has_torn_tail());
+    ASSERT_EQ(r.report.problems.size(), 1u);
+    EXPECT_EQ(r.report.problems[0].kind, Problem::Kind::kCorruption);
+    EXPECT_THAT(r.report.problems[0].detail, HasSubstr("records may follow"));
+  }
+  // Zeros over the header of a segment holding records: damage too.
+  Patch(segs_[2], 0, std::string(64, '\0'));
+  ReadResult r = ReadLog(dir_, kTolerant);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_FALSE(r.report.has_torn_tail());
 }
 
 TEST_F(ReaderTest, ForeignFileInTheMiddleIsSkippedBySalvage) {
@@ -690,24 +784,6 @@ TEST_F(ReaderTest, RenamedSegmentIsCorruption) {
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("not log segment 4"));
   EXPECT_EQ(r.records.size(), 15u);
-}
-
-// Writes one segment per entry of `plan`: {segment number, first LSN, count}.
-std::string WritePlannedLog(
-    const std::vector<std::tuple<uint64_t, uint64_t, int>>& plan) {
-  const std::string dir = NewTempDir();
-  for (const auto& [seg, first, count] : plan) {
-    WriterOptions options;
-    options.fs = FileSystem::Default();
-    options.dir = dir;
-    auto w = LogWriter::Create(options, seg, first);
-    EXPECT_TRUE(w.ok()) << w.status();
-    for (int i = 0; i < count; ++i) {
-      EXPECT_TRUE((*w)->Append(kUpdate, "r").ok());
-    }
-    EXPECT_TRUE((*w)->Close().ok());
-  }
-  return dir;
 }
 
 TEST(ReaderSequenceTest, LsnGapBetweenSegments) {

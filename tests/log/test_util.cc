@@ -190,10 +190,8 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultyFileSystem::NewWritableFile(
   {
     std::lock_guard<std::mutex> l(mu_);
     ops_.push_back(absl::StrCat("create ", path));
-    if (!fail_create_suffix_.empty() &&
-        path.size() >= fail_create_suffix_.size() &&
-        path.compare(path.size() - fail_create_suffix_.size(),
-                     fail_create_suffix_.size(), fail_create_suffix_) == 0) {
+    if (!fail_create_part_.empty() &&
+        path.find(fail_create_part_) != std::string::npos) {
       return absl::ResourceExhaustedError(
           absl::StrCat("open ", path, ": No space left on device (injected)"));
     }
@@ -205,6 +203,7 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultyFileSystem::NewWritableFile(
 
 absl::StatusOr<std::unique_ptr<WritableFile>>
 FaultyFileSystem::ReopenWritableFile(const std::string& path) {
+  Log(absl::StrCat("reopen ", path));
   auto f = base_->ReopenWritableFile(path);
   if (!f.ok()) return f.status();
   return std::unique_ptr<WritableFile>(new File(this, std::move(*f)));

@@ -88,10 +88,10 @@ class FaultyFileSystem : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     fail_append_at_ = appends_ + n;
   }
-  // NewWritableFile of a path ending with `suffix` fails.
-  void FailCreate(const std::string& suffix) {
+  // NewWritableFile of a path containing `part` fails.
+  void FailCreate(const std::string& part) {
     std::lock_guard<std::mutex> l(mu_);
-    fail_create_suffix_ = suffix;
+    fail_create_part_ = part;
   }
 
   int syncs() const {
@@ -103,7 +103,8 @@ class FaultyFileSystem : public FileSystem {
     auto it = syncs_by_path_.find(path);
     return it == syncs_by_path_.end() ? 0 : it->second;
   }
-  // "create PATH", "append PATH N", "sync PATH", "syncdir DIR", "close PATH".
+  // "create PATH", "reopen PATH", "append PATH N", "sync PATH",
+  // "syncdir DIR", "close PATH", "rename FROM TO".
   std::vector<std::string> ops() const {
     std::lock_guard<std::mutex> l(mu_);
     return ops_;
@@ -132,6 +133,7 @@ class FaultyFileSystem : public FileSystem {
   }
   absl::Status RenameFile(const std::string& from,
                           const std::string& to) override {
+    Log("rename " + from + " " + to);
     return base_->RenameFile(from, to);
   }
   absl::Status TruncateFile(const std::string& path, uint64_t size) override {
@@ -163,7 +165,7 @@ class FaultyFileSystem : public FileSystem {
   int fail_sync_at_ = -1;
   int appends_ = 0;
   int fail_append_at_ = -1;
-  std::string fail_create_suffix_;
+  std::string fail_create_part_;
   std::map<std::string, int> syncs_by_path_;
   std::vector<std::string> ops_;
 };

@@ -184,24 +184,28 @@ TEST(WriterTest, OldSegmentIsSyncedBeforeTheNextIsCreated) {
   const std::string seg1 = JoinPath(dir, SegmentFileName(1));
   const std::string seg2 = JoinPath(dir, SegmentFileName(2));
   std::vector<std::string> ops = fs.ops();
+  std::string all;
+  for (const auto& op : ops) all += op + "\n";
   auto pos = [&](const std::string& op) {
     return std::find(ops.begin(), ops.end(), op) - ops.begin();
   };
-  // seg-1: create, header, sync, dirsync, records; then sync before seg-2.
-  const auto create2 = pos("create " + seg2);
-  ASSERT_LT(create2, static_cast<long>(ops.size()));
+  // seg-1's records are synced, and seg-1 closed, before seg-2 is created.
+  const long create2 = pos("create " + seg2);
+  ASSERT_LT(create2, static_cast<long>(ops.size())) << all;
   int seg1_syncs_before = 0;
   for (long i = 0; i < create2; ++i) {
     if (ops[i] == "sync " + seg1) ++seg1_syncs_before;
   }
-  EXPECT_EQ(seg1_syncs_before, 2);  // header + records
-  EXPECT_LT(pos("close " + seg1), create2);
-  // The new segment's header is synced and the directory too, before records.
+  EXPECT_EQ(seg1_syncs_before, 2) << all;  // header + records
+  EXPECT_LT(pos("close " + seg1), create2) << all;
+  // The new segment's header is synced, and the directory too, before any
+  // record is written to it.
   long i = create2 + 1;
-  EXPECT_THAT(ops[i++], HasSubstr("append " + seg2));
-  EXPECT_EQ(ops[i++], "sync " + seg2);
-  EXPECT_EQ(ops[i++], "syncdir " + dir);
-  EXPECT_THAT(ops[i++], HasSubstr("append " + seg2));
+  ASSERT_LT(i + 3, static_cast<long>(ops.size())) << all;
+  EXPECT_THAT(ops[i++], HasSubstr("append " + seg2)) << all;
+  EXPECT_EQ(ops[i++], "sync " + seg2) << all;
+  EXPECT_EQ(ops[i++], "syncdir " + dir) << all;
+  EXPECT_THAT(ops[i++], HasSubstr("append " + seg2)) << all;
   EXPECT_EQ((*w)->durable_lsn(), 2u);  // seg-1's records, synced at rollover
   ASSERT_TRUE((*w)->Close().ok());
   EXPECT_EQ((*w)->durable_lsn(), 4u);
