@@ -31,6 +31,7 @@ constexpr char kUsage[] = R"(usage: walstress COMMAND [flags]
   run --dir D --ack-log F [--seed S] [--sessions N] [--threads T]
       [--flush-interval-ms M] [--duration-s X] [--op-interval-ms I]
       [--compact-interval-ms C] [--max-segment-bytes B]
+      [--tick-write-bytes W] [--tick-sync-bytes Y]
       Runs a randomized gateway workload on the store in D (IMMEDIATE identity
       updates, BATCHED turns, deletes, Flush and Compact now and then, T
       threads) for X seconds, recording in F (outside D) each IMMEDIATE op
@@ -39,7 +40,8 @@ constexpr char kUsage[] = R"(usage: walstress COMMAND [flags]
       existing D and F, first checks them (as `check` does), then continues.
       Defaults: --sessions 400 --threads 8 --flush-interval-ms 100
       --duration-s 10 --op-interval-ms 200 --compact-interval-ms 1500
-      --max-segment-bytes 1048576; --seed from the clock.
+      --max-segment-bytes 1048576, tick write/sync bytes as the engine's
+      (256 KiB / 4 MiB); --seed from the clock.
       Exit: 0 done, 1 the existing D fails the check, 2 an engine call
       failed, 64 usage.
 
@@ -96,6 +98,12 @@ Options StoreOptions(const Flags& flags) {
       flags.Uint("max-segment-bytes", 1 << 20, 64 << 10, 1ull << 32);
   // Small enough that size-triggered compactions happen during a run too.
   options.compaction_min_log_bytes = 4 * options.max_segment_bytes;
+  // Small values make even small ticks write and sync in the middle, which
+  // is where engine.tick_mid sits.
+  options.tick_write_bytes =
+      flags.Uint("tick-write-bytes", options.tick_write_bytes, 1, 1ull << 32);
+  options.tick_sync_bytes =
+      flags.Uint("tick-sync-bytes", options.tick_sync_bytes, 1, 1ull << 32);
   return options;
 }
 
@@ -166,7 +174,9 @@ int RunCmd(const std::vector<std::string>& args) {
                {"duration-s", true},
                {"op-interval-ms", true},
                {"compact-interval-ms", true},
-               {"max-segment-bytes", true}});
+               {"max-segment-bytes", true},
+               {"tick-write-bytes", true},
+               {"tick-sync-bytes", true}});
   std::string dir, ack_log;
   CheckPaths(flags, &dir, &ack_log);
   RunConfig config;
