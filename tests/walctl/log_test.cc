@@ -1,8 +1,11 @@
 // walctl dump and verify on logs written by the real LogWriter, intact and
 // damaged in the classic ways; and on random directory images.
+#include <chrono>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -14,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/walctl/walctl_test_util.h"
+#include "tools/walctl/common.h"
 
 namespace walstate {
 namespace walctl_test {
@@ -417,6 +421,30 @@ TEST(LogFuzz, RandomImagesNeverCrash) {
     RunResult j = RunWalctl({"verify", dir, "--json"});
     ParseJson(j.out);
   }
+}
+
+TEST(LogProgress, DrawsOnlyWhenEnabled) {
+  std::ostringstream out, err;
+  walctl::Context ctx(out, err);
+  {
+    walctl::Progress quiet(ctx, "verify", 100);
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    quiet.Update(50);
+  }
+  EXPECT_EQ(err.str(), "");  // not a terminal
+  ctx.progress = true;
+  {
+    walctl::Progress bar(ctx, "verify", 2048);
+    bar.Update(10);  // too soon after the start: nothing yet
+    EXPECT_EQ(err.str(), "");
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    bar.Update(1024);
+    EXPECT_THAT(err.str(), HasSubstr("\rverify ["));
+    EXPECT_THAT(err.str(), HasSubstr("1.0 KiB / 2.0 KiB"));
+  }
+  // Done() finishes the line.
+  EXPECT_EQ(err.str().back(), '\n');
+  EXPECT_EQ(out.str(), "");
 }
 
 // The binary itself: exit codes and streams, as an operator's script sees

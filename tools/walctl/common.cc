@@ -1,18 +1,19 @@
 #include "tools/walctl/common.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace walstate {
 namespace walctl {
@@ -391,25 +392,40 @@ const char* FileKindName(log::FileKind kind) {
 }
 
 std::string LockHolder(const std::string& dir) {
-  std::string path = JoinPath(dir, log::kLockFileName);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string holder;
-  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      char buf[256];
-      ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-      holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-      while (!holder.empty() && (holder.back() == '\n' || holder.back() == 0)) {
-        holder.pop_back();
-      }
-      if (holder.empty()) holder = "an unknown process";
+  // Read /proc/locks instead of probing with flock(): a probe holds the lock
+  // for a moment, and an engine opening the directory in that moment would
+  // fail. Without /proc/locks nothing is reported (the engine's own lock
+  // check stays authoritative for compact and repair).
+  const std::string path = JoinPath(dir, log::kLockFileName);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "";
+  std::ifstream locks("/proc/locks");
+  if (!locks) return "";
+  bool held = false;
+  std::string line;
+  while (!held && std::getline(locks, line)) {
+    if (line.find("->") != std::string::npos) continue;  // a waiter
+    std::vector<std::string> fields =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() < 6 || fields[1] != "FLOCK") continue;
+    unsigned major_id = 0, minor_id = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(fields[5].c_str(), "%x:%x:%llu", &major_id, &minor_id,
+                    &inode) != 3) {
+      continue;
     }
-  } else {
-    ::flock(fd, LOCK_UN);
+    held = major_id == major(st.st_dev) && minor_id == minor(st.st_dev) &&
+           inode == static_cast<unsigned long long>(st.st_ino);
   }
-  ::close(fd);
-  return holder;
+  if (!held) return "";
+  std::string holder;
+  std::ifstream in(path);
+  std::getline(in, holder);
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == 0 ||
+                             holder.back() == '\r')) {
+    holder.pop_back();
+  }
+  return holder.empty() ? "an unknown process" : holder;
 }
 
 std::string HumanBytes(uint64_t bytes) {

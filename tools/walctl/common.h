@@ -185,9 +185,9 @@ absl::StatusOr<HeaderInfo> ReadHeader(FileSystem* fs, const std::string& path);
 
 const char* FileKindName(log::FileKind kind);
 
-// If another process holds the directory's LOCK (an open engine), what the
-// lock file says about the holder; empty if it is free or absent. Uses a
-// shared flock probe that neither blocks nor modifies the file.
+// If a process holds the directory's LOCK (an open engine), what the lock
+// file says about the holder; empty if it is free, absent, or the system has
+// no /proc/locks. Never takes the lock itself.
 std::string LockHolder(const std::string& dir);
 
 // "1.5 KiB", "3.0 MiB": sizes for humans.

@@ -789,6 +789,7 @@ int RunRepair(Context& ctx, const std::vector<std::string>& args) {
                      .Add("salvage", salvage)
                      .AddRaw("steps", steps_json())
                      .AddRaw("blockers", JsonStringArray(blockers))
+                     .Add("verify", result)
                      .Add("exit_code", would)
                      .Build()
               << "\n";
