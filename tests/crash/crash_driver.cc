@@ -42,7 +42,8 @@ void ApplyFields(const GatewaySession& src,
 }
 
 Durability DeclaredTier(const std::string& name) {
-  const FieldDescriptor* f = GatewaySession::descriptor()->FindFieldByName(name);
+  const FieldDescriptor* f =
+      GatewaySession::descriptor()->FindFieldByName(name);
   if (f == nullptr) return BATCHED;
   Durability d = f->options().GetExtension(walstate::durability);
   return d == IMMEDIATE ? IMMEDIATE : BATCHED;
@@ -70,8 +71,8 @@ std::vector<size_t> MatchingEvents(const History& h, const std::string& session,
   for (size_t j = 0; j < h.events().size(); ++j) {
     const State& d = h.events()[j].durable;
     auto it = d.find(session);
-    const bool same = it == d.end() ? got == nullptr
-                                    : got != nullptr && *got == it->second;
+    const bool same =
+        it == d.end() ? got == nullptr : got != nullptr && *got == it->second;
     if (same) out.push_back(j);
   }
   return out;
@@ -219,8 +220,8 @@ Judgement Judge(const History& history, History::Window w, const State& got) {
     }
     if (!history.EverWritten(id)) {
       out.verdict = Verdict::kCorrupt;
-      out.detail = absl::StrCat("session ", id, " was never written: ",
-                                Short(bytes), "; ", window);
+      out.detail = absl::StrCat(
+          "session ", id, " was never written: ", Short(bytes), "; ", window);
       return out;
     }
     if (!m.GetReflection()->GetUnknownFields(m).empty()) {
@@ -233,10 +234,9 @@ Judgement Judge(const History& history, History::Window w, const State& got) {
       if (!m.GetReflection()->HasField(m, f)) continue;
       if (!history.WasWritten(id, f->number(), FieldBytes(m, f->number()))) {
         out.verdict = Verdict::kCorrupt;
-        out.detail =
-            absl::StrCat("session ", id, " field ", f->name(),
-                         " holds a value never written: ", Short(bytes), "; ",
-                         window);
+        out.detail = absl::StrCat(
+            "session ", id, " field ", f->name(),
+            " holds a value never written: ", Short(bytes), "; ", window);
         return out;
       }
     }
@@ -263,9 +263,9 @@ Judgement Judge(const History& history, History::Window w, const State& got) {
     const State& want = events[w.hi].durable;
     auto iw = want.find(id);
     const std::string line = absl::StrCat(
-        "    ", id, ": got ",
-        it == got.end() ? "<absent>" : Short(it->second), ", as of events [",
-        absl::StrJoin(match, ","), "]; at the newest allowed event: ",
+        "    ", id, ": got ", it == got.end() ? "<absent>" : Short(it->second),
+        ", as of events [", absl::StrJoin(match, ","),
+        "]; at the newest allowed event: ",
         iw == want.end() ? "<absent>" : Short(iw->second), "\n");
     if (match.empty()) {
       torn += line;
@@ -273,8 +273,8 @@ Judgement Judge(const History& history, History::Window w, const State& got) {
       lost += line;
     } else if (match.front() > w.hi) {
       out.verdict = Verdict::kCorrupt;
-      out.detail = absl::StrCat("a value from after the crash point\n", line,
-                                window);
+      out.detail =
+          absl::StrCat("a value from after the crash point\n", line, window);
       return out;
     } else {
       torn += line;  // states before and after the window, none inside
@@ -299,8 +299,8 @@ Judgement Judge(const History& history, History::Window w, const State& got) {
         absl::StrJoin(all, ","), "]\n", DiffStates(got, events[w.hi].durable),
         window);
   } else {
-    out.detail = absl::StrCat("a session state no prefix gives\n", torn,
-                              window);
+    out.detail =
+        absl::StrCat("a session state no prefix gives\n", torn, window);
   }
   return out;
 }
@@ -326,7 +326,8 @@ std::string CheckIndexes(Store<GatewaySession>& store, const State& state) {
     }
     for (const auto& [value, ids] : want) {
       auto got = store.Lookup(field, value);
-      if (!got.ok()) return absl::StrCat("Lookup failed: ", got.status().ToString());
+      if (!got.ok())
+        return absl::StrCat("Lookup failed: ", got.status().ToString());
       if (*got != ids) {
         return absl::StrCat("index ", field, " \"", value, "\" gives [",
                             absl::StrJoin(*got, ","), "], sessions hold [",
@@ -373,7 +374,8 @@ void Driver::Tick() {
   for (const auto& [id, fields] : dirty_) {
     auto it = mem_.find(id);
     if (it == mem_.end()) continue;
-    ApplyFields(it->second, std::vector<std::string>(fields.begin(), fields.end()),
+    ApplyFields(it->second,
+                std::vector<std::string>(fields.begin(), fields.end()),
                 &durable_[id]);
   }
 }
@@ -411,7 +413,8 @@ absl::Status Driver::Update(const std::string& session,
   }
   std::string what =
       absl::StrCat("update ", session, " [", absl::StrJoin(imm, ","), "]");
-  if (!bat.empty()) absl::StrAppend(&what, " batched [", absl::StrJoin(bat, ","), "]");
+  if (!bat.empty())
+    absl::StrAppend(&what, " batched [", absl::StrJoin(bat, ","), "]");
   const uint64_t begin = fs_->op_count();
   absl::Status s = store_ == nullptr
                        ? absl::FailedPreconditionError("store not open")
@@ -530,9 +533,10 @@ absl::Status Driver::CheckMemory() {
   State got = ReadAll(*store_);
   State want = ToState(mem_);
   if (got == want) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(
-      "store and model disagree after ", calls_.empty() ? "" : calls_.back().what,
-      " (store vs model):\n", DiffStates(got, want)));
+  return absl::InternalError(
+      absl::StrCat("store and model disagree after ",
+                   calls_.empty() ? "" : calls_.back().what,
+                   " (store vs model):\n", DiffStates(got, want)));
 }
 
 // ---------------------------------------------------------------- Workload
@@ -550,7 +554,16 @@ class Generator {
         if (!s.ok() && w_.stop_on_error) return absl::OkStatus();
         if (!s.ok()) continue;
       }
-      Step();
+      if (w_.compact_every > 0 &&
+          step % w_.compact_every == w_.compact_every - 1) {
+        if (w_.flush_before_compact) (void)d_.Flush();
+        if (!d_.failed()) (void)d_.Compact();
+      } else if (w_.reopen_every > 0 &&
+                 step % w_.reopen_every == w_.reopen_every - 1) {
+        if (d_.Close().ok()) (void)d_.Open();
+      } else {
+        Step();
+      }
       if (w_.check_memory) {
         absl::Status s = d_.CheckMemory();
         if (!s.ok()) return s;
@@ -756,8 +769,8 @@ RecoveryCheck RecoverTwice(FIFS& crashed, const Options& base,
     Judgement j = Judge(history, w, first);
     if (j.verdict != Verdict::kOk) {
       out.verdict = j.verdict;
-      out.detail =
-          absl::StrCat("first open: ", j.detail, "\nrecovery report:\n", report);
+      out.detail = absl::StrCat("first open: ", j.detail,
+                                "\nrecovery report:\n", report);
       return out;
     }
     std::string idx = CheckIndexes(**store, first);
@@ -799,10 +812,9 @@ RecoveryCheck RecoverTwice(FIFS& crashed, const Options& base,
     State rest = second;
     rest.erase(kProbe);
     Judgement j = Judge(history, w, rest);
-    out.verdict =
-        j.verdict == Verdict::kOk || second.count(kProbe) == 0
-            ? Verdict::kAckedLost
-            : j.verdict;
+    out.verdict = j.verdict == Verdict::kOk || second.count(kProbe) == 0
+                      ? Verdict::kAckedLost
+                      : j.verdict;
     out.detail = absl::StrCat(
         "second open differs from the first plus the probe (second vs want):\n",
         DiffStates(second, want), "recovery report:\n",

@@ -69,7 +69,7 @@ std::string DiffStates(const State& a, const State& b, int max_lines = 6);
 Options TestOptions(FIFS* fs, const absl::Time* clock);
 
 struct Event {
-  std::string what;  // "update s3 [fingerprint,header_name]", "tick", ...
+  std::string what;       // "update s3 [fingerprint,header_name]", "tick", ...
   uint64_t op_begin = 0;  // op_count() before the call
   uint64_t op_end = 0;    // op_count() after it
   bool acked = false;
@@ -209,6 +209,11 @@ struct WorkloadOptions {
   // Flush before every Compact, so that a snapshot holds only committed
   // state (the damage sweep and I/O-error loops rely on it).
   bool flush_before_compact = false;
+  // If > 0: every this many steps, a snapshot (after a tick if
+  // flush_before_compact) instead of a random step.
+  int compact_every = 0;
+  // If > 0: every this many steps, Close + Open instead of a random step.
+  int reopen_every = 0;
   // Per-call overrides (BATCHED on IMMEDIATE fields and vice versa).
   bool overrides = true;
   // Stop at the first call that fails for a reason other than validation.

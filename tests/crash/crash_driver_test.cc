@@ -7,6 +7,8 @@
 //   bazel test //tests/crash:crash_driver_test --test_env=WALSTATE_CRASH_FULL=1
 //     --test_output=streamed
 // WALSTATE_CRASH_SEEDS=n sets how many workloads the full sweep runs.
+#include "tests/crash/crash_driver.h"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -14,7 +16,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/crash/crash_driver.h"
 
 namespace walstate {
 namespace crash {
@@ -45,7 +46,8 @@ std::vector<Spec> SpecsAt(uint64_t op, uint64_t seed, bool full,
   using M = FIFS::CrashMode;
   using N = FIFS::NameLoss;
   std::vector<Spec> all;
-  all.push_back({"a+c: drop data and names", Make(M::kDropUnsynced, N::kDropUnsynced, seed)});
+  all.push_back({"a+c: drop data and names",
+                 Make(M::kDropUnsynced, N::kDropUnsynced, seed)});
   if (unsynced.empty()) return all;  // every mode gives the same state
   std::vector<Spec> more;
   const int rounds = full ? 2 : 1;
@@ -114,7 +116,8 @@ class CrashDriverTest : public ::testing::Test {
     driver.Drop();  // the process dies: no Close
     const uint64_t ops = fs.op_count();
     const uint64_t stride =
-        full ? 1 : std::max<uint64_t>(1, ops / EnvInt("WALSTATE_CRASH_OPS", 700));
+        full ? 1
+             : std::max<uint64_t>(1, ops / EnvInt("WALSTATE_CRASH_OPS", 700));
     const auto start = std::chrono::steady_clock::now();
     uint64_t states = 0;
     for (uint64_t op = 0; op <= ops; op += stride) {
@@ -139,9 +142,9 @@ class CrashDriverTest : public ::testing::Test {
                       << fs.DumpOpLog(op > 12 ? op - 12 : 1, op + 3);
       }
     }
-    const double secs = std::chrono::duration<double>(
-                            std::chrono::steady_clock::now() - start)
-                            .count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     std::printf(
         "  workload seed %llu: %zu calls, %zu events, %llu ops, %llu crash "
         "states in %.1f s\n",
