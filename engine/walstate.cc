@@ -239,10 +239,13 @@ absl::Status EngineImpl::Init(const Message& prototype) {
           " does not exist (set Options::create_if_missing to create it)"));
     }
     absl::Status s = fs_->CreateDir(dir_);
-    // The new directory's own name must survive a crash too.
-    if (s.ok()) s = fs_->SyncDir(ParentDir(dir_));
     if (!s.ok()) return s;
   }
+  // The directory's own name must survive a crash too. Synced at every Open,
+  // not only after the mkdir: an earlier Open may have created the directory
+  // and failed (or died) before this sync.
+  absl::Status synced = fs_->SyncDir(ParentDir(dir_));
+  if (!synced.ok()) return synced;
   auto lock = fs_->LockFile(JoinPath(dir_, log::kLockFileName), LockOwner());
   if (!lock.ok()) return lock.status();
   lock_ = std::move(*lock);
