@@ -30,7 +30,8 @@ flags:
   --json            one JSON object per line ("entry": "file", "record" or
                     "problem"); JSON values are never shortened
   --session ID      only records of session ID
-  --from-lsn N      only records with LSN >= N (snapshots taken at >= N)
+  --from-lsn N      only records with LSN >= N (snapshots taken at >= N;
+                    an LSN range leaves out the MANIFEST)
   --to-lsn N        only records with LSN <= N (snapshots taken at <= N)
   --type T[,T...]   only these record types: update, delete, tick-begin,
                     tick-entry, tick-commit, tick-abort, snapshot-session,
@@ -196,7 +197,11 @@ void Dumper::RecordLine(const std::string& name, const log::Record& record,
   const uint64_t lsn = snapshot_lsn != 0 ? snapshot_lsn : record.lsn;
   ++records_read_;
   if (!TypeWanted(record.type)) return;
-  if (record.type != log::kManifest && (lsn < from_lsn || lsn > to_lsn)) {
+  if (record.type == log::kManifest) {
+    // The MANIFEST's frame LSN means nothing in the log's order: an LSN
+    // range leaves it out.
+    if (from_lsn > 0 || to_lsn != std::numeric_limits<uint64_t>::max()) return;
+  } else if (lsn < from_lsn || lsn > to_lsn) {
     return;
   }
   DecodedRecord d =
