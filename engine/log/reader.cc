@@ -692,7 +692,8 @@ class LogReader::Impl {
   // appear in report() as soon as Next() has passed them.
   void Update(const FileScanner& s);
   // Reports damage found between segments; false if reading must stop.
-  bool SequenceProblem(const std::string& path, std::string detail);
+  bool SequenceProblem(const std::string& path, uint64_t offset,
+                       std::string detail);
 
   size_t next_index_ = 0;
   std::unique_ptr<FileScanner> cur_;
@@ -700,6 +701,9 @@ class LogReader::Impl {
   bool have_expected_ = false;
   uint64_t expected_first_ = 0;  // first LSN the next segment must have
   bool done_ = false;
+  // The last segment read to its end, and where its last good frame ends.
+  std::string prev_path_;
+  uint64_t prev_end_ = 0;
   // How much of the current scanner's report is already in report_.
   size_t problems_taken_ = 0;
   uint64_t torn_taken_ = 0;
@@ -743,17 +747,18 @@ void LogReader::Impl::Update(const FileScanner& s) {
   report_.last_good_offset = r.last_good_offset;
 }
 
-bool LogReader::Impl::SequenceProblem(const std::string& path,
+bool LogReader::Impl::SequenceProblem(const std::string& path, uint64_t offset,
                                       std::string detail) {
   Problem p;
   p.kind = Problem::Kind::kCorruption;
   p.file = path;
-  p.offset = 0;
+  p.offset = offset;
   p.detail = detail;
   report_.problems.push_back(std::move(p));
   if (options_.mode == RecoveryMode::kSalvage) return true;
-  status_ = absl::DataLossError(absl::StrCat(
-      path, ": corruption at offset 0: ", detail, ". ", RepairAdvice(path)));
+  status_ =
+      absl::DataLossError(absl::StrCat(path, ": corruption at offset ", offset,
+                                       ": ", detail, ". ", RepairAdvice(path)));
   done_ = true;
   return false;
 }
@@ -772,10 +777,11 @@ bool LogReader::Impl::OpenNextSegment() {
                             s->header().first_lsn <= options_.start_lsn;
       if (!harmless &&
           !SequenceProblem(
-              path, absl::StrCat("log segments ", numbers_[i - 1] + 1, "..",
-                                 numbers_[i] - 1, " are missing (segment ",
-                                 numbers_[i - 1], " is followed by ",
-                                 numbers_[i], ")"))) {
+              path, 0,
+              absl::StrCat("log segments ", numbers_[i - 1] + 1, "..",
+                           numbers_[i] - 1, " are missing (segment ",
+                           numbers_[i - 1], " is followed by ", numbers_[i],
+                           ")"))) {
         return false;
       }
       // Records of the missing segments are lost; do not also report the gap
@@ -796,7 +802,7 @@ bool LogReader::Impl::OpenNextSegment() {
     if (h.kind != FileKind::kSegment || h.file_number != numbers_[i]) {
       Begin(*s);
       if (!SequenceProblem(
-              path,
+              path, 0,
               absl::StrCat("file header describes ", FileKindName(h.kind), " ",
                            h.file_number, ", not log segment ", numbers_[i],
                            " (a renamed or misplaced file?)"))) {
@@ -805,16 +811,27 @@ bool LogReader::Impl::OpenNextSegment() {
       continue;  // salvage: its records do not belong here
     }
     if (have_expected_ && h.first_lsn != expected_first_) {
+      // Records never span segments and a segment's first LSN is in its
+      // header, so missing LSNs were at the end of the previous segment.
+      const bool gap = h.first_lsn > expected_first_;
+      const bool named_prev = gap && !prev_path_.empty();
       std::string detail =
-          h.first_lsn > expected_first_
-              ? absl::StrCat("segment starts at LSN ", h.first_lsn,
-                             " but the log so far ends before LSN ",
-                             expected_first_, ": LSNs ", expected_first_, "..",
-                             h.first_lsn - 1, " are missing")
+          gap ? absl::StrCat("the log ends at LSN ", expected_first_ - 1,
+                             named_prev ? absl::StrCat(" at offset ", prev_end_,
+                                                       " of ", prev_path_)
+                                        : std::string(),
+                             " but the next segment ", path, " starts at LSN ",
+                             h.first_lsn, ": LSNs ", expected_first_, "..",
+                             h.first_lsn - 1,
+                             " are missing (the end of the previous segment "
+                             "was lost or cut off)")
               : absl::StrCat("segment starts at LSN ", h.first_lsn,
-                             " but the log so far already reached LSN ",
+                             " but the log before it already reached LSN ",
                              expected_first_ - 1, " (overlapping segments)");
-      if (!SequenceProblem(path, detail)) return false;
+      if (!SequenceProblem(named_prev ? prev_path_ : path,
+                           named_prev ? prev_end_ : 0, detail)) {
+        return false;
+      }
     }
     schema_ = h.schema;
     // Skip a whole segment when the next one starts at or before start_lsn:
@@ -823,6 +840,7 @@ bool LogReader::Impl::OpenNextSegment() {
       peeked_ = OpenScanner(i + 1);
       if (peeked_->status().ok() && peeked_->header_ok() &&
           peeked_->header().first_lsn <= options_.start_lsn) {
+        prev_path_.clear();
         have_expected_ = true;
         expected_first_ = peeked_->header().first_lsn;
         continue;
@@ -862,6 +880,8 @@ bool LogReader::Impl::Next(Record* record) {
       return false;
     }
     expected_first_ = cur_->next_lsn();
+    prev_path_ = cur_->path();
+    prev_end_ = cur_->report().last_good_offset;
     cur_.reset();
   }
   return false;

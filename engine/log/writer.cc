@@ -47,6 +47,53 @@ absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }
 
+// Appends what the owner must do after an I/O error stopped the writer.
+absl::Status WithAdvice(const absl::Status& s, absl::string_view what) {
+  if (s.ok()) return s;
+  return absl::Status(
+      s.code(), absl::StrCat(s.message(), ". ", what,
+                             " Fix the cause, then reopen the store (recovery "
+                             "keeps every acknowledged record)."));
+}
+
+constexpr char kStopped[] =
+    "The log writer has stopped and acknowledges nothing more.";
+constexpr char kNotCreated[] = "The log segment was not created.";
+
+// Makes the log before a new segment durable. The newest existing segment
+// may hold records that only reached the page cache (the previous process
+// crashed, or its fdatasync failed); recovery replayed them, so records that
+// follow must never become durable ahead of them.
+absl::Status SyncPreviousSegment(const WriterOptions& options,
+                                 uint64_t segment_number, uint64_t* syncs) {
+  auto names = options.fs->ListDir(options.dir);
+  if (!names.ok()) return names.status();
+  bool found = false;
+  uint64_t previous = 0;
+  for (const std::string& name : *names) {
+    uint64_t n;
+    if (ParseSegmentFileName(name, &n) && n < segment_number &&
+        (!found || n > previous)) {
+      found = true;
+      previous = n;
+    }
+  }
+  if (!found) return absl::OkStatus();
+  const std::string path = JoinPath(options.dir, SegmentFileName(previous));
+  auto file = options.fs->ReopenWritableFile(path);
+  if (!file.ok()) {
+    return Annotate(file.status(),
+                    "opening the previous log segment to sync it");
+  }
+  absl::Status s = (*file)->Sync();
+  ++*syncs;
+  if (!s.ok()) {
+    return Annotate(s, absl::StrCat("fdatasync of the previous log segment ",
+                                    path, " (", (*file)->Size(), " bytes)"));
+  }
+  return Annotate((*file)->Close(), "closing the previous log segment");
+}
+
 }  // namespace
 
 LogWriter::LogWriter(const WriterOptions& options) : options_(options) {}
@@ -74,7 +121,13 @@ absl::StatusOr<std::unique_ptr<LogWriter>> LogWriter::Create(
                      "(recover the directory first)"));
   }
 
+  uint64_t previous_syncs = 0;
+  absl::Status synced =
+      SyncPreviousSegment(options, segment_number, &previous_syncs);
+  if (!synced.ok()) return WithAdvice(synced, kNotCreated);
+
   std::unique_ptr<LogWriter> w(new LogWriter(options));
+  w->stats_.syncs += previous_syncs;
   w->next_lsn_ = next_lsn;
   w->written_lsn_ = next_lsn - 1;
   w->durable_lsn_ = next_lsn - 1;
@@ -96,7 +149,7 @@ absl::StatusOr<std::unique_ptr<LogWriter>> LogWriter::Create(
   absl::Status s = w->OpenSegmentFile(segment_number, encoded);
   if (!s.ok()) {
     if (w->file_ != nullptr) w->file_->Close().IgnoreError();
-    return s;
+    return WithAdvice(s, kNotCreated);
   }
   w->stats_.syncs++;  // OpenSegmentFile syncs the header
   w->stats_.bytes_written += encoded.size();
@@ -135,10 +188,9 @@ absl::Status LogWriter::OpenSegmentFile(uint64_t number,
 absl::Status LogWriter::SyncFile() {
   absl::Status s = file_->Sync();
   if (!s.ok()) {
-    return Annotate(s, absl::StrCat("fdatasync of log segment ", file_->path(),
-                                    " (bytes up to offset ", file_->Size(),
-                                    "); the log is poisoned, reopen the store "
-                                    "through recovery"));
+    return Annotate(s,
+                    absl::StrCat("fdatasync of log segment ", file_->path(),
+                                 " (bytes up to offset ", file_->Size(), ")"));
   }
   file_unsynced_ = false;
   return absl::OkStatus();
@@ -286,7 +338,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
     durable_lsn_ = durable;
   }
   written_lsn_ = written;
-  if (!s.ok() && poison_.ok()) poison_ = s;
+  if (!s.ok() && poison_.ok()) poison_ = WithAdvice(s, kStopped);
   for (auto& seg : batch) {
     if (spare_.size() >= kMaxSpares ||
         seg->data.capacity() > kMaxSpareCapacity) {
@@ -363,7 +415,7 @@ absl::Status LogWriter::Close() {
   lock.lock();
   io_busy_ = false;
   if (s.ok() && !close_status.ok()) {
-    s = Annotate(close_status, "closing log segment");
+    s = WithAdvice(Annotate(close_status, "closing log segment"), kStopped);
     if (poison_.ok()) poison_ = s;
   }
   cv_.notify_all();

@@ -62,8 +62,10 @@ class LogWriter {
  public:
   // Creates segment `segment_number` in options.dir whose first record will
   // have LSN `next_lsn`, and fsyncs the directory. The file must not exist.
-  // LSNs start at 1 (`next_lsn` 0 is InvalidArgument). The header is synced
-  // before Create returns. After recovery, cut any torn tail the reader
+  // LSNs start at 1 (`next_lsn` 0 is InvalidArgument). The newest existing
+  // segment below `segment_number` is fdatasynced first (recovery may have
+  // read records of it that only reached the page cache), and the header is
+  // synced before Create returns. After recovery, cut any torn tail the reader
   // tolerated before creating the next segment (docs/FORMAT.md, 7.4), or it
   // becomes damage in a segment that is no longer the last.
   static absl::StatusOr<std::unique_ptr<LogWriter>> Create(

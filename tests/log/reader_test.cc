@@ -777,6 +777,17 @@ TEST_F(ReaderTest, MissingSegmentBelowStartLsnIsHarmless) {
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
 }
 
+TEST_F(ReaderTest, EarlierSegmentCutAtARecordBoundaryIsNamed) {
+  Truncate(segs_[0], FrameStart(0, 3));  // drops LSNs 4 and 5
+  ReadResult r = ReadLog(dir_, kTolerant);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(r.status.message()),
+              ::testing::StartsWith(segs_[0] + ": corruption at offset " +
+                                    std::to_string(FrameStart(0, 3))));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("LSNs 4..5"));
+  EXPECT_EQ(Lsns(r), Range(1, 3));
+}
+
 TEST_F(ReaderTest, RenamedSegmentIsCorruption) {
   const std::string bytes = ReadBytes(segs_[0]);
   WriteBytes(JoinPath(dir_, SegmentFileName(4)), bytes);
@@ -792,6 +803,12 @@ TEST(ReaderSequenceTest, LsnGapBetweenSegments) {
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("LSNs 6..9"));
   EXPECT_EQ(Lsns(r), Range(1, 5));
+  // The damage is the lost end of segment 1: the problem names it.
+  const std::string seg1 = JoinPath(dir, SegmentFileName(1));
+  ASSERT_EQ(r.report.problems.size(), 1u);
+  EXPECT_EQ(r.report.problems[0].file, seg1);
+  EXPECT_EQ(r.report.problems[0].offset, ReadBytes(seg1).size());
+  EXPECT_THAT(std::string(r.status.message()), ::testing::StartsWith(seg1));
   r = ReadLog(dir, kSalvage);
   ASSERT_TRUE(r.status.ok());
   EXPECT_EQ(Lsns(r), std::vector<uint64_t>({1, 2, 3, 4, 5, 10, 11, 12}));

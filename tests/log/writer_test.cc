@@ -265,6 +265,38 @@ TEST(WriterTest, MaxSizeRecordRoundTrips) {
   EXPECT_EQ(SegmentPaths(dir).size(), 3u);
 }
 
+TEST(WriterTest, CreateSyncsThePreviousSegmentFirst) {
+  // A new segment must never become durable ahead of records that recovery
+  // read from the page cache (a process crash, or a failed fdatasync).
+  const std::string dir = NewTempDir();
+  testing::WriteLog(dir, {10, 10}, 1 << 20);
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 2, 3);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const std::string seg1 = JoinPath(dir, SegmentFileName(1));
+  const std::string seg2 = JoinPath(dir, SegmentFileName(2));
+  std::vector<std::string> ops = fs.ops();
+  ASSERT_GE(ops.size(), 4u);
+  EXPECT_EQ(ops[0], "reopen " + seg1);
+  EXPECT_EQ(ops[1], "sync " + seg1);
+  EXPECT_EQ(ops[2], "close " + seg1);
+  EXPECT_EQ(ops[3], "create " + seg2);
+  EXPECT_EQ((*w)->stats().syncs, 2u);  // seg-1, then seg-2's header
+  ASSERT_TRUE((*w)->Close().ok());
+  // A failure there fails Create, saying what to do.
+  fs.FailSyncNumber(1);
+  absl::StatusOr<std::unique_ptr<LogWriter>> w3 =
+      LogWriter::Create(options, 3, 3);
+  ASSERT_FALSE(w3.ok());
+  EXPECT_THAT(std::string(w3.status().message()), HasSubstr(seg2));
+  EXPECT_THAT(std::string(w3.status().message()),
+              HasSubstr("reopen the store"));
+  EXPECT_EQ(SegmentPaths(dir).size(), 2u);  // no seg-3
+}
+
 // --- poisoning -------------------------------------------------------------
 
 TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
@@ -289,6 +321,8 @@ TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), HasSubstr(seg1));
   EXPECT_THAT(std::string(s.message()), HasSubstr("offset"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("Fix the cause"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("reopen the store"));
   EXPECT_EQ(fs.syncs_of(seg1), syncs_before + 1);
   EXPECT_EQ((*w)->durable_lsn(), *a);
 
