@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,17 @@ int64_t NowNanos() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+namespace {
+int64_t ClockNanos(clockid_t clock) {
+  struct timespec ts;
+  ::clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+int64_t ThreadCpuNanos() { return ClockNanos(CLOCK_THREAD_CPUTIME_ID); }
+int64_t ProcessCpuNanos() { return ClockNanos(CLOCK_PROCESS_CPUTIME_ID); }
 
 uint64_t HeapBytes() {
   struct mallinfo2 m = mallinfo2();
@@ -205,10 +217,12 @@ absl::StatusOr<TailResult> ApplyTail(Contestant* c, const Workload& w,
       e->Set(index, version);
     }
     int64_t t0 = NowNanos();
+    int64_t c0 = ThreadCpuNanos();
     for (size_t k = 0; k < n; ++k) {
       absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
       if (!st.ok()) return st;
     }
+    result.update_cpu_nanos += ThreadCpuNanos() - c0;
     result.update_nanos += NowNanos() - t0;
     *cursor += n;
     done += n;

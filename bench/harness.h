@@ -19,6 +19,10 @@ namespace bench {
 
 // Monotonic nanoseconds.
 int64_t NowNanos();
+// CPU time of this thread / of the whole process (all threads), nanoseconds.
+// On a shared, oversubscribed machine these are steadier than wall time.
+int64_t ThreadCpuNanos();
+int64_t ProcessCpuNanos();
 // Bytes the allocator has handed out (mallinfo2: arenas plus mmapped).
 uint64_t HeapBytes();
 // Bytes this process has caused to be written to storage (/proc/self/io).
@@ -51,6 +55,7 @@ absl::Status Populate(Contestant* c, const Workload& w, ExpectedState* e,
 // *ticks.
 struct TailResult {
   int64_t update_nanos = 0;
+  int64_t update_cpu_nanos = 0;  // thread CPU time of the same calls
   int64_t tick_nanos = 0;
   uint64_t ticks = 0;
 };

@@ -276,14 +276,17 @@ void RecoveryScenario(const std::vector<std::string>& names,
       const uint64_t disk = TreeBytes(work);
       auto c = Make(names[i]);
       uint64_t heap0 = HeapBytes();
+      int64_t cpu0 = ProcessCpuNanos();
       int64_t t0 = NowNanos();
       Check(c->Open(work));
       int64_t t1 = NowNanos();
+      int64_t cpu1 = ProcessCpuNanos();
       uint64_t heap1 = HeapBytes();
       Check(VerifyContestant(*c, w, expected));
       double secs = (t1 - t0) / 1e9;
       Row* row = FindRow("recovery", names[i], params);
       row->samples["open_s"].push_back(secs);
+      row->samples["open_cpu_s"].push_back((cpu1 - cpu0) / 1e9);
       row->samples["records_per_s"].push_back((sessions + tail) / secs);
       row->samples["mb_per_s"].push_back(disk / 1e6 / secs);
       row->samples["disk_bytes"].push_back(disk);
@@ -473,11 +476,16 @@ void TickScenario(const std::vector<std::string>& names,
         auto tr = ApplyTail(o.c.get(), w, &o.e, preload, d, /*tick_size=*/0,
                             &cursor[i]);
         if (!tr.ok()) Fail(tr.status());
+        int64_t cpu0 = ProcessCpuNanos();
         int64_t t0 = NowNanos();
         Check(o.c->Tick());
         int64_t t1 = NowNanos();
+        int64_t cpu1 = ProcessCpuNanos();
         Row* row = FindRow("tick_flush", names[i], {{"dirty", Num(d)}});
         row->samples["tick_ms"].push_back((t1 - t0) / 1e6);
+        row->samples["tick_cpu_ms"].push_back((cpu1 - cpu0) / 1e6);
+        row->samples["batched_cpu_ns_per_op"].push_back(
+            static_cast<double>(tr->update_cpu_nanos) / d);
         row->samples["us_per_session"].push_back((t1 - t0) / 1e3 / d);
         row->samples["batched_ns_per_op"].push_back(
             static_cast<double>(tr->update_nanos) / d);
