@@ -157,6 +157,61 @@ const char* ActionName(SegmentPlan::Action a) {
   return "keep";
 }
 
+// A rewritten segment on its way to disk: written to "<name>.tmp" as records
+// come (so memory stays bounded whatever the segment's size), then synced and
+// renamed over the original. Removed again unless Finish() succeeds.
+class SegmentOutput {
+ public:
+  SegmentOutput(FileSystem* fs, std::string dir, std::string name)
+      : fs_(fs), dir_(std::move(dir)), name_(std::move(name)) {}
+  ~SegmentOutput() {
+    if (file_ != nullptr) {
+      (void)file_->Close();
+      (void)fs_->DeleteFile(JoinPath(dir_, name_ + ".tmp"));
+    }
+  }
+
+  absl::Status Start(const std::string& header) {
+    absl::StatusOr<std::unique_ptr<WritableFile>> file =
+        fs_->NewWritableFile(JoinPath(dir_, name_ + ".tmp"));
+    if (!file.ok()) return file.status();
+    file_ = std::move(*file);
+    buffer_ = header;
+    return absl::OkStatus();
+  }
+  std::string* buffer() { return &buffer_; }
+  // Writes the buffer out once it is large.
+  absl::Status MaybeFlush() {
+    if (buffer_.size() < (4u << 20)) return absl::OkStatus();
+    absl::Status s = file_->Append(buffer_);
+    buffer_.clear();
+    return s;
+  }
+  absl::Status Finish() {
+    absl::Status s = file_->Append(buffer_);
+    if (s.ok()) s = file_->Sync();
+    absl::Status c = file_->Close();
+    if (s.ok()) s = c;
+    file_.reset();
+    const std::string path = JoinPath(dir_, name_);
+    if (s.ok()) s = fs_->RenameFile(path + ".tmp", path);
+    if (s.ok()) s = fs_->SyncDir(dir_);
+    if (!s.ok()) (void)fs_->DeleteFile(path + ".tmp");
+    return s;
+  }
+
+ private:
+  FileSystem* fs_;
+  const std::string dir_;
+  const std::string name_;
+  std::unique_ptr<WritableFile> file_;
+  std::string buffer_;
+};
+
+// At most this many fillers per repair (24 bytes each: 1.5 GiB). A larger
+// gap comes from a forged or misplaced header, not from lost records.
+constexpr uint64_t kMaxFillers = uint64_t{1} << 26;
+
 // Plans (and with `apply`, performs) the log part of a repair. Both passes
 // run the same code over the same unchanged files, so the second one makes
 // exactly the decisions the first one printed.
@@ -184,12 +239,11 @@ class LogRepair {
   // The first LSN of the next segment after `i` whose header is readable.
   bool NextReadableFirstLsn(size_t i, uint64_t* lsn);
   bool Drop(const log::Record& record, const Schema* schema, std::string* why);
-  // Replaces `name` by `bytes` atomically: temporary file, fdatasync,
-  // rename, directory sync.
-  absl::Status WriteFileAtomically(const std::string& name,
-                                   const std::string& bytes);
-  void AppendFillers(uint64_t salt, uint64_t from, uint64_t to,
-                     SegmentPlan* plan, std::string* out);
+  // Records LSNs [from, to) as lost and, when `out` is not null, writes a
+  // filler for each. False when that would pass kMaxFillers.
+  bool AppendFillers(uint64_t salt, uint64_t from, uint64_t to,
+                     SegmentPlan* plan, SegmentOutput* out);
+  absl::Status TooManyFillers(const std::string& name) const;
 
   Context& ctx_;
   const std::string dir_;
@@ -202,6 +256,10 @@ class LogRepair {
   uint64_t first_lsn_ = 0;
   std::string schema_;  // a schema blob for segments whose header is lost
   std::map<size_t, HeaderInfo> headers_;
+  uint64_t fillers_ = 0;
+  // The actions of the planning pass, by segment name: the applying pass
+  // writes only the segments it planned to rewrite.
+  std::map<std::string, SegmentPlan::Action> planned_;
 };
 
 bool LogRepair::NextReadableFirstLsn(size_t i, uint64_t* lsn) {
@@ -245,34 +303,27 @@ bool LogRepair::Drop(const log::Record& record, const Schema* schema,
   return false;
 }
 
-void LogRepair::AppendFillers(uint64_t salt, uint64_t from, uint64_t to,
-                              SegmentPlan* plan, std::string* out) {
-  if (from >= to) return;
+bool LogRepair::AppendFillers(uint64_t salt, uint64_t from, uint64_t to,
+                              SegmentPlan* plan, SegmentOutput* out) {
+  if (from >= to) return true;
+  if (to - from > kMaxFillers - fillers_) return false;
+  fillers_ += to - from;
   plan->fillers.Add(from, to - 1);
   lost_.Add(from, to - 1);
-  if (out == nullptr) return;
+  if (out == nullptr) return true;
   for (uint64_t lsn = from; lsn < to; ++lsn) {
-    log::EncodeRecord(salt, lsn, kFillerType,
-                      "record lost to damage, replaced by walctl repair "
-                      "--salvage",
-                      out);
+    // An empty payload keeps a filler at 24 bytes; its type says it all.
+    log::EncodeRecord(salt, lsn, kFillerType, "", out->buffer());
+    if (!out->MaybeFlush().ok()) return true;  // Finish() reports the error
   }
+  return true;
 }
 
-absl::Status LogRepair::WriteFileAtomically(const std::string& name,
-                                            const std::string& bytes) {
-  const std::string path = JoinPath(dir_, name);
-  const std::string tmp = path + ".tmp";
-  absl::StatusOr<std::unique_ptr<WritableFile>> file =
-      ctx_.fs->NewWritableFile(tmp);
-  if (!file.ok()) return file.status();
-  absl::Status s = (*file)->Append(bytes);
-  if (s.ok()) s = (*file)->Sync();
-  absl::Status c = (*file)->Close();
-  if (s.ok()) s = c;
-  if (s.ok()) s = ctx_.fs->RenameFile(tmp, path);
-  if (s.ok()) s = ctx_.fs->SyncDir(dir_);
-  return s;
+absl::Status LogRepair::TooManyFillers(const std::string& name) const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      name, ": the LSN gap to fill is larger than ", kMaxFillers,
+      " records; a header with a wrong first LSN? Repair will not fill it; "
+      "restore the directory from a backup"));
 }
 
 std::string SegmentHeader(uint64_t number, uint64_t first_lsn, uint64_t salt,
@@ -291,10 +342,17 @@ std::string SegmentHeader(uint64_t number, uint64_t first_lsn, uint64_t salt,
 }
 
 absl::Status LogRepair::Run(bool apply) {
+  if (apply) {
+    planned_.clear();
+    for (const SegmentPlan& p : plans_) planned_[p.name] = p.action;
+  }
+  // Only --salvage writes segments; the caller cuts and removes.
+  const bool write = apply && salvage_;
   plans_.clear();
   lost_ = LsnRanges();
   headers_.clear();
   first_lsn_ = 0;
+  fillers_ = 0;
   const auto& segs = entries_.segments;
   for (size_t i = 0; i < segs.size(); ++i) {
     absl::StatusOr<HeaderInfo> h =
@@ -335,9 +393,11 @@ absl::Status LogRepair::Run(bool apply) {
         plan.needs_salvage = true;
         plan.reasons.push_back("segment number missing from the sequence");
         need_expected();
-        if (apply && salvage_) {
-          absl::Status s = WriteFileAtomically(
-              plan.name, SegmentHeader(n, expected, NewSalt(), schema_));
+        if (write) {
+          SegmentOutput out(ctx_.fs, dir_, plan.name);
+          absl::Status s =
+              out.Start(SegmentHeader(n, expected, NewSalt(), schema_));
+          if (s.ok()) s = out.Finish();
           if (!s.ok()) return s;
         }
         plans_.push_back(std::move(plan));
@@ -348,6 +408,13 @@ absl::Status LogRepair::Run(bool apply) {
     plan.name = segs[i].name;
     plan.number = segs[i].number;
     const uint64_t salt = NewSalt();
+    auto planned = planned_.find(plan.name);
+    const bool rewriting = write && planned != planned_.end() &&
+                           planned->second == SegmentPlan::Action::kRewrite;
+    std::unique_ptr<SegmentOutput> out;
+    if (rewriting) {
+      out = std::make_unique<SegmentOutput>(ctx_.fs, dir_, plan.name);
+    }
 
     if (info.status != log::HeaderStatus::kOk) {
       // No usable header: nothing in the file can be verified.
@@ -368,17 +435,21 @@ absl::Status LogRepair::Run(bool apply) {
                          "); its records are lost and replaced by fillers"));
         need_expected();
         const uint64_t first = expected;
+        if (first_lsn_ == 0) first_lsn_ = first;
+        if (out != nullptr) {
+          absl::Status s =
+              out->Start(SegmentHeader(plan.number, first, salt, schema_));
+          if (!s.ok()) return s;
+        }
         uint64_t next = 0;
-        std::string out;
         if (NextReadableFirstLsn(i, &next) && next > expected) {
-          AppendFillers(salt, expected, next, &plan, apply ? &out : nullptr);
+          if (!AppendFillers(salt, expected, next, &plan, out.get())) {
+            return TooManyFillers(plan.name);
+          }
           expected = next;
         }
-        if (first_lsn_ == 0) first_lsn_ = first;
-        if (apply && salvage_) {
-          absl::Status s = WriteFileAtomically(
-              plan.name,
-              SegmentHeader(plan.number, first, salt, schema_) + out);
+        if (out != nullptr) {
+          absl::Status s = out->Finish();
           if (!s.ok()) return s;
         }
       }
@@ -405,7 +476,11 @@ absl::Status LogRepair::Run(bool apply) {
     }
     std::string error;
     const Schema* schema = decoder_.SchemaFor(h.schema, &error);
-    std::string out;  // the rewritten records, when applying
+    if (out != nullptr) {
+      absl::Status s =
+          out->Start(SegmentHeader(plan.number, first, salt, h.schema));
+      if (!s.ok()) return s;
+    }
 
     absl::StatusOr<std::unique_ptr<log::FileReader>> reader =
         log::FileReader::Open(ctx_.fs, path, log::RecoveryMode::kSalvage,
@@ -421,20 +496,25 @@ absl::Status LogRepair::Run(bool apply) {
         rewrite = true;
         plan.reasons.push_back(absl::StrCat(
             "lsn ", LsnRange(expected, record.lsn - 1), " lost to damage"));
-        AppendFillers(salt, expected, record.lsn, &plan,
-                      apply ? &out : nullptr);
+        if (!AppendFillers(salt, expected, record.lsn, &plan, out.get())) {
+          return TooManyFillers(plan.name);
+        }
       }
       std::string why;
       if (Drop(record, schema, &why)) {
         rewrite = true;
         plan.reasons.push_back(why);
-        AppendFillers(salt, record.lsn, record.lsn + 1, &plan,
-                      apply ? &out : nullptr);
+        if (!AppendFillers(salt, record.lsn, record.lsn + 1, &plan,
+                           out.get())) {
+          return TooManyFillers(plan.name);
+        }
       } else {
         plan.kept++;
-        if (apply) {
+        if (out != nullptr) {
           log::EncodeRecord(salt, record.lsn, record.type, record.payload,
-                            &out);
+                            out->buffer());
+          absl::Status s = out->MaybeFlush();
+          if (!s.ok()) return s;
         }
       }
       expected = record.lsn + 1;
@@ -461,7 +541,9 @@ absl::Status LogRepair::Run(bool apply) {
         plan.reasons.push_back(absl::StrCat("lsn ",
                                             LsnRange(expected, next - 1),
                                             " lost at the end of the segment"));
-        AppendFillers(salt, expected, next, &plan, apply ? &out : nullptr);
+        if (!AppendFillers(salt, expected, next, &plan, out.get())) {
+          return TooManyFillers(plan.name);
+        }
         expected = next;
       }
     }
@@ -473,13 +555,19 @@ absl::Status LogRepair::Run(bool apply) {
                                             " bytes at offset ",
                                             plan.cut_offset, " dropped"));
       }
-      if (apply && salvage_) {
-        absl::Status s = WriteFileAtomically(
-            plan.name, SegmentHeader(plan.number, first, salt, h.schema) + out);
-        if (!s.ok()) return s;
-      }
     } else if (torn) {
       plan.action = SegmentPlan::Action::kCut;
+    }
+    if (out != nullptr) {
+      // The same files read the same way: the plan cannot have changed.
+      if (!rewrite) {
+        return absl::InternalError(absl::StrCat(
+            plan.name,
+            " changed between planning and repair; nothing of it was "
+            "replaced"));
+      }
+      absl::Status s = out->Finish();
+      if (!s.ok()) return s;
     }
     plans_.push_back(std::move(plan));
   }
@@ -596,16 +684,32 @@ std::string DefaultBackupDir(FileSystem* fs, const std::string& dir) {
   }
 }
 
+// Copies `from` to `to` in chunks (a file may be larger than memory) and
+// syncs the copy.
 absl::Status CopyFile(FileSystem* fs, const std::string& from,
                       const std::string& to) {
-  std::string data;
-  absl::Status s = fs->ReadFile(from, &data);
-  if (!s.ok()) return s;
-  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs->NewWritableFile(to);
-  if (!file.ok()) return file.status();
-  s = (*file)->Append(data);
-  if (s.ok()) s = (*file)->Sync();
-  absl::Status c = (*file)->Close();
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> in =
+      fs->NewRandomAccessFile(from);
+  if (!in.ok()) return in.status();
+  absl::StatusOr<uint64_t> size = (*in)->Size();
+  if (!size.ok()) return size.status();
+  absl::StatusOr<std::unique_ptr<WritableFile>> out = fs->NewWritableFile(to);
+  if (!out.ok()) return out.status();
+  std::string scratch(4u << 20, '\0');
+  absl::Status s;
+  for (uint64_t off = 0; s.ok() && off < *size;) {
+    absl::StatusOr<absl::string_view> got =
+        (*in)->Read(off, scratch.size(), scratch.data());
+    if (!got.ok()) {
+      s = got.status();
+      break;
+    }
+    if (got->empty()) break;
+    s = (*out)->Append(*got);
+    off += got->size();
+  }
+  if (s.ok()) s = (*out)->Sync();
+  absl::Status c = (*out)->Close();
   return s.ok() ? c : s;
 }
 
