@@ -560,18 +560,28 @@ TEST_F(EngineDirTest, RepairSalvageDropsDamageAndVerifiesClean) {
   EXPECT_FALSE(s2.has_cost());
 }
 
+// A compacted history's segments and snapshots, in order.
+struct Files {
+  std::vector<std::string> segments, snapshots;
+};
+Files ListFiles(const std::string& dir) {
+  Files f;
+  for (const std::string& name : ListDir(dir)) {
+    uint64_t n;
+    if (log::ParseSegmentFileName(name, &n)) f.segments.push_back(name);
+    if (log::ParseSnapshotFileName(name, &n)) f.snapshots.push_back(name);
+  }
+  return f;
+}
+
 TEST_F(EngineDirTest, RepairSalvageMissingSegmentAndDamagedSnapshot) {
   // Compacted twice: current and previous snapshots, several segments.
   std::string dir = NewTempDir("repair-many");
   std::vector<Checkpoint> checkpoints;
   uint64_t first_kept = 0;
   ASSERT_TRUE(WriteCompactedHistory(dir, &checkpoints, &first_kept).ok());
-  std::vector<std::string> segments, snapshots;
-  for (const std::string& name : ListDir(dir)) {
-    uint64_t n;
-    if (log::ParseSegmentFileName(name, &n)) segments.push_back(name);
-    if (log::ParseSnapshotFileName(name, &n)) snapshots.push_back(name);
-  }
+  const std::vector<std::string> segments = ListFiles(dir).segments;
+  const std::vector<std::string> snapshots = ListFiles(dir).snapshots;
   ASSERT_GE(segments.size(), 4u);
   ASSERT_EQ(snapshots.size(), 2u);
   // Lose a middle segment and damage the current (newest) snapshot.
@@ -590,6 +600,99 @@ TEST_F(EngineDirTest, RepairSalvageMissingSegmentAndDamagedSnapshot) {
   auto store = Store<GatewaySession>::Open(EngineOptions(), dir);
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_TRUE((*store)->Close().ok());
+}
+
+// Repairs `dir` with --fix --salvage and checks that the result verifies
+// clean, opens in the engine, and needs no further repair.
+void SalvageAndCheck(const std::string& what, const std::string& dir) {
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_EQ(r.code, 0) << what << "\n" << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("backup: ")) << what;
+  RunResult v = RunWalctl({"verify", dir});
+  EXPECT_EQ(v.code, 0) << what << "\n" << v.out;
+  auto store = Store<GatewaySession>::Open(EngineOptions(), dir);
+  EXPECT_TRUE(store.ok()) << what << ": " << store.status();
+  if (store.ok()) {
+    EXPECT_TRUE((*store)->Close().ok());
+  }
+  r = RunWalctl({"repair", dir});
+  EXPECT_EQ(r.code, 0) << what << "\n" << r.out;
+  EXPECT_THAT(r.out, HasSubstr("nothing to repair")) << what;
+}
+
+TEST(RepairCases, SalvageKinds) {
+  std::string base = NewTempDir("cases-base");
+  std::vector<Checkpoint> checkpoints;
+  uint64_t first_kept = 0;
+  ASSERT_TRUE(WriteCompactedHistory(base, &checkpoints, &first_kept).ok());
+  const Files files = ListFiles(base);
+  ASSERT_GE(files.segments.size(), 4u);
+
+  {  // The header of a segment in the middle of the log.
+    std::string dir = NewTempDir("case-header");
+    CopyDir(base, dir);
+    FlipByte(dir + "/" + files.segments[1], 30);
+    EXPECT_EQ(RunWalctl({"verify", dir}).code, 2);
+    RunResult plan = RunWalctl({"repair", dir, "--salvage"});
+    EXPECT_THAT(plan.out, HasSubstr("rewrite " + files.segments[1]));
+    EXPECT_THAT(plan.out, HasSubstr("replaced by fillers"));
+    SalvageAndCheck("middle header", dir);
+  }
+  {  // A damaged MANIFEST: rebuilt from the intact snapshots.
+    std::string dir = NewTempDir("case-manifest");
+    CopyDir(base, dir);
+    FlipByte(dir + "/MANIFEST", FileSize(dir + "/MANIFEST") - 4);
+    EXPECT_EQ(RunWalctl({"verify", dir}).code, 2);
+    SalvageAndCheck("manifest", dir);
+    RunResult v = RunWalctl({"verify", dir});
+    EXPECT_THAT(v.out, HasSubstr("current " + files.snapshots.back()));
+  }
+  {  // A torn header of a new last segment: no --salvage needed.
+    std::string dir = NewTempDir("case-torn-header");
+    CopyDir(base, dir);
+    uint64_t n = 0;
+    ASSERT_TRUE(log::ParseSegmentFileName(files.segments.back(), &n));
+    const std::string extra = log::SegmentFileName(n + 1);
+    WriteFile(dir + "/" + extra, std::string(40, '\0'));
+    EXPECT_EQ(RunWalctl({"verify", dir}).code, 1);
+    RunResult r = RunWalctl({"repair", dir, "--fix"});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("remove " + extra));
+    EXPECT_FALSE(Exists(dir + "/" + extra));
+    EXPECT_EQ(RunWalctl({"verify", dir}).code, 0);
+  }
+  {  // Leftover temporary files are removed (and backed up).
+    std::string dir = NewTempDir("case-tmp");
+    CopyDir(base, dir);
+    WriteFile(dir + "/MANIFEST.tmp", "half a manifest");
+    RunResult v = RunWalctl({"verify", dir});
+    EXPECT_EQ(v.code, 0);
+    EXPECT_THAT(v.out, HasSubstr("warning: leftover MANIFEST.tmp"));
+    RunResult r =
+        RunWalctl({"repair", dir, "--fix", "--backup-dir", dir + "-bak"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_FALSE(Exists(dir + "/MANIFEST.tmp"));
+    EXPECT_EQ(ReadFile(dir + "-bak/MANIFEST.tmp"), "half a manifest");
+  }
+}
+
+TEST(RepairCases, UndecodableRecordIsReplaced) {
+  std::string dir = NewTempDir("case-undecodable");
+  std::vector<TestRecord> records = SimpleRecords(5);
+  records[2].payload = std::string("\xff\xff\xff", 3);
+  WriteLog(dir, records, 1 << 20);
+  EXPECT_EQ(RunWalctl({"verify", dir}).code, 2);
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("lsn 3 undecodable"));
+  EXPECT_EQ(RunWalctl({"verify", dir}).code, 0);
+  RunResult d = RunWalctl({"dump", dir, "--json"});
+  int fillers = 0;
+  for (const std::string& line : Lines(d.out)) {
+    auto v = ParseJson(line);
+    if (v.struct_value().fields().count("filler")) ++fillers;
+  }
+  EXPECT_EQ(fillers, 1);
 }
 
 TEST_F(EngineDirTest, RepairUsage) {

@@ -417,9 +417,20 @@ absl::Status LogRepair::Run(bool apply) {
     }
 
     if (info.status != log::HeaderStatus::kOk) {
-      // No usable header: nothing in the file can be verified.
-      const bool torn =
-          info.status == log::HeaderStatus::kTooShort || info.file_size == 0;
+      // No usable header: nothing in the file can be verified. Whether it is
+      // a create a crash interrupted (a torn tail) is the reader's call, the
+      // same one recovery makes.
+      bool torn = false;
+      if (is_last) {
+        absl::StatusOr<std::unique_ptr<log::FileReader>> reader =
+            log::FileReader::Open(ctx_.fs, path, log::RecoveryMode::kSalvage,
+                                  /*is_last=*/true);
+        if (reader.ok()) {
+          for (const log::Problem& p : (*reader)->report().problems) {
+            torn |= p.kind == log::Problem::Kind::kTornTail;
+          }
+        }
+      }
       if (is_last) {
         plan.action = SegmentPlan::Action::kRemove;
         plan.needs_salvage = !torn;
