@@ -24,6 +24,10 @@ namespace {
 struct Spec {
   std::string label;
   FIFS::CrashOptions crash;
+  // The process dies but the machine does not: the page cache (unsynced data
+  // and names included) is what the next Open sees. RecoverTwice then loses
+  // power after its probe, so whatever that Open built on must be durable.
+  bool process_kill = false;
 };
 
 FIFS::CrashOptions Make(FIFS::CrashMode mode, FIFS::NameLoss names,
@@ -40,7 +44,9 @@ FIFS::CrashOptions Make(FIFS::CrashMode mode, FIFS::NameLoss names,
 // a random point, (c) names without a directory sync undone, (d) sectors
 // torn, (e) one unsynced op left out. The full sweep takes every mode with
 // two seeds and leaves out each unsynced op in turn; CI takes the classic
-// power loss (a)+(c) and one other mode, rotating with the op index.
+// power loss (a)+(c) and one other mode, rotating with the op index. Both
+// also take (k): the process is killed (no power loss), and power is lost
+// only after the recovery that followed.
 std::vector<Spec> SpecsAt(uint64_t op, uint64_t seed, bool full,
                           const std::vector<uint64_t>& unsynced) {
   using M = FIFS::CrashMode;
@@ -49,6 +55,8 @@ std::vector<Spec> SpecsAt(uint64_t op, uint64_t seed, bool full,
   all.push_back({"a+c: drop data and names",
                  Make(M::kDropUnsynced, N::kDropUnsynced, seed)});
   if (unsynced.empty()) return all;  // every mode gives the same state
+  all.push_back({"k: process killed, power lost later",
+                 Make(M::kNoLoss, N::kNone, seed), true});
   std::vector<Spec> more;
   const int rounds = full ? 2 : 1;
   for (int r = 0; r < rounds; ++r) {
@@ -126,8 +134,11 @@ class CrashDriverTest : public ::testing::Test {
       const History::Window window = driver.history().WindowAt(op);
       const uint64_t seed = cfg.seed * 1000003 + op * 31;
       for (const Spec& spec : SpecsAt(op, seed, full, (*at)->UnsyncedOps())) {
-        std::unique_ptr<FIFS> crashed = (*at)->Crash(spec.crash);
-        const std::string how = crashed->crash_description();
+        std::unique_ptr<FIFS> crashed =
+            spec.process_kill ? (*at)->Clone() : (*at)->Crash(spec.crash);
+        const std::string how = spec.process_kill
+                                    ? "process killed: page cache intact\n"
+                                    : crashed->crash_description();
         RecoveryCheck r =
             RecoverTwice(*crashed, options, driver.history(), window, seed);
         summary->Add(r.verdict);

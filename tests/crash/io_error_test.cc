@@ -176,8 +176,15 @@ class IoErrorTest : public ::testing::Test {
     }
     if (failed != nullptr && d.is_open()) {
       Store<GatewaySession>& store = *d.store();
-      const bool log_failure = failed->acking || IsLogPath(failed_op.path) ||
-                               failed_op.kind == K::kSyncDir;
+      // A log write or sync failed (the call was an update, delete, tick or
+      // close, or the op was on a segment); a failed step of writing or
+      // publishing a snapshot leaves the log untouched.
+      const bool log_failure =
+          failed->acking ||
+          (IsLogPath(failed_op.path) &&
+           (failed_op.kind == K::kAppend || failed_op.kind == K::kSync ||
+            failed_op.kind == K::kPreallocate || failed_op.kind == K::kCreate ||
+            failed_op.kind == K::kRename));
       absl::Status health = store.health();
       if (health.ok()) {
         if (log_failure) {
