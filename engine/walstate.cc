@@ -133,6 +133,16 @@ struct SegmentInfo {
   std::string name;
 };
 
+// A snapshot that could not be written or published leaves the previous one
+// in effect; the log is untouched and updates go on.
+absl::Status SnapshotFailed(const absl::Status& s) {
+  return absl::Status(
+      s.code(), absl::StrCat(s.message(),
+                             ". The previous snapshot stays in effect and "
+                             "updates go on; fix the cause and call "
+                             "Compact() again"));
+}
+
 // Upper bound on a session id: ids are keys, not payloads.
 constexpr size_t kMaxSessionIdBytes = 4096;
 
@@ -680,7 +690,7 @@ absl::Status EngineImpl::Compact() {
   const uint64_t writer_bytes = writer_->stats().bytes_written;
 
   auto snapshot = SnapshotWriter::Create(fs_, dir_, lsn, schema_->blob());
-  if (!snapshot.ok()) return snapshot.status();
+  if (!snapshot.ok()) return SnapshotFailed(snapshot.status());
   SnapshotWriter& w = **snapshot;
   // Fuzzy snapshot: shards are captured one after the other while updates go
   // on. A shard captured late may already hold changes with LSN > lsn; replay
@@ -696,11 +706,11 @@ absl::Status EngineImpl::Compact() {
     }
     if (w.buffered_bytes() >= (1u << 20)) {
       s = w.WriteBuffered();
-      if (!s.ok()) return s;
+      if (!s.ok()) return SnapshotFailed(s);
     }
   }
   s = w.Finish();
-  if (!s.ok()) return s;
+  if (!s.ok()) return SnapshotFailed(s);
 
   record::Manifest next;
   next.set_generation(manifest_.generation() + 1);
@@ -711,14 +721,22 @@ absl::Status EngineImpl::Compact() {
   current->set_bytes(w.bytes());
   if (manifest_.has_current()) *next.mutable_previous() = manifest_.current();
   s = WriteManifest(fs_, dir_, next);
-  if (!s.ok()) return s;
+  if (!s.ok()) return SnapshotFailed(s);
   KillPoint("compact.before_delete");
   manifest_ = next;
   log_bytes_at_snapshot_ = writer_bytes;
   recovered_log_bytes_ = 0;
   snapshot_time_ = options_.clock();
   ++snapshots_written_;
-  return DeleteObsoleteFiles(manifest_);
+  s = DeleteObsoleteFiles(manifest_);
+  if (!s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat(s.message(), ". Snapshot ", w.file_name(),
+                               " is in effect, but files it made obsolete "
+                               "remain; fix the cause, the next Compact() "
+                               "deletes them"));
+  }
+  return s;
 }
 
 absl::Status EngineImpl::DeleteObsoleteFiles(const record::Manifest& manifest) {
@@ -906,7 +924,24 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const Options& options,
                                                      const std::string& dir) {
   auto engine = std::make_unique<EngineImpl>(options, dir);
   absl::Status s = engine->Init(prototype);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    switch (s.code()) {
+      case absl::StatusCode::kDataLoss:
+      case absl::StatusCode::kFailedPrecondition:
+      case absl::StatusCode::kNotFound:
+      case absl::StatusCode::kInvalidArgument:
+      case absl::StatusCode::kAlreadyExists:
+        return s;  // these say what is wrong and what to do themselves
+      default:
+        break;
+    }
+    // An I/O error: Open only repairs what recovery may repair again, so
+    // opening again once the cause is fixed is safe.
+    return absl::Status(
+        s.code(), absl::StrCat("opening ", dir, ": ", s.message(),
+                               ". The store was not opened; fix the cause "
+                               "and open it again"));
+  }
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
