@@ -310,7 +310,8 @@ void FileScanner::Open() {
       HeaderDamage(Problem::Kind::kTornTail, "empty file (no header)");
     } else {
       HeaderDamage(Problem::Kind::kCorruption,
-                   "empty file (no header) in a segment that is not the last");
+                   "empty file (no header), and not the last log segment, "
+                   "so not a torn write");
     }
     return;
   }
@@ -404,10 +405,11 @@ void FileScanner::ClassifyBadHeader(HeaderStatus hs, const char* p,
     HeaderDamage(Problem::Kind::kForeignFile, detail);
     return;
   }
-  HeaderDamage(
-      Problem::Kind::kCorruption,
-      is_last_ ? absl::StrCat(detail, ", and records may follow it")
-               : absl::StrCat(detail, " in a segment that is not the last"));
+  HeaderDamage(Problem::Kind::kCorruption,
+               is_last_ ? absl::StrCat(detail, ", and records may follow it")
+                        : absl::StrCat(detail,
+                                       ", and not the last log segment, so "
+                                       "not a torn write"));
 }
 
 FrameError FileScanner::CheckFrame(uint64_t off, RecordHeader* h) {
@@ -529,8 +531,10 @@ bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
       }
       return false;
     }
-    absl::StrAppend(&detail,
-                    " in this file, but it is not the last of the log");
+    absl::StrAppend(
+        &detail,
+        " in this file, and it is not the last log segment, so this is "
+        "not a torn write");
     AddProblem(Problem::Kind::kCorruption, off, bytes, detail);
     if (mode_ != RecoveryMode::kSalvage) {
       status_ = DamageError("corruption", off, bytes, detail);

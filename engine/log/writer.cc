@@ -177,9 +177,10 @@ absl::Status LogWriter::OpenSegmentFile(uint64_t number,
   // create that never completed (a torn tail), never from lost records.
   s = file_->Sync();
   if (!s.ok()) {
-    return Annotate(s, absl::StrCat("fdatasync of log segment header ", path,
-                                    " (offset 0..", header.size(), ")"));
+    file_synced_size_ = 0;
+    return CutUnsynced(s, path, header.size());
   }
+  file_synced_size_ = header.size();
   s = options_.fs->SyncDir(options_.dir);
   if (!s.ok()) return Annotate(s, absl::StrCat("after creating ", path));
   return absl::OkStatus();
@@ -187,13 +188,30 @@ absl::Status LogWriter::OpenSegmentFile(uint64_t number,
 
 absl::Status LogWriter::SyncFile() {
   absl::Status s = file_->Sync();
-  if (!s.ok()) {
-    return Annotate(s,
-                    absl::StrCat("fdatasync of log segment ", file_->path(),
-                                 " (bytes up to offset ", file_->Size(), ")"));
-  }
+  if (!s.ok()) return CutUnsynced(s, file_->path(), file_->Size());
   file_unsynced_ = false;
+  file_synced_size_ = file_->Size();
   return absl::OkStatus();
+}
+
+absl::Status LogWriter::CutUnsynced(const absl::Status& sync_error,
+                                    const std::string& path, uint64_t size) {
+  // Linux reports a writeback error once and marks the pages clean: the
+  // unsynced bytes stay readable but never reach the disk, and a retried
+  // fdatasync would not write them. Left in place, a reopen in this boot
+  // would recover records that a later crash takes away, after newer records
+  // built on them became durable. Cut them (none was acknowledged).
+  absl::Status cut = options_.fs->TruncateFile(path, file_synced_size_);
+  std::string what = absl::StrCat("fdatasync of log segment ", path,
+                                  " (bytes up to offset ", size, ")");
+  if (cut.ok()) {
+    absl::StrAppend(&what, "; its unacknowledged bytes after offset ",
+                    file_synced_size_, " were cut off");
+  } else {
+    absl::StrAppend(&what, "; cutting its unacknowledged bytes after offset ",
+                    file_synced_size_, " failed too (", cut.message(), ")");
+  }
+  return Annotate(sync_error, what);
 }
 
 void LogWriter::StartSegmentLocked() {

@@ -146,6 +146,12 @@ class LogWriter {
   // Owned by the thread holding io_busy_ (no lock needed while it does).
   std::unique_ptr<WritableFile> file_;  // the segment being written
   bool file_unsynced_ = false;          // file_ has bytes not yet fdatasynced
+  uint64_t file_synced_size_ = 0;       // bytes of file_ known durable
+  // After a failed fdatasync: cuts file_ back to its durable bytes (the page
+  // cache keeps the others, which would never reach the disk) and returns
+  // the failure annotated with what happened.
+  absl::Status CutUnsynced(const absl::Status& sync_error,
+                           const std::string& path, uint64_t size);
 };
 
 }  // namespace log

@@ -325,6 +325,12 @@ TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("reopen the store"));
   EXPECT_EQ(fs.syncs_of(seg1), syncs_before + 1);
   EXPECT_EQ((*w)->durable_lsn(), *a);
+  // The unacknowledged record was cut off: what a reopen reads is durable.
+  EXPECT_THAT(std::string(s.message()), HasSubstr("were cut off"));
+  EXPECT_EQ(testing::ReadBytes(seg1).size(), 64u + 32u);
+  auto read = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_EQ(read.records.size(), 1u);
 
   // Everything after fails with the same error; no sync is attempted again.
   EXPECT_EQ((*w)->status(), s);
