@@ -69,8 +69,8 @@ SnapshotCheck CheckSnapshot(FileSystem* fs, const std::string& dir,
                               " record does not belong in a snapshot")));
       return;
     }
-    DecodedRecord d =
-        decoder->Decode(record.type, record.payload, record.lsn, schema);
+    DecodedRecord d = decoder->Decode(record.type, record.payload, record.lsn,
+                                      schema, Decoder::Render::kCheck);
     if (!d.error.empty()) {
       check.findings.push_back(Damage(name, record.offset, record.framed_size,
                                       "undecodable", d.error));

@@ -12,6 +12,7 @@
 #include "google/protobuf/empty.pb.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver_util.h"
 #include "proto/walstate/record.pb.h"
 
 namespace walstate {
@@ -114,6 +115,27 @@ std::string Decoder::StateJson(const Message& state) {
   return out;
 }
 
+std::string Decoder::Json(const Message& state) const {
+  const google::protobuf::Descriptor* d = state.GetDescriptor();
+  const google::protobuf::DescriptorPool* pool = d->file()->pool();
+  std::unique_ptr<google::protobuf::util::TypeResolver>& resolver =
+      resolvers_[pool];
+  if (resolver == nullptr) {
+    resolver.reset(google::protobuf::util::NewTypeResolverForDescriptorPool(
+        "type.googleapis.com", pool));
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  if (!google::protobuf::util::BinaryToJsonString(
+           resolver.get(), "type.googleapis.com/" + d->full_name(),
+           state.SerializeAsString(), &out, options)
+           .ok()) {
+    return "null";
+  }
+  return out;
+}
+
 std::string Decoder::StateTextMultiLine(const Message& state) {
   google::protobuf::TextFormat::Printer printer;
   printer.SetUseUtf8StringEscaping(true);
@@ -123,7 +145,7 @@ std::string Decoder::StateTextMultiLine(const Message& state) {
 }
 
 void Decoder::DecodeUpdate(absl::string_view payload, const Schema* schema,
-                           DecodedRecord* out) const {
+                           Render render, DecodedRecord* out) const {
   record::Update update;
   if (!ParsePayload(payload, &update)) {
     out->error = "payload does not parse as walstate.record.Update";
@@ -140,6 +162,7 @@ void Decoder::DecodeUpdate(absl::string_view payload, const Schema* schema,
       update.tick() != 0 ? absl::StrCat("tick=", update.tick(), " ") : "";
 
   if (schema == nullptr) {
+    if (render == Render::kCheck) return;
     // No schema: show field numbers and the raw values (unknown fields).
     google::protobuf::Empty raw;
     ParsePayload(update.values(), &raw);
@@ -160,6 +183,7 @@ void Decoder::DecodeUpdate(absl::string_view payload, const Schema* schema,
                      " do not parse as ", schema->descriptor()->full_name());
     return;
   }
+  if (render == Render::kCheck) return;
   // Keep only the listed fields: they are the change; anything else in
   // `values` is not applied by recovery.
   const Reflection* reflection = values->GetReflection();
@@ -185,6 +209,15 @@ void Decoder::DecodeUpdate(absl::string_view payload, const Schema* schema,
                                 : reflection->HasField(*values, f);
     if (!set) cleared.push_back(f->name());
   }
+  if (render == Render::kJson) {
+    out->json.AddRaw("set", Json(*values));
+    out->json.AddRaw("clear", JsonStringArray(cleared));
+    if (!unknown.empty()) {
+      out->json.AddRaw("unknown_fields",
+                       absl::StrCat("[", absl::StrJoin(unknown, ","), "]"));
+    }
+    return;
+  }
   std::string text = tick_text;
   std::string set_text = SingleLine(*values);
   if (!set_text.empty() || cleared.empty()) {
@@ -199,25 +232,20 @@ void Decoder::DecodeUpdate(absl::string_view payload, const Schema* schema,
                     "]");
   }
   out->text = text;
-  out->json.AddRaw("set", StateJson(*values));
-  out->json.AddRaw("clear", JsonStringArray(cleared));
-  if (!unknown.empty()) {
-    out->json.AddRaw("unknown_fields",
-                     absl::StrCat("[", absl::StrJoin(unknown, ","), "]"));
-  }
 }
 
 DecodedRecord Decoder::Decode(uint8_t type, absl::string_view payload,
-                              uint64_t lsn, const Schema* schema) const {
+                              uint64_t lsn, const Schema* schema,
+                              Render render) const {
   DecodedRecord out;
   switch (type) {
     case log::kUpdate:
       out.tier = "immediate";
-      DecodeUpdate(payload, schema, &out);
+      DecodeUpdate(payload, schema, render, &out);
       break;
     case log::kTickEntry:
       out.tier = "batched";
-      DecodeUpdate(payload, schema, &out);
+      DecodeUpdate(payload, schema, render, &out);
       break;
     case log::kDelete: {
       record::Delete del;
@@ -265,6 +293,7 @@ DecodedRecord Decoder::Decode(uint8_t type, absl::string_view payload,
       out.session = state.session();
       out.json.Add("session", state.session());
       if (schema == nullptr) {
+        if (render == Render::kCheck) break;
         google::protobuf::Empty raw;
         ParsePayload(state.state(), &raw);
         out.text = absl::StrCat("state {", SingleLine(raw), "}");
@@ -278,8 +307,11 @@ DecodedRecord Decoder::Decode(uint8_t type, absl::string_view payload,
             " does not parse as ", schema->descriptor()->full_name());
         break;
       }
-      out.text = absl::StrCat("state ", StateText(*m));
-      out.json.AddRaw("state", StateJson(*m));
+      if (render == Render::kText) {
+        out.text = absl::StrCat("state ", StateText(*m));
+      } else if (render == Render::kJson) {
+        out.json.AddRaw("state", Json(*m));
+      }
       break;
     }
     case log::kSnapshotEnd: {

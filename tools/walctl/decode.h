@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "engine/state/schema.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/util/type_resolver.h"
 #include "tools/walctl/common.h"
 
 namespace walstate {
@@ -36,6 +37,10 @@ struct DecodedRecord {
 
 class Decoder {
  public:
+  // What Decode() fills in besides `error` and the session: formatting
+  // values is most of the cost, so checks ask for none of it.
+  enum class Render { kCheck, kText, kJson };
+
   // Strings longer than this are shortened in text output (JSON is always
   // complete); 0 means never.
   explicit Decoder(size_t truncate_strings = 0)
@@ -50,17 +55,21 @@ class Decoder {
   // Decodes a record of `type`. `schema` may be null (values then show as
   // raw field numbers).
   DecodedRecord Decode(uint8_t type, absl::string_view payload, uint64_t lsn,
-                       const Schema* schema) const;
+                       const Schema* schema,
+                       Render render = Render::kText) const;
 
   // A whole session state: one-line text / JSON object.
   std::string StateText(const google::protobuf::Message& state) const;
+  // JSON through a type resolver cached per descriptor pool (protobuf's
+  // MessageToJsonString builds a new one for every call on dynamic pools).
+  std::string Json(const google::protobuf::Message& state) const;
   static std::string StateJson(const google::protobuf::Message& state);
   // Multi-line text format, for `show`.
   static std::string StateTextMultiLine(const google::protobuf::Message& state);
 
  private:
   void DecodeUpdate(absl::string_view payload, const Schema* schema,
-                    DecodedRecord* out) const;
+                    Render render, DecodedRecord* out) const;
   std::string SingleLine(const google::protobuf::Message& m) const;
 
   size_t truncate_strings_;
@@ -69,6 +78,9 @@ class Decoder {
     std::string error;
   };
   std::map<std::string, CachedSchema> schemas_;
+  mutable std::map<const google::protobuf::DescriptorPool*,
+                   std::unique_ptr<google::protobuf::util::TypeResolver>>
+      resolvers_;
 };
 
 // The session message type named by a schema blob ("" if none or unreadable).

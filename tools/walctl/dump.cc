@@ -205,7 +205,8 @@ void Dumper::RecordLine(const std::string& name, const log::Record& record,
     return;
   }
   DecodedRecord d =
-      decoder.Decode(record.type, record.payload, record.lsn, schema);
+      decoder.Decode(record.type, record.payload, record.lsn, schema,
+                     json ? Decoder::Render::kJson : Decoder::Render::kText);
   if (has_session && (!d.has_session || d.session != session)) return;
   Describe(name);
   if (!d.error.empty()) {

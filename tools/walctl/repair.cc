@@ -275,8 +275,8 @@ bool LogRepair::NextReadableFirstLsn(size_t i, uint64_t* lsn) {
 
 bool LogRepair::Drop(const log::Record& record, const Schema* schema,
                      std::string* why) {
-  DecodedRecord d =
-      decoder_.Decode(record.type, record.payload, record.lsn, schema);
+  DecodedRecord d = decoder_.Decode(record.type, record.payload, record.lsn,
+                                    schema, Decoder::Render::kCheck);
   if (!d.error.empty()) {
     *why = absl::StrCat("lsn ", record.lsn, " undecodable: ", d.error);
     return true;

@@ -118,8 +118,8 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
       std::string name = BaseName(record.file);
       auto it = schemas.find(name);
       const Schema* schema = it == schemas.end() ? nullptr : it->second;
-      DecodedRecord d =
-          decoder.Decode(record.type, record.payload, record.lsn, schema);
+      DecodedRecord d = decoder.Decode(record.type, record.payload, record.lsn,
+                                       schema, Decoder::Render::kCheck);
       if (!d.error.empty()) {
         Finding f = Make(Finding::Severity::kDamage, "undecodable", name,
                          absl::StrCat("lsn ", record.lsn, ": ", d.error));
