@@ -458,9 +458,10 @@ std::string QuoteSession(absl::string_view session) {
 // ---------------------------------------------------------------------------
 // Progress
 
-Progress::Progress(Context& ctx, absl::string_view label, uint64_t total_bytes)
+Progress::Progress(Context& ctx, absl::string_view label, uint64_t total_bytes,
+                   bool streams_output)
     : err_(ctx.err),
-      enabled_(ctx.progress),
+      enabled_(ctx.progress && !(streams_output && ctx.stdout_terminal)),
       label_(label),
       total_(total_bytes),
       start_(std::chrono::steady_clock::now()),

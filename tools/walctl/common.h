@@ -48,6 +48,9 @@ struct Context {
   FileSystem* fs = FileSystem::Default();
   // Show progress on `err` (main() sets it when stderr is a terminal).
   bool progress = false;
+  // stdout is a terminal too: a command printing as it goes (dump) then
+  // shows no progress, which would be drawn across its lines.
+  bool stdout_terminal = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -208,7 +211,9 @@ std::string QuoteSession(absl::string_view session);
 // check whether output goes to a terminal.
 class Progress {
  public:
-  Progress(Context& ctx, absl::string_view label, uint64_t total_bytes);
+  // `streams_output`: the command prints to stdout while it reads.
+  Progress(Context& ctx, absl::string_view label, uint64_t total_bytes,
+           bool streams_output = false);
   ~Progress();  // Done()
   void Update(uint64_t done_bytes);
   void Done();

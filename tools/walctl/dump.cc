@@ -294,7 +294,7 @@ int Dumper::Run() {
 
   if (entries->has_manifest) DumpFile(log::kManifestFileName, 0);
 
-  Progress progress(ctx_, "dump", total);
+  Progress progress(ctx_, "dump", total, /*streams_output=*/true);
   if (!entries->segments.empty()) {
     std::string current;
     const Schema* schema = nullptr;

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   walstate::walctl::Context ctx(std::cout, std::cerr);
   // A progress bar only when a person is watching.
   ctx.progress = ::isatty(STDERR_FILENO) == 1;
+  ctx.stdout_terminal = ::isatty(STDOUT_FILENO) == 1;
   int code = walstate::walctl::Run(ctx, args);
   std::cout.flush();
   return code;
