@@ -739,6 +739,32 @@ void Summary::Add(Verdict v) {
   }
 }
 
+void Summary::AddFailedOpenCause(const std::string& detail) {
+  static const char* const kKeys[] = {"so this is not a torn tail",
+                                      "are missing",
+                                      "bad magic",
+                                      "zero-filled",
+                                      "not the last",
+                                      "update after recovery",
+                                      "close after recovery",
+                                      "second open"};
+  for (const char* key : kKeys) {
+    if (detail.find(key) != std::string::npos) {
+      ++failed_open_causes[key];
+      return;
+    }
+  }
+  ++failed_open_causes["other"];
+}
+
+std::string Summary::Causes() const {
+  std::string out;
+  for (const auto& [key, n] : failed_open_causes) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", "\"", key, "\": ", n);
+  }
+  return out;
+}
+
 std::string Summary::Line() const {
   return absl::StrCat("crash states: ", states, ", acked lost: ", acked_lost,
                       ", holes: ", holes, ", corrupt accepted: ", corrupt,

@@ -54,6 +54,14 @@ inline constexpr char kDir[] = "/db";
 // generated code writes fields in number order).
 using State = std::map<std::string, std::string>;
 
+// Sanitizer builds (--config=asan/tsan define WALSTATE_SANITIZED) run
+// several times slower; the CI samples shrink accordingly.
+#ifdef WALSTATE_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // True if the environment variable `name` is set to something other than ""
 // or "0" (the full sweeps: WALSTATE_CRASH_FULL=1).
 bool EnvFlag(const char* name);
@@ -235,6 +243,11 @@ struct Summary {
   uint64_t corrupt = 0;
   uint64_t failed_opens = 0;
   void Add(Verdict v);
+  // Failed opens by cause (a short key taken from the error), for the
+  // summary.
+  std::map<std::string, uint64_t> failed_open_causes;
+  void AddFailedOpenCause(const std::string& detail);
+  std::string Causes() const;  // "" if none
   bool clean() const {
     return acked_lost == 0 && holes == 0 && corrupt == 0 && failed_opens == 0;
   }

@@ -125,7 +125,8 @@ class CrashDriverTest : public ::testing::Test {
     const uint64_t ops = fs.op_count();
     const uint64_t stride =
         full ? 1
-             : std::max<uint64_t>(1, ops / EnvInt("WALSTATE_CRASH_OPS", 700));
+             : std::max<uint64_t>(1, ops / EnvInt("WALSTATE_CRASH_OPS",
+                                                  kSanitized ? 150 : 700));
     const auto start = std::chrono::steady_clock::now();
     uint64_t states = 0;
     for (uint64_t op = 0; op <= ops; op += stride) {
@@ -142,6 +143,9 @@ class CrashDriverTest : public ::testing::Test {
         RecoveryCheck r =
             RecoverTwice(*crashed, options, driver.history(), window, seed);
         summary->Add(r.verdict);
+        if (r.verdict == Verdict::kFailedOpen) {
+          summary->AddFailedOpenCause(r.detail);
+        }
         ++states;
         if (r.verdict == Verdict::kOk) continue;
         if (++*failures_shown > 5) continue;
@@ -193,6 +197,9 @@ TEST_F(CrashDriverTest, EveryOpUnderEveryCrashMode) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
   std::printf("%s\n", summary.Line().c_str());
+  if (!summary.Causes().empty()) {
+    std::printf("  failed opens by cause: %s\n", summary.Causes().c_str());
+  }
   std::printf("  (%s sweep, %zu workloads, %.1f s)\n", full ? "full" : "CI",
               configs.size(), secs);
   std::fflush(stdout);

@@ -226,15 +226,18 @@ TEST_F(DamageSweepTest, TruncationsAndBitFlipsNeverServeAnAlteredState) {
       for (uint64_t i = 0; i < size; ++i) flips.insert(i);
     } else {
       // The fixed header, the last records, and a random sample between.
-      for (uint64_t i = 0; i < std::min<uint64_t>(size, 72); ++i) {
+      const uint64_t head = kSanitized ? 16 : 72;
+      const uint64_t tail = kSanitized ? 32 : 96;
+      const int random = kSanitized ? 10 : 40;
+      for (uint64_t i = 0; i < std::min<uint64_t>(size, head); ++i) {
         cuts.insert(i);
         flips.insert(i);
       }
-      for (uint64_t i = size > 96 ? size - 96 : 0; i < size; ++i) {
+      for (uint64_t i = size > tail ? size - tail : 0; i < size; ++i) {
         cuts.insert(i);
         flips.insert(i);
       }
-      for (int k = 0; k < 40 && size > 0; ++k) {
+      for (int k = 0; k < random && size > 0; ++k) {
         cuts.insert(rng() % size);
         flips.insert(rng() % size);
       }

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/log/format.h"
@@ -286,6 +287,34 @@ TEST_F(RegressionTest, ReopenAfterAFailedSyncDoesNotBuildOnLostWrites) {
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_TRUE((*reopened)->Contains("s1"));
   EXPECT_TRUE((*reopened)->Contains("s3")) << "acknowledged after the reopen";
+}
+
+// Found by io_error_test (EIO on any op, persistent, reopened in the same
+// boot). After a failed fdatasync the writer cuts the segment back to its
+// synced size, so that the page cache no longer serves bytes the disk will
+// never get. When that cut fails too, the unacknowledged bytes stay in the
+// page cache, and a reopen in the same boot builds on them (see
+// ReopenAfterAFailedSyncDoesNotBuildOnLostWrites): the only safe advice is to
+// restart the machine (or remount) before reopening, and the error must say
+// so.
+TEST_F(RegressionTest, AFailedSyncWhoseCutBackFailsTooAdvisesARestart) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->Update("s1", Fingerprint("fp1"), {"fingerprint"}).ok());
+  FIFS::FaultRule sync;
+  sync.kind = FIFS::OpKind::kSync;
+  fs_->InjectFault(sync);
+  FIFS::FaultRule truncate;
+  truncate.kind = FIFS::OpKind::kTruncate;
+  truncate.persistent = true;
+  fs_->InjectFault(truncate);
+  absl::Status s = store->Update("s2", Fingerprint("fp2"), {"fingerprint"});
+  ASSERT_FALSE(s.ok());
+  const std::string said =
+      absl::StrCat(s.message(), "\n", store->health().message());
+  EXPECT_TRUE(absl::StrContains(said, "restart the machine") ||
+              absl::StrContains(said, "reboot") ||
+              absl::StrContains(said, "remount"))
+      << said;
 }
 
 }  // namespace
