@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -298,6 +299,8 @@ int Parent(const std::vector<std::string>& args) {
     return kExitFailed;
   }
   if (pid == 0) {
+    // The child must not outlive an interrupted demo.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     std::vector<char*> argv;
     for (const std::string& a : child_args) {
       argv.push_back(const_cast<char*>(a.c_str()));

@@ -5,7 +5,8 @@
 # usage: kill_loop.sh WALSTRESS [random|points|both]
 #
 #   random  KILL_ITERATIONS times: `walstress run` on one growing directory,
-#           SIGKILL after a random 0.3-3 s, `walstress check`.
+#           SIGKILL after a random 0.3-3 s (one in five: 20-300 ms, during
+#           the restart), `walstress check`.
 #   points  for every name `walstress kill-points` prints and every n in
 #           KILL_POINT_OCCURRENCES: WALSTATE_KILL_POINT=<name>:<n> walstress
 #           run (the engine kills itself there), then check. A point the run
@@ -19,6 +20,9 @@
 #   KILL_SEED [$RANDOM]          base seed; iteration i uses seed+i
 #   KILL_SESSIONS [200] KILL_THREADS [8] KILL_FLUSH_MS [50]
 #   KILL_WORKDIR [$TEST_TMPDIR or a new temp dir]
+#   KILL_EXTRA_FLAGS []          more `walstress run` flags for random mode,
+#                                e.g. "--max-segment-bytes 65536
+#                                --compact-interval-ms 200 --op-interval-ms 50"
 #
 # Prints one line per iteration and a summary; on the first lost update it
 # keeps the crash image (before check reopened it), prints how to reproduce,
@@ -80,10 +84,16 @@ run_random() {
   ack=$base/ack.log
   for ((i = 1; i <= ITER; i++)); do
     seed=$((SEED + i))
-    delay=$((300 + RANDOM % 2700))
+    # Mostly mid-run; one kill in five lands early, in or right after the
+    # resumed run's Open (tail repair, tick aborts, the start-up check).
+    if ((RANDOM % 5 == 0)); then
+      delay=$((20 + RANDOM % 280))
+    else
+      delay=$((300 + RANDOM % 2700))
+    fi
     "$WALSTRESS" run --dir "$dir" --ack-log "$ack" --seed "$seed" \
       --sessions "$SESSIONS" --threads "$THREADS" \
-      --flush-interval-ms "$FLUSH_MS" --duration-s 120 \
+      --flush-interval-ms "$FLUSH_MS" --duration-s 120 ${KILL_EXTRA_FLAGS:-} \
       >"$base/run.$i.log" 2>&1 &
     pid=$!
     sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"

@@ -37,27 +37,69 @@ const IdState* Match(const SessionModel& m, bool present, uint64_t idhash) {
   return nullptr;
 }
 
-// Names of the batched groups in which `got` and `want` differ.
+// A field's value for a problem report (long text shortened).
+std::string FieldText(const google::protobuf::Message& m,
+                      const google::protobuf::FieldDescriptor* f) {
+  using google::protobuf::FieldDescriptor;
+  const auto* r = m.GetReflection();
+  if (!r->HasField(m, f)) return "unset";
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return absl::StrCat(r->GetInt32(m, f));
+    case FieldDescriptor::CPPTYPE_INT64:
+      return absl::StrCat(r->GetInt64(m, f));
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      return absl::StrCat(r->GetDouble(m, f));
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return r->GetBool(m, f) ? "true" : "false";
+    case FieldDescriptor::CPPTYPE_STRING: {
+      const std::string v = r->GetString(m, f);
+      return v.size() <= 24 ? absl::StrCat("\"", v, "\"")
+                            : absl::StrCat(v.size(), " bytes \"",
+                                           v.substr(0, 16), "...\"");
+    }
+    default:
+      return "(value)";
+  }
+}
+
+// Where `got` and `want` differ: "group.field got X, want Y" per leaf
+// field, or the whole group when one side lacks it.
 std::vector<std::string> DiffGroups(const GatewaySession& got,
                                     const GatewaySession& want) {
+  using google::protobuf::FieldDescriptor;
   std::vector<std::string> out;
   const auto* d = GatewaySession::descriptor();
   const auto* r = GatewaySession::GetReflection();
   for (int i = 0; i < d->field_count(); ++i) {
     const auto* f = d->field(i);
     const bool hg = r->HasField(got, f), hw = r->HasField(want, f);
-    bool same = hg == hw;
-    if (same && hg) {
-      if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
-        same = MessageDifferencer::Equals(r->GetMessage(got, f),
-                                          r->GetMessage(want, f));
-      } else {
-        same = r->GetString(got, f) == r->GetString(want, f);
-      }
+    if (!hg && !hw) continue;
+    if (hg != hw) {
+      out.push_back(absl::StrCat(f->name(), hg ? " present" : " missing",
+                                 hw ? "" : " (expected unset)"));
+      continue;
     }
-    if (!same) {
-      out.push_back(absl::StrCat(f->name(), hg ? "" : " (missing)",
-                                 hw ? "" : " (unexpected)"));
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (r->GetString(got, f) != r->GetString(want, f)) {
+        out.push_back(absl::StrCat(f->name(), " ", FieldText(got, f), ", want ",
+                                   FieldText(want, f)));
+      }
+      continue;
+    }
+    const auto& g = r->GetMessage(got, f);
+    const auto& w = r->GetMessage(want, f);
+    if (MessageDifferencer::Equals(g, w)) continue;
+    const auto* gd = g.GetDescriptor();
+    for (int j = 0; j < gd->field_count(); ++j) {
+      const auto* leaf = gd->field(j);
+      const std::string a = FieldText(g, leaf), b = FieldText(w, leaf);
+      if (a != b || (leaf->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+                     g.GetReflection()->GetString(g, leaf) !=
+                         w.GetReflection()->GetString(w, leaf))) {
+        out.push_back(
+            absl::StrCat(f->name(), ".", leaf->name(), " ", a, ", want ", b));
+      }
     }
   }
   return out;
