@@ -693,15 +693,23 @@ absl::Status EngineImpl::Compact() {
   if (!snapshot.ok()) return SnapshotFailed(snapshot.status());
   SnapshotWriter& w = **snapshot;
   // Fuzzy snapshot: shards are captured one after the other while updates go
-  // on. A shard captured late may already hold changes with LSN > lsn; replay
-  // re-applies them, which is harmless because every record sets values
-  // (idempotent) rather than adjusting them.
+  // on. A shard captured late may already hold changes with LSN > lsn, and
+  // BATCHED changes no tick has written yet. Re-applying its records with
+  // LSN > lsn is not harmless: a tick entry written before the capture holds
+  // older values of only the fields it lists, so it would leave the session
+  // half one version, half another. So each session records the log's last
+  // LSN at its capture (every record of a shard is appended and applied
+  // under the shard's lock, so the state holds all of them up to it), and
+  // replay skips the session's records up to that LSN.
+  uint64_t max_captured = lsn;
   for (size_t i = 0; i < table_->shard_count(); ++i) {
     SessionTable::Shard& shard = table_->shard(i);
     {
       std::lock_guard<std::mutex> lock(shard.mu);
+      const uint64_t captured = writer_->last_lsn();
+      max_captured = std::max(max_captured, captured);
       for (const auto& [session, entry] : shard.sessions) {
-        w.Add(session, *entry.state);
+        w.Add(session, *entry.state, captured);
       }
     }
     if (w.buffered_bytes() >= (1u << 20)) {
@@ -709,6 +717,11 @@ absl::Status EngineImpl::Compact() {
       if (!s.ok()) return SnapshotFailed(s);
     }
   }
+  // Records up to the highest capture LSN must be durable before the
+  // snapshot is: otherwise a crash could lose them from the log, new records
+  // would reuse their LSNs, and replay would skip those as captured.
+  s = writer_->SyncTo(max_captured);
+  if (!s.ok()) return Fail(s, "syncing log before publishing snapshot");
   s = w.Finish();
   if (!s.ok()) return SnapshotFailed(s);
 

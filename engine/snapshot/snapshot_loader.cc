@@ -50,6 +50,8 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
       SessionTable::Shard& shard = table->ShardFor(session.session());
       std::lock_guard<std::mutex> lock(shard.mu);
       table->PutLocked(shard, session.session(), std::move(state));
+      shard.sessions.find(session.session())->second.snapshot_lsn =
+          session.lsn();
       ++loaded.sessions;
     } else if (rec.type == log::kSnapshotEnd) {
       if (!end.ParseFromArray(rec.payload.data(),

@@ -42,9 +42,9 @@ SnapshotWriter::~SnapshotWriter() {
 }
 
 void SnapshotWriter::Add(absl::string_view session,
-                         const google::protobuf::Message& state) {
-  // SessionState{session = 1, state = 2}, encoded by hand so the state is
-  // serialized once, straight into the payload.
+                         const google::protobuf::Message& state, uint64_t lsn) {
+  // SessionState{session = 1, state = 2, lsn = 3}, encoded by hand so the
+  // state is serialized once, straight into the payload.
   const size_t state_size = state.ByteSizeLong();
   scratch_.clear();
   {
@@ -56,6 +56,10 @@ void SnapshotWriter::Add(absl::string_view session,
     out.WriteTag((2 << 3) | 2);
     out.WriteVarint32(static_cast<uint32_t>(state_size));
     state.SerializeWithCachedSizes(&out);
+    if (lsn != 0) {
+      out.WriteTag(3 << 3);
+      out.WriteVarint64(lsn);
+    }
   }
   log::EncodeRecord(salt_, next_ordinal_++, log::kSnapshotSession, scratch_,
                     &buffer_);

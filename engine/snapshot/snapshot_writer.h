@@ -28,8 +28,10 @@ class SnapshotWriter {
   // Deletes the temporary file unless Finish() succeeded.
   ~SnapshotWriter();
 
-  // Buffers one session (no I/O: safe under the caller's locks).
-  void Add(absl::string_view session, const google::protobuf::Message& state);
+  // Buffers one session (no I/O: safe under the caller's locks). `lsn`: the
+  // log's last LSN at the capture (record::SessionState::lsn).
+  void Add(absl::string_view session, const google::protobuf::Message& state,
+           uint64_t lsn);
 
   // Bytes buffered by Add() and not yet written.
   size_t buffered_bytes() const { return buffer_.size(); }

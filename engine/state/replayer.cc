@@ -24,6 +24,19 @@ void CopyUnknownFields(const Message& src, const std::vector<uint32_t>& numbers,
   }
 }
 
+namespace {
+
+// True if `session`'s state came from a snapshot captured after record `lsn`
+// was applied: applying it again could move some fields back in time (a
+// tick entry older than the captured state) while others stay newer.
+bool AlreadyInSnapshot(const SessionTable::Shard& shard,
+                       const std::string& session, uint64_t lsn) {
+  auto it = shard.sessions.find(session);
+  return it != shard.sessions.end() && lsn <= it->second.snapshot_lsn;
+}
+
+}  // namespace
+
 Replayer::Replayer(SessionTable* table, uint64_t base_lsn)
     : table_(table),
       base_lsn_(base_lsn),
@@ -49,6 +62,7 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const record::Update& update) {
   }
   SessionTable::Shard& shard = table_->ShardFor(update.session());
   std::lock_guard<std::mutex> lock(shard.mu);
+  if (AlreadyInSnapshot(shard, update.session(), lsn)) return absl::OkStatus();
   SessionTable::Entry* entry =
       table_->ApplyLocked(shard, update.session(), scratch_.get(), fields_);
   if (!unknown.empty()) {
@@ -68,7 +82,9 @@ absl::Status Replayer::ApplyNow(uint64_t lsn, uint8_t type,
     }
     SessionTable::Shard& shard = table_->ShardFor(delete_.session());
     std::lock_guard<std::mutex> lock(shard.mu);
-    table_->EraseLocked(shard, delete_.session());
+    if (!AlreadyInSnapshot(shard, delete_.session(), lsn)) {
+      table_->EraseLocked(shard, delete_.session());
+    }
     return absl::OkStatus();
   }
   // kUpdate or a decided kTickEntry.

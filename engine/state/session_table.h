@@ -59,6 +59,9 @@ class SessionTable {
     std::unique_ptr<google::protobuf::Message> state;
     FieldSet dirty;  // BATCHED fields changed since the last tick
     absl::Time last_update;
+    // Recovery only: the state came from a snapshot and already holds this
+    // session's records up to this LSN (record::SessionState::lsn).
+    uint64_t snapshot_lsn = 0;
   };
   struct Shard {
     mutable std::mutex mu;
