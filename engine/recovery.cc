@@ -73,6 +73,18 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
 
   std::string failures;
   for (const Candidate& c : candidates) {
+    // The MANIFEST only ever names a snapshot file of this directory; a name
+    // like "../x" must not make recovery read (and later trust) a file
+    // outside it.
+    uint64_t name_lsn = 0;
+    if (!log::ParseSnapshotFileName(c.file, &name_lsn)) {
+      absl::StrAppend(&failures, failures.empty() ? "" : "; ", c.role,
+                      " snapshot ", c.file,
+                      ": not a snapshot file name (the MANIFEST names files "
+                      "of its own directory only)");
+      report.fell_back = true;
+      continue;
+    }
     auto table = std::make_unique<SessionTable>(schema);
     auto loaded =
         LoadSnapshot(fs, JoinPath(options.dir, c.file), c.lsn, table.get());

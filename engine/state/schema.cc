@@ -102,7 +102,6 @@ absl::Status Schema::Init(const google::protobuf::Message* prototype,
   descriptor_ = prototype->GetDescriptor();
   const int n = descriptor_->field_count();
   fields_.resize(n);
-  int max_number = 0;
   for (int i = 0; i < n; ++i) {
     const FieldDescriptor* f = descriptor_->field(i);
     Field& field = fields_[i];
@@ -117,9 +116,9 @@ absl::Status Schema::Init(const google::protobuf::Message* prototype,
           " has a walstate.index option but its type cannot be indexed "
           "(use a singular string, bytes, integer, bool or enum field)"));
     }
-    max_number = std::max(max_number, f->number());
   }
-  by_number_.assign(max_number + 1, -1);
+  by_number_.clear();
+  by_number_.reserve(n);
   for (int i = 0; i < n; ++i) {
     by_number_[fields_[i].descriptor->number()] = i;
     if (fields_[i].index_kind != NO_INDEX) indexed_.push_back(&fields_[i]);
@@ -140,10 +139,8 @@ const Schema::Field* Schema::FindByName(absl::string_view name) const {
 }
 
 const Schema::Field* Schema::FindByNumber(int number) const {
-  if (number <= 0 || number >= static_cast<int>(by_number_.size()))
-    return nullptr;
-  int i = by_number_[number];
-  return i < 0 ? nullptr : &fields_[i];
+  auto it = by_number_.find(number);
+  return it == by_number_.end() ? nullptr : &fields_[it->second];
 }
 
 std::string Schema::IndexKey(const google::protobuf::Message& message,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
@@ -73,7 +74,10 @@ class Schema {
   const google::protobuf::Message* prototype_ = nullptr;
   std::string blob_;
   std::vector<Field> fields_;
-  std::vector<int> by_number_;  // field number -> index in fields_, or -1
+  // Field number -> index in fields_. A map, not a table indexed by number:
+  // field numbers go up to 2^29 - 1, and a table sized by the largest one
+  // (a schema blob in a file header is untrusted input) could take gigabytes.
+  absl::flat_hash_map<int, int> by_number_;
   std::vector<const Field*> indexed_;
 };
 
