@@ -2,8 +2,11 @@
 // every file named on the command line, or found in a directory named there,
 // goes through LLVMFuzzerTestOneInput once. The corpus tests (*_corpus_test)
 // use it so that the regular and the sanitizer suites exercise the committed
-// corpus; it also reproduces a crash from a saved input.
+// corpus; it also reproduces a crash from a saved input. Like libFuzzer's
+// -rss_limit_mb, it fails if an input makes the process grow past
+// kRssLimitMb (a huge allocation driven by the input).
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -18,6 +21,14 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
+
+constexpr long kRssLimitMb = 1024;
+
+long PeakRssMb() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return usage.ru_maxrss / 1024;  // ru_maxrss is in KiB on Linux
+}
 
 bool IsDir(const std::string& path) {
   struct stat st;
@@ -64,6 +75,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "running %s (%zu bytes)\n", file.c_str(), data.size());
     LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(data.data()),
                            data.size());
+    const long rss = PeakRssMb();
+    if (rss > kRssLimitMb) {
+      std::fprintf(stderr, "%s: peak RSS %ld MB exceeds %ld MB\n",
+                   file.c_str(), rss, kRssLimitMb);
+      return 1;
+    }
   }
   std::printf("%zu inputs ran without a crash\n", files.size());
   return 0;
