@@ -4,6 +4,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -47,13 +48,20 @@ absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }
 
+// Set in a message when the page cache holds log bytes the disk does not.
+constexpr char kPageCacheLies[] = "the page cache still serves";
+
 // Appends what the owner must do after an I/O error stopped the writer.
 absl::Status WithAdvice(const absl::Status& s, absl::string_view what) {
   if (s.ok()) return s;
+  const bool restart = absl::StrContains(s.message(), kPageCacheLies);
   return absl::Status(
-      s.code(), absl::StrCat(s.message(), ". ", what,
-                             " Fix the cause, then reopen the store (recovery "
-                             "keeps every acknowledged record)."));
+      s.code(),
+      absl::StrCat(s.message(), ". ", what,
+                   restart ? " Fix the cause, restart the machine (or remount "
+                             "the file system), then reopen the store"
+                           : " Fix the cause, then reopen the store",
+                   " (recovery keeps every acknowledged record)."));
 }
 
 constexpr char kStopped[] =
@@ -208,8 +216,13 @@ absl::Status LogWriter::CutUnsynced(const absl::Status& sync_error,
     absl::StrAppend(&what, "; its unacknowledged bytes after offset ",
                     file_synced_size_, " were cut off");
   } else {
-    absl::StrAppend(&what, "; cutting its unacknowledged bytes after offset ",
-                    file_synced_size_, " failed too (", cut.message(), ")");
+    absl::StrAppend(
+        &what, "; cutting its unacknowledged bytes after offset ",
+        file_synced_size_, " failed too (", cut.message(), "), so ",
+        kPageCacheLies,
+        " bytes the disk does not have: restart the machine (or remount the "
+        "file system) before reopening the store, or recovery would build on "
+        "records that are not durable");
   }
   return Annotate(sync_error, what);
 }

@@ -88,6 +88,11 @@ class FaultyFileSystem : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     fail_append_at_ = appends_ + n;
   }
+  // Every TruncateFile fails.
+  void FailTruncate() {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_truncate_ = true;
+  }
   // NewWritableFile of a path containing `part` fails.
   void FailCreate(const std::string& part) {
     std::lock_guard<std::mutex> l(mu_);
@@ -137,6 +142,14 @@ class FaultyFileSystem : public FileSystem {
     return base_->RenameFile(from, to);
   }
   absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ops_.push_back("truncate " + path + " " + std::to_string(size));
+      if (fail_truncate_) {
+        return absl::InternalError("truncate " + path +
+                                   ": Input/output error (injected)");
+      }
+    }
     return base_->TruncateFile(path, size);
   }
   absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
@@ -166,6 +179,7 @@ class FaultyFileSystem : public FileSystem {
   int appends_ = 0;
   int fail_append_at_ = -1;
   std::string fail_create_part_;
+  bool fail_truncate_ = false;
   std::map<std::string, int> syncs_by_path_;
   std::vector<std::string> ops_;
 };

@@ -344,6 +344,26 @@ TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
   EXPECT_EQ((*w)->stats().durable_lsn, *a);
 }
 
+TEST(WriterPoisonTest, FailedCutBackAfterAFailedSyncAdvisesARestart) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  auto a = (*w)->Append(kUpdate, "a");
+  ASSERT_TRUE(a.ok());
+  fs.FailSyncNumber(1);
+  fs.FailTruncate();
+  absl::Status s = (*w)->SyncTo(*a);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("failed too"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("restart the machine"));
+  const std::string seg1 = JoinPath(dir, SegmentFileName(1));
+  EXPECT_EQ(fs.ops().back(), "truncate " + seg1 + " 64");
+}
+
 TEST(WriterPoisonTest, WaitersOfAFailedGroupAllGetTheError) {
   const std::string dir = NewTempDir();
   FaultyFileSystem fs;
