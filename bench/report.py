@@ -42,7 +42,7 @@ PRESETS = {
                throughput_ops=64, gbench="tiny"),
     "default": dict(sessions=[10000, 100000], tails=[0, 1], large=1000,
                     large_tails=[0, 100000], tick_sizes="100,1000,10000,100000",
-                    under=300000, rounds=3, latency_ops=200, throughput_ops=400,
+                    under=300000, rounds=3, latency_ops=300, throughput_ops=800,
                     gbench="default"),
     "full": dict(sessions=[10000, 100000, 1000000], tails=[0, 1, 10], large=1000,
                  large_tails=[0, 1000000], tick_sizes="100,1000,10000,100000,1000000",
@@ -528,6 +528,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "bench"))
     ap.add_argument("--from-json", help="re-render from a saved latest.json")
     ap.add_argument("--notes", help="markdown file appended as Notes")
+    ap.add_argument("--merge", action="append", default=[],
+                    help="add the results of a `peers --json` output (e.g. a"
+                    " 10^6-session recovery run); repeatable")
     args = ap.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -545,6 +548,15 @@ def main():
                     seconds=round(time.time() - t0))
         with open(os.path.join(args.out, "latest.json"), "w") as f:
             json.dump(dict(meta=meta, results=results), f, indent=1)
+    for path in args.merge:
+        with open(path) as f:
+            extra = json.load(f)["results"]
+        keys = {(r["scenario"], r["contestant"], json.dumps(r["params"],
+                                                             sort_keys=True))
+                for r in extra}
+        results = [r for r in results if (r["scenario"], r["contestant"],
+                   json.dumps(r["params"], sort_keys=True)) not in keys] + extra
+        meta.setdefault("merged", []).append(os.path.basename(path))
     if args.notes:
         with open(args.notes) as f:
             meta["notes"] = f.read()
