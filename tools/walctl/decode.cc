@@ -292,11 +292,19 @@ DecodedRecord Decoder::Decode(uint8_t type, absl::string_view payload,
       out.has_session = true;
       out.session = state.session();
       out.json.Add("session", state.session());
+      // When the session was captured: a snapshot taken while updates go on
+      // holds each session as of its own capture LSN, which may be after the
+      // snapshot's LSN.
+      std::string captured;
+      if (state.lsn() != 0) {
+        captured = absl::StrCat("captured-lsn=", state.lsn(), " ");
+        out.json.Add("captured_lsn", static_cast<uint64_t>(state.lsn()));
+      }
       if (schema == nullptr) {
         if (render == Render::kCheck) break;
         google::protobuf::Empty raw;
         ParsePayload(state.state(), &raw);
-        out.text = absl::StrCat("state {", SingleLine(raw), "}");
+        out.text = absl::StrCat(captured, "state {", SingleLine(raw), "}");
         out.json.Add("state_hex", Hex(state.state()));
         break;
       }
@@ -308,7 +316,7 @@ DecodedRecord Decoder::Decode(uint8_t type, absl::string_view payload,
         break;
       }
       if (render == Render::kText) {
-        out.text = absl::StrCat("state ", StateText(*m));
+        out.text = absl::StrCat(captured, "state ", StateText(*m));
       } else if (render == Render::kJson) {
         out.json.AddRaw("state", Json(*m));
       }

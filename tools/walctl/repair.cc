@@ -603,17 +603,15 @@ ManifestPlan PlanManifest(Context& ctx, const std::string& dir,
                           const std::vector<SnapshotCheck>& snapshots,
                           uint64_t log_first_lsn) {
   ManifestPlan plan;
-  if (!manifest.present) return plan;
-  if (!manifest.ok) {
+  if (manifest.present && !manifest.ok) {
     plan.needed = true;
     plan.reasons.push_back("MANIFEST is damaged");
   }
-  std::vector<std::string> named;
+  uint64_t current_lsn = 0;  // of an intact current snapshot
   if (manifest.ok) {
     for (const auto* ref :
          {&manifest.manifest.current(), &manifest.manifest.previous()}) {
       if (ref->file().empty()) continue;
-      named.push_back(ref->file());
       const SnapshotCheck* found = nullptr;
       for (const SnapshotCheck& c : snapshots) {
         if (c.file == ref->file()) found = &c;
@@ -627,8 +625,20 @@ ManifestPlan PlanManifest(Context& ctx, const std::string& dir,
         plan.remove_snapshots.push_back(found->file);
         plan.reasons.push_back(
             absl::StrCat("snapshot ", found->file, " is damaged"));
+      } else if (ref == &manifest.manifest.current()) {
+        current_lsn = found->lsn;
       }
     }
+  }
+  // The log must continue where the published snapshot ends; if it starts
+  // later (its older segments are gone), only a newer snapshot can bridge it.
+  if (!plan.needed && log_first_lsn > current_lsn + 1) {
+    plan.needed = true;
+    plan.reasons.push_back(absl::StrCat(
+        "the log starts at lsn ", log_first_lsn, " but ",
+        current_lsn == 0 ? std::string("no snapshot is published")
+                         : absl::StrCat("the published snapshot ends at lsn ",
+                                        current_lsn)));
   }
   if (!plan.needed) return plan;
   // The newest intact snapshots the log continues from.
@@ -924,6 +934,9 @@ int RunRepair(Context& ctx, const std::vector<std::string>& args) {
   for (const Step& st : steps) {
     if (st.action == "create") continue;
     if (st.needs_salvage && !salvage) continue;
+    // A MANIFEST to publish where there is none has nothing to keep.
+    absl::StatusOr<bool> exists = ctx.fs->FileExists(JoinPath(dir, st.file));
+    if (exists.ok() && !*exists) continue;
     to_backup.push_back(st.file);
   }
   std::string backup;
