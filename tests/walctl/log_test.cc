@@ -1,5 +1,7 @@
 // walctl dump and verify on logs written by the real LogWriter, intact and
 // damaged in the classic ways; and on random directory images.
+#include <sys/stat.h>
+
 #include <chrono>
 #include <random>
 #include <set>
@@ -331,6 +333,20 @@ TEST(LogInputs, EmptyGarbageForeignAndMissing) {
   // with nothing else readable it is still input walctl cannot read.
   EXPECT_THAT(r.out, HasSubstr("not a walstate file"));
   r = RunWalctl({"dump", dir});
+  EXPECT_EQ(r.code, 2);
+}
+
+TEST_F(LogTest, SpecialFilesAreRefusedNotOpened) {
+  // Opening a FIFO for reading would block forever.
+  const std::string fifo = dir_ + "/" + log::SegmentFileName(99);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  for (const char* cmd : {"verify", "dump", "stats", "repair"}) {
+    RunResult r = RunWalctl({cmd, dir_});
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_THAT(r.err, HasSubstr("is not a regular file (a FIFO)")) << cmd;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+  }
+  RunResult r = RunWalctl({"show", dir_, "s1"});
   EXPECT_EQ(r.code, 2);
 }
 

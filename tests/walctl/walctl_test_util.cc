@@ -76,7 +76,7 @@ RunResult RunBinary(const std::string& binary,
 std::vector<std::string> WriteLog(const std::string& dir,
                                   const std::vector<TestRecord>& records,
                                   uint64_t max_segment_bytes,
-                                  const std::string& schema) {
+                                  const std::string& schema, bool sync_each) {
   log::WriterOptions options;
   options.fs = FileSystem::Default();
   options.dir = dir;
@@ -88,6 +88,12 @@ std::vector<std::string> WriteLog(const std::string& dir,
   for (const TestRecord& r : records) {
     auto lsn = (*writer)->Append(r.type, r.payload);
     EXPECT_TRUE(lsn.ok()) << lsn.status();
+    // Each record durable before the next, as IMMEDIATE updates are: damage
+    // before a later record is then damage in durable data (corruption), not
+    // an unsynced end that a crash may tear anywhere.
+    if (sync_each) {
+      EXPECT_TRUE((*writer)->Sync().ok());
+    }
   }
   EXPECT_TRUE((*writer)->Close().ok());
   std::vector<std::string> segments;

@@ -36,11 +36,13 @@ struct TestRecord {
 };
 
 // Writes `records` with LSNs 1.. to segments of `dir` through LogWriter,
-// rotating at `max_segment_bytes`. Returns the segment paths in order.
+// rotating at `max_segment_bytes`, syncing after each record if `sync_each`.
+// Returns the segment paths in order.
 std::vector<std::string> WriteLog(const std::string& dir,
                                   const std::vector<TestRecord>& records,
                                   uint64_t max_segment_bytes,
-                                  const std::string& schema = "");
+                                  const std::string& schema = "",
+                                  bool sync_each = true);
 
 // `n` kUpdate records of sessions "s1".."s<n>" that set no field.
 std::vector<TestRecord> SimpleRecords(int n);

@@ -323,6 +323,24 @@ absl::StatusOr<DirEntries> ScanDir(FileSystem* fs, const std::string& dir) {
       entries.other.push_back(name);
     }
   }
+  // Opening a FIFO or device for reading can block forever: refuse anything
+  // but regular files under walstate's names before any reader opens them.
+  std::vector<std::string> ours;
+  for (const auto& n : entries.segments) ours.push_back(n.name);
+  for (const auto& n : entries.snapshots) ours.push_back(n.name);
+  if (entries.has_manifest) ours.push_back(log::kManifestFileName);
+  for (const std::string& name : ours) {
+    struct stat st;
+    const std::string path = JoinPath(dir, name);
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is not a regular file (",
+                       S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                              : "a device or socket",
+                       "); move it out of the data directory"));
+    }
+  }
   auto by_number = [](const DirEntries::Numbered& a,
                       const DirEntries::Numbered& b) {
     return a.number < b.number;
