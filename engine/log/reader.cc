@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/log/record_flags.h"
 
 namespace walstate {
 namespace log {
@@ -165,6 +166,16 @@ class FileScanner {
   // Handles a bad frame at `off`: classifies it, reports it and either stops
   // (false) or moves pos_ to the next valid frame (true, salvage only).
   bool HandleDamage(uint64_t off, const std::string& why);
+  // Probes aligned offsets after `from` for an intact frame whose LSN could
+  // follow `expected` given damage starting at `damage_start`. False if none
+  // (or on an I/O error, then status_ is set).
+  bool FindValidFrame(uint64_t from, uint64_t damage_start, uint64_t expected,
+                      uint64_t* at, RecordHeader* h);
+  // True if an intact frame carrying kRecordFlagAfterSync lies at or after
+  // `off` (walking frames from there, resynchronizing over damage).
+  bool SyncedFrameFollows(uint64_t off, uint64_t expected);
+  // An intact frame at `off` (structure and hash; LSN not checked).
+  bool IntactFrameAt(uint64_t off, RecordHeader* h);
   bool TailIsZero(uint64_t off);
   void AddProblem(Problem::Kind kind, uint64_t off, uint64_t bytes,
                   std::string detail) {
@@ -361,8 +372,8 @@ bool FileScanner::HasPlausibleFrame() {
     const char* p = Fill(off, kRecordHeaderSize);
     if (p == nullptr) return true;  // unreadable: assume the worst
     RecordHeader h = DecodeRecordHeader(p);
-    if (h.type != kInvalid && h.flags == 0 && h.reserved == 0 && h.lsn != 0 &&
-        h.length <= kMaxRecordSize &&
+    if (h.type != kInvalid && (h.flags & ~kKnownRecordFlags) == 0 &&
+        h.reserved == 0 && h.lsn != 0 && h.length <= kMaxRecordSize &&
         FramedSize(h.length) <= file_size_ - off) {
       return true;
     }
@@ -419,7 +430,9 @@ FrameError FileScanner::CheckFrame(uint64_t off, RecordHeader* h) {
   if (p == nullptr) return FrameError::kIo;
   *h = DecodeRecordHeader(p);
   if (h->type == kInvalid) return FrameError::kZeroType;
-  if (h->flags != 0 || h->reserved != 0) return FrameError::kReservedBits;
+  if ((h->flags & ~kKnownRecordFlags) != 0 || h->reserved != 0) {
+    return FrameError::kReservedBits;
+  }
   if (h->length > kMaxRecordSize) return FrameError::kTooLong;
   const uint64_t framed = FramedSize(h->length);
   if (framed > remaining) return FrameError::kPastEnd;
@@ -480,34 +493,100 @@ bool FileScanner::TailIsZero(uint64_t off) {
   return true;
 }
 
-bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
-  // Resynchronize: probe every aligned offset after the bad frame for a frame
-  // that is structurally sound, carries a plausible LSN and hashes correctly.
-  const uint64_t max_skip = (file_size_ - off) / kRecordHeaderSize;
-  uint64_t next = 0;
-  RecordHeader nh;
-  bool found = false;
-  for (uint64_t cand = off + kAlignment; cand + kRecordHeaderSize <= file_size_;
-       cand += kAlignment) {
+bool FileScanner::IntactFrameAt(uint64_t off, RecordHeader* h) {
+  if (file_size_ - off < kRecordHeaderSize) return false;
+  const char* p = Fill(off, kRecordHeaderSize);
+  if (p == nullptr) return false;
+  *h = DecodeRecordHeader(p);
+  if (h->type == kInvalid || (h->flags & ~kKnownRecordFlags) != 0 ||
+      h->reserved != 0 || h->length > kMaxRecordSize) {
+    return false;
+  }
+  const uint64_t framed = FramedSize(h->length);
+  if (framed > file_size_ - off) return false;
+  p = Fill(off, static_cast<size_t>(framed));
+  if (p == nullptr) return false;
+  return RecordHashMatches(header_.salt,
+                           absl::string_view(p, static_cast<size_t>(framed)));
+}
+
+bool FileScanner::FindValidFrame(uint64_t from, uint64_t damage_start,
+                                 uint64_t expected, uint64_t* at,
+                                 RecordHeader* found) {
+  // Records cannot advance LSNs faster than one per 24 bytes.
+  const uint64_t max_skip = (file_size_ - damage_start) / kRecordHeaderSize;
+  for (uint64_t cand = from + kAlignment;
+       cand + kRecordHeaderSize <= file_size_; cand += kAlignment) {
     const char* p = Fill(cand, kRecordHeaderSize);
     if (p == nullptr) return false;
     RecordHeader h = DecodeRecordHeader(p);
-    if (h.type == kInvalid || h.flags != 0 || h.reserved != 0 ||
-        h.length > kMaxRecordSize) {
+    // Cheap plausibility first; hash only what passes.
+    if (h.type == kInvalid || (h.flags & ~kKnownRecordFlags) != 0 ||
+        h.reserved != 0 || h.length > kMaxRecordSize ||
+        FramedSize(h.length) > file_size_ - cand || h.lsn < expected ||
+        h.lsn - expected >= max_skip) {
       continue;
     }
-    const uint64_t framed = FramedSize(h.length);
-    if (framed > file_size_ - cand) continue;
-    if (h.lsn < expected_ || h.lsn - expected_ >= max_skip) continue;
-    p = Fill(cand, static_cast<size_t>(framed));
-    if (p == nullptr) return false;
-    if (RecordHashMatches(header_.salt,
-                          absl::string_view(p, static_cast<size_t>(framed)))) {
-      next = cand;
-      nh = h;
-      found = true;
-      break;
+    if (IntactFrameAt(cand, &h)) {
+      *at = cand;
+      *found = h;
+      return true;
     }
+    if (!status_.ok()) return false;
+  }
+  return false;
+}
+
+bool FileScanner::SyncedFrameFollows(uint64_t off, uint64_t expected) {
+  while (off < file_size_) {
+    RecordHeader h;
+    if (IntactFrameAt(off, &h) && h.lsn >= expected) {
+      if (h.flags & kRecordFlagAfterSync) return true;
+      off += FramedSize(h.length);
+      expected = h.lsn + 1;
+      continue;
+    }
+    if (!status_.ok()) return true;  // cannot tell: assume the worse case
+    uint64_t next;
+    if (!FindValidFrame(off, off, expected, &next, &h)) return !status_.ok();
+    off = next;
+  }
+  return false;
+}
+
+bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
+  // Resynchronize: probe every aligned offset after the bad frame for a frame
+  // that is structurally sound, carries a plausible LSN and hashes correctly.
+  uint64_t next = 0;
+  RecordHeader nh;
+  const bool found = FindValidFrame(off, off, expected_, &next, &nh);
+  if (!status_.ok()) return false;
+
+  // In the last segment, intact records after the damage prove it is not the
+  // end of a torn write only if one of them was written after an fdatasync:
+  // then every byte before it, the damaged ones included, had been durable.
+  // Otherwise all of it may be the unsynced end of the log, whose sectors a
+  // crash may keep, drop or garble in any order.
+  if (found && is_last_ && !(nh.flags & kRecordFlagAfterSync) &&
+      !SyncedFrameFollows(next + FramedSize(nh.length), nh.lsn + 1)) {
+    if (!status_.ok()) return false;
+    const uint64_t bytes = file_size_ - off;
+    std::string detail = absl::StrCat(
+        why, "; intact records follow from offset ", next, " (LSN ", nh.lsn,
+        "), but none was written after an fdatasync, so this is the unsynced "
+        "end of the log, which a crash may tear anywhere");
+    AddProblem(Problem::Kind::kTornTail, off, bytes, detail);
+    report_.torn_bytes += bytes;
+    done_ = true;
+    if (mode_ == RecoveryMode::kStrict) {
+      status_ = absl::DataLossError(
+          absl::StrCat(path_, ": torn tail at offset ", off, " (", bytes,
+                       " bytes): ", detail,
+                       "; strict recovery refuses to drop it (the default "
+                       "tolerate-torn-tail mode would). ",
+                       RepairAdvice(path_)));
+    }
+    return false;
   }
 
   if (!found) {
@@ -545,7 +624,11 @@ bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
   const uint64_t bytes = next - off;
   std::string detail =
       absl::StrCat(why, "; a valid record follows at offset ", next, " (LSN ",
-                   nh.lsn, "), so this is not a torn tail");
+                   nh.lsn, ")",
+                   is_last_ ? ", and a record written after an fdatasync that "
+                              "covered the damaged bytes"
+                            : "",
+                   ", so this is not a torn tail");
   if (nh.lsn > expected_) {
     absl::StrAppend(&detail, "; LSNs ", expected_, "..", nh.lsn - 1,
                     " are lost");

@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/log/record_flags.h"
+#include "xxhash.h"
 
 namespace walstate {
 namespace log {
@@ -16,6 +18,7 @@ namespace log {
 // (the file is created first), then framed records.
 struct LogWriter::PendingSegment {
   uint64_t number = 0;
+  uint64_t salt = 0;    // of that segment
   bool create = false;  // the file does not exist yet; `header` starts it
   std::string header;
   std::string data;       // framed records
@@ -31,6 +34,20 @@ struct LogWriter::PendingSegment {
 };
 
 namespace {
+
+// Sets kRecordFlagAfterSync on the first frame of `data` (framed records
+// encoded with `salt`) and rehashes that frame.
+void MarkFirstFrameAfterSync(std::string* data, uint64_t salt) {
+  char* p = data->data();
+  p[13] = static_cast<char>(static_cast<uint8_t>(p[13]) | kRecordFlagAfterSync);
+  uint32_t length = 0;
+  for (int i = 3; i >= 0; --i) {
+    length = (length << 8) | static_cast<uint8_t>(p[8 + i]);
+  }
+  const uint64_t hash =
+      XXH3_64bits_withSeed(p + 8, FramedSize(length) - 8, salt);
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(hash >> (8 * i));
+}
 
 // Buffers larger than this are freed after a write instead of being reused.
 constexpr size_t kMaxSpareCapacity = 4u << 20;
@@ -240,6 +257,7 @@ void LogWriter::StartSegmentLocked() {
     seg = std::make_unique<PendingSegment>();
   }
   seg->number = segment_number_;
+  seg->salt = segment_salt_;
   seg->create = true;
   FileHeader header;
   header.kind = FileKind::kSegment;
@@ -267,6 +285,7 @@ LogWriter::PendingSegment* LogWriter::PendingForCurrentLocked() {
     seg = std::make_unique<PendingSegment>();
   }
   seg->number = segment_number_;
+  seg->salt = segment_salt_;
   pending_.push_back(std::move(seg));
   return pending_.back().get();
 }
@@ -322,8 +341,8 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
       if (file_ != nullptr) {
         if (file_unsynced_) {
           s = SyncFile();
-          if (!s.ok()) break;
           syncs++;
+          if (!s.ok()) break;
           durable = written;
         }
         s = file_->Close();
@@ -340,6 +359,9 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
       bytes += seg->header.size();
     }
     if (!seg->data.empty()) {
+      // Everything in the file so far is durable: say so in the first frame,
+      // so that a reader can tell damage before it from a torn end.
+      if (!file_unsynced_) MarkFirstFrameAfterSync(&seg->data, seg->salt);
       const uint64_t offset = file_->Size();
       s = file_->Append(seg->data);
       if (!s.ok()) {

@@ -114,6 +114,13 @@ std::string WritePlannedLog(
   return dir;
 }
 
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
 // A log of 15 records of 40 bytes (64 framed) in three segments of five.
 class ReaderTest : public ::testing::Test {
  protected:
@@ -310,7 +317,7 @@ TEST_F(ReaderTest, BadTypeAndReservedBits) {
 
   Patch(segs_[1], FrameStart(1, 0) + 12, std::string(1, '\x01'));  // restore
   ASSERT_TRUE(ReadLog(dir_, kStrict).status.ok());
-  Patch(segs_[1], FrameStart(1, 3) + 13, std::string(1, '\x01'));  // flags
+  Patch(segs_[1], FrameStart(1, 3) + 13, std::string(1, '\x02'));  // flags
   r = ReadLog(dir_, kTolerant);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("reserved"));
@@ -366,6 +373,110 @@ TEST_F(ReaderTest, RepeatedLsnInTheMiddle) {
   EXPECT_EQ(r.records.size(), 14u);
   ExpectGenuine(written_, r.records);
   EXPECT_EQ(r.report.problems.size(), 2u) << Describe(r.report);
+}
+
+TEST_F(ReaderTest, EveryFrameOfAPerRecordSyncedLogIsFlagged) {
+  for (int seg = 0; seg < 3; ++seg) {
+    std::vector<uint64_t> starts(ends_[seg].begin(), ends_[seg].end() - 1);
+    EXPECT_EQ(testing::SyncedFrameOffsets(segs_[seg]), starts);
+  }
+}
+
+// A log whose last segment ends with one sync group of several records:
+// records 1..5 synced one by one, then 6..10 written and synced together.
+class LastGroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = NewTempDir();
+    WriterOptions options;
+    options.fs = FileSystem::Default();
+    options.dir = dir_;
+    auto w = LogWriter::Create(options, 1, 1);
+    ASSERT_TRUE(w.ok());
+    for (int i = 1; i <= 10; ++i) {
+      written_.push_back(
+          {static_cast<uint64_t>(i), kUpdate, testing::MakePayload(i, 40 + i)});
+      ASSERT_TRUE((*w)->Append(kUpdate, written_.back().payload).ok());
+      if (i <= 5) {
+        ASSERT_TRUE((*w)->Sync().ok());
+      }
+    }
+    ASSERT_TRUE((*w)->Close().ok());
+    seg_ = SegmentPaths(dir_)[0];
+    ends_ = FrameEnds(seg_);
+    ASSERT_EQ(ends_.size(), 11u);
+    // Frames 1..6 follow a sync; 7..10 were written with 6, unsynced.
+    std::vector<uint64_t> want(ends_.begin(), ends_.begin() + 6);
+    ASSERT_EQ(testing::SyncedFrameOffsets(seg_), want);
+  }
+  std::string dir_;
+  std::string seg_;
+  std::vector<ExpectedRecord> written_;
+  std::vector<uint64_t> ends_;
+};
+
+TEST_F(LastGroupTest, DamageInsideTheLastSyncGroupIsATornTail) {
+  // What a crash can leave: a garbage sector in the middle of the unsynced
+  // end, with later sectors (holding intact records) persisted.
+  Patch(seg_, ends_[7] + 4, RandomBytes(40, 3));  // inside LSN 8
+  ReadResult r = ReadLog(dir_, kTolerant);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Lsns(r), Range(1, 7));
+  ExpectGenuine(written_, r.records);
+  ASSERT_EQ(r.report.problems.size(), 1u) << Describe(r.report);
+  EXPECT_EQ(r.report.problems[0].kind, Problem::Kind::kTornTail);
+  EXPECT_EQ(r.report.problems[0].offset, ends_[7]);
+  EXPECT_THAT(r.report.problems[0].detail, HasSubstr("unsynced"));
+  EXPECT_EQ(r.report.torn_bytes, ends_[10] - ends_[7]);
+  EXPECT_EQ(r.report.last_good_offset, ends_[7]);
+  // Salvage agrees: the intact records after it were never synced.
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(Lsns(r), Range(1, 7));
+  EXPECT_EQ(ReadLog(dir_, kStrict).status.code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(LastGroupTest, DamageInTheGroupStartIsATornTail) {
+  FlipBit(seg_, ends_[5] + 30, 1);  // LSN 6, the flagged first of the group
+  ReadResult r = ReadLog(dir_, kTolerant);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Lsns(r), Range(1, 5));
+  EXPECT_TRUE(r.report.has_torn_tail());
+}
+
+TEST_F(LastGroupTest, DamageBeforeTheLastSyncGroupIsCorruption) {
+  FlipBit(seg_, ends_[4] + 30, 1);  // LSN 5: synced before LSN 6 was written
+  ReadResult r = ReadLog(dir_, kTolerant);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("after an fdatasync"));
+  EXPECT_EQ(Lsns(r), Range(1, 4));
+  EXPECT_FALSE(r.report.has_torn_tail());
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.records.size(), 9u);
+  ExpectGenuine(written_, r.records);
+}
+
+TEST_F(LastGroupTest, FlushedButUnsyncedWritesFormOneGroup) {
+  // Flush() writes without a sync: records written by later write-outs are
+  // not flagged until a sync happened in between.
+  WriterOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir_;
+  auto w = LogWriter::Create(options, 2, 11);
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->Append(kUpdate, "a").ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  ASSERT_TRUE((*w)->Append(kUpdate, "b").ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  ASSERT_TRUE((*w)->Sync().ok());
+  ASSERT_TRUE((*w)->Append(kUpdate, "c").ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  const std::string seg2 = JoinPath(dir_, SegmentFileName(2));
+  auto ends = FrameEnds(seg2);
+  ASSERT_EQ(ends.size(), 4u);
+  EXPECT_EQ(testing::SyncedFrameOffsets(seg2),
+            std::vector<uint64_t>({ends[0], ends[2]}));
 }
 
 TEST(ReaderTypesTest, UnknownRequiredTypeStopsOptionalTypeIsReturned) {
@@ -508,13 +619,6 @@ TEST(ReaderStaleTest, StaleBytesOfAnEarlierFileNeverParse) {
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(Lsns(r), Range(1, 1));
   EXPECT_TRUE(r.report.has_torn_tail());
-}
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
 }
 
 TEST(ReaderForeignTest, ForeignFilesNamedLikeSegments) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "engine/log/record_flags.h"
 #include "gtest/gtest.h"
 
 namespace walstate {
@@ -42,7 +43,8 @@ std::string MakePayload(uint64_t lsn, size_t size) {
 std::vector<ExpectedRecord> WriteLog(const std::string& dir,
                                      const std::vector<size_t>& sizes,
                                      uint64_t max_segment_bytes,
-                                     const std::vector<uint8_t>& types) {
+                                     const std::vector<uint8_t>& types,
+                                     int sync_every) {
   WriterOptions options;
   options.fs = FileSystem::Default();
   options.dir = dir;
@@ -60,6 +62,10 @@ std::vector<ExpectedRecord> WriteLog(const std::string& dir,
     if (!lsn.ok()) return out;
     r.lsn = *lsn;
     out.push_back(std::move(r));
+    if (sync_every > 0 && (i + 1) % sync_every == 0) {
+      absl::Status s = (*writer)->Sync();
+      EXPECT_TRUE(s.ok()) << s;
+    }
   }
   absl::Status s = (*writer)->Close();
   EXPECT_TRUE(s.ok()) << s;
@@ -142,6 +148,17 @@ std::vector<uint64_t> FrameEnds(const std::string& path) {
   while ((*reader)->Next(&rec)) ends.push_back(rec.offset + rec.framed_size);
   EXPECT_TRUE((*reader)->status().ok()) << (*reader)->status();
   return ends;
+}
+
+std::vector<uint64_t> SyncedFrameOffsets(const std::string& path) {
+  std::vector<uint64_t> out;
+  const std::string data = ReadBytes(path);
+  std::vector<uint64_t> ends = FrameEnds(path);
+  for (size_t i = 0; i + 1 < ends.size(); ++i) {
+    RecordHeader h = DecodeRecordHeader(data.data() + ends[i]);
+    if (h.flags & kRecordFlagAfterSync) out.push_back(ends[i]);
+  }
+  return out;
 }
 
 std::string Describe(const ReadReport& report) {

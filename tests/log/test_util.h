@@ -36,11 +36,17 @@ struct ExpectedRecord {
 
 // Writes records of the given payload sizes (type kUpdate unless `types` is
 // given) into a new log in `dir` starting at segment 1, LSN 1, syncs and
-// closes it. Returns the records written.
+// closes it. Returns the records written. With `sync_every` n > 0 it syncs
+// after every n-th record, so each sync group holds n records (their first
+// frame carries kRecordFlagAfterSync); with 0 it syncs only at Close.
 std::vector<ExpectedRecord> WriteLog(const std::string& dir,
                                      const std::vector<size_t>& sizes,
                                      uint64_t max_segment_bytes,
-                                     const std::vector<uint8_t>& types = {});
+                                     const std::vector<uint8_t>& types = {},
+                                     int sync_every = 1);
+
+// Offsets of the frames of a clean file that carry kRecordFlagAfterSync.
+std::vector<uint64_t> SyncedFrameOffsets(const std::string& path);
 
 struct ReadResult {
   absl::Status open_status;  // of LogReader::Open
