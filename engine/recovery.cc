@@ -38,6 +38,16 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       any_segment = true;
     }
   }
+  if (any_segment && max_segment == std::numeric_limits<uint64_t>::max()) {
+    // The engine never gets there; the next segment would be number 0 and
+    // sort before every other, so appending could never be read back.
+    return absl::DataLossError(absl::StrCat(
+        JoinPath(options.dir, log::SegmentFileName(max_segment)),
+        ": segment number ", max_segment,
+        " leaves no number for a next segment (a foreign or damaged file). "
+        "Run `walctl verify ",
+        options.dir, "`"));
+  }
   out.next_segment_number = any_segment ? max_segment + 1 : 1;
 
   auto manifest = ReadManifest(fs, options.dir);
@@ -184,6 +194,14 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   report.last_lsn = std::max(base, rr.last_lsn);
   if (options.stop_at_lsn != std::numeric_limits<uint64_t>::max()) {
     report.last_lsn = std::min(report.last_lsn, options.stop_at_lsn);
+  }
+  if (std::max(base, rr.last_lsn) == std::numeric_limits<uint64_t>::max()) {
+    // Likewise for LSNs: the next record would get LSN 0, which is invalid.
+    return absl::DataLossError(absl::StrCat(
+        "LSN ", std::max(base, rr.last_lsn), " in ", options.dir,
+        " leaves no LSN for a next record (a foreign or damaged file). Run "
+        "`walctl verify ",
+        options.dir, "`"));
   }
   out.next_lsn = std::max(base, rr.last_lsn) + 1;
   report.sessions = out.table->size();
