@@ -12,6 +12,8 @@
 //     reopened store holds exactly the expected sessions.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -189,6 +191,12 @@ Sessions EngineSessions(const Engine& engine) {
   return out;
 }
 
+// WALSTATE_FUZZ_VERBOSE=1 prints what each step returned (for triage).
+void Verbose(const std::string& line) {
+  static const bool on = std::getenv("WALSTATE_FUZZ_VERBOSE") != nullptr;
+  if (on) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 int ModeIndex(log::RecoveryMode mode) {
   for (int i = 0; i < 3; ++i) {
     if (kModes[i] == mode) return i;
@@ -233,6 +241,9 @@ void Check(absl::string_view input) {
     ropts.dir = kDir;
     ropts.mode = kModes[m];
     auto r = Recover(ropts, GatewaySchema());
+    Verbose(absl::StrCat("Recover ", log::RecoveryModeName(kModes[m]), ": ",
+                         r.ok() ? absl::StrCat(r->table->size(), " sessions")
+                                : r.status().ToString()));
     if (!r.ok()) {
       const absl::StatusCode code = r.status().code();
       FUZZ_CHECK(code == absl::StatusCode::kDataLoss ||
@@ -264,6 +275,8 @@ void Check(absl::string_view input) {
   options.clock = [] { return absl::FromUnixSeconds(1700000000); };
   const int mi = ModeIndex(image.mode);
   auto opened = Engine::Open(options, GatewaySession::default_instance(), kDir);
+  Verbose(absl::StrCat("Open ", log::RecoveryModeName(image.mode), ": ",
+                       opened.status().ToString()));
   if (!opened.ok()) {
     // Only recovery's refusal, or a directory of another message type.
     const absl::Status& s = opened.status();
