@@ -624,11 +624,7 @@ bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
   const uint64_t bytes = next - off;
   std::string detail =
       absl::StrCat(why, "; a valid record follows at offset ", next, " (LSN ",
-                   nh.lsn, ")",
-                   is_last_ ? ", and a record written after an fdatasync that "
-                              "covered the damaged bytes"
-                            : "",
-                   ", so this is not a torn tail");
+                   nh.lsn, "), so this is not a torn tail");
   if (nh.lsn > expected_) {
     absl::StrAppend(&detail, "; LSNs ", expected_, "..", nh.lsn - 1,
                     " are lost");
