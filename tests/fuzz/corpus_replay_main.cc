@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
                            data.size());
     const long rss = PeakRssMb();
     if (rss > kRssLimitMb) {
-      std::fprintf(stderr, "%s: peak RSS %ld MB exceeds %ld MB\n",
-                   file.c_str(), rss, kRssLimitMb);
+      std::fprintf(stderr, "%s: peak RSS %ld MB exceeds %ld MB\n", file.c_str(),
+                   rss, kRssLimitMb);
       return 1;
     }
   }

@@ -176,12 +176,15 @@ void Check(absl::string_view data) {
       file[m][last] = ReadFile(&fs, path, data.size(), kModes[m], last == 1);
     }
   }
-  // Whether the file is the last one changes how damage is classified, never
-  // which records are read.
-  for (int m = 0; m < 3; ++m) {
-    FUZZ_CHECK(IsPrefix(file[m][0].records, file[m][1].records) &&
-               file[m][0].records.size() == file[m][1].records.size());
+  // Whether the file is the last one changes how damage is classified:
+  // strict and tolerant modes read the same records either way (both stop at
+  // the damage); salvage may stop at a torn tail of the last file where it
+  // skips the same damage in an earlier file and reads on.
+  for (int m = 0; m < 2; ++m) {
+    FUZZ_CHECK(file[m][0].records.size() == file[m][1].records.size() &&
+               IsPrefix(file[m][0].records, file[m][1].records));
   }
+  FUZZ_CHECK(IsPrefix(file[2][1].records, file[2][0].records));
   // Before the first damage every mode reads the same records; strict and
   // tolerant stop there, salvage may go on.
   for (int last = 0; last < 2; ++last) {
