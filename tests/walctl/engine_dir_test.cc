@@ -558,6 +558,13 @@ TEST_F(EngineDirTest, RepairSalvageDropsDamageAndVerifiesClean) {
   ASSERT_TRUE(ShowState(dir, "s2", "8", &s2, &code)) << code;
   EXPECT_EQ(s2.fingerprint(), "fp-2");
   EXPECT_FALSE(s2.has_cost());
+
+  // The rewritten segment is durable as a whole: later damage inside it is
+  // corruption, not a torn tail default recovery would quietly cut.
+  FlipByte(seg, 1760);  // lsn 2's payload
+  RunResult after = RunWalctl({"verify", dir});
+  EXPECT_EQ(after.code, 2) << after.out;
+  EXPECT_THAT(after.out, HasSubstr("problem: corruption"));
 }
 
 // A compacted history's segments and snapshots, in order.

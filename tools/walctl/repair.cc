@@ -27,11 +27,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/log/record_flags.h"
 #include "engine/snapshot/manifest.h"
 #include "tools/walctl/checks.h"
 #include "tools/walctl/decode.h"
 #include "tools/walctl/scan.h"
 #include "tools/walctl/walctl.h"
+#include "xxhash.h"
 
 namespace walstate {
 namespace walctl {
@@ -160,6 +162,11 @@ const char* ActionName(SegmentPlan::Action a) {
 // A rewritten segment on its way to disk: written to "<name>.tmp" as records
 // come (so memory stays bounded whatever the segment's size), then synced and
 // renamed over the original. Removed again unless Finish() succeeds.
+//
+// Its last frame is written only after an fdatasync of everything before it
+// and carries kRecordFlagAfterSync, as the log writer would set it: damage
+// anywhere before that frame then reads as corruption of durable data, never
+// as a torn tail that default recovery would silently cut.
 class SegmentOutput {
  public:
   SegmentOutput(FileSystem* fs, std::string dir, std::string name)
@@ -179,16 +186,28 @@ class SegmentOutput {
     buffer_ = header;
     return absl::OkStatus();
   }
-  std::string* buffer() { return &buffer_; }
-  // Writes the buffer out once it is large.
-  absl::Status MaybeFlush() {
+
+  // Appends one record; the previous one goes to the buffer, which is written
+  // out once it is large.
+  absl::Status Add(uint64_t salt, uint64_t lsn, uint8_t type,
+                   absl::string_view payload) {
+    buffer_ += last_;
+    last_.clear();
+    log::EncodeRecord(salt, lsn, type, payload, &last_);
+    salt_ = salt;
     if (buffer_.size() < (4u << 20)) return absl::OkStatus();
     absl::Status s = file_->Append(buffer_);
     buffer_.clear();
     return s;
   }
+
   absl::Status Finish() {
     absl::Status s = file_->Append(buffer_);
+    if (s.ok() && !last_.empty()) {
+      s = file_->Sync();
+      MarkAfterSync();
+      if (s.ok()) s = file_->Append(last_);
+    }
     if (s.ok()) s = file_->Sync();
     absl::Status c = file_->Close();
     if (s.ok()) s = c;
@@ -201,11 +220,23 @@ class SegmentOutput {
   }
 
  private:
+  // Sets the flag on `last_` and recomputes its hash (format.h: XXH3-64
+  // seeded with the salt over the frame from byte 8 on).
+  void MarkAfterSync() {
+    char* p = last_.data();
+    p[13] = static_cast<char>(static_cast<uint8_t>(p[13]) |
+                              log::kRecordFlagAfterSync);
+    const uint64_t hash = XXH3_64bits_withSeed(p + 8, last_.size() - 8, salt_);
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(hash >> (8 * i));
+  }
+
   FileSystem* fs_;
   const std::string dir_;
   const std::string name_;
   std::unique_ptr<WritableFile> file_;
   std::string buffer_;
+  std::string last_;  // the last frame so far, not yet in buffer_
+  uint64_t salt_ = 0;
 };
 
 // At most this many fillers per repair (24 bytes each: 1.5 GiB). A larger
@@ -313,8 +344,9 @@ bool LogRepair::AppendFillers(uint64_t salt, uint64_t from, uint64_t to,
   if (out == nullptr) return true;
   for (uint64_t lsn = from; lsn < to; ++lsn) {
     // An empty payload keeps a filler at 24 bytes; its type says it all.
-    log::EncodeRecord(salt, lsn, kFillerType, "", out->buffer());
-    if (!out->MaybeFlush().ok()) return true;  // Finish() reports the error
+    if (!out->Add(salt, lsn, kFillerType, "").ok()) {
+      return true;  // the write error shows again in Finish()
+    }
   }
   return true;
 }
@@ -522,9 +554,8 @@ absl::Status LogRepair::Run(bool apply) {
       } else {
         plan.kept++;
         if (out != nullptr) {
-          log::EncodeRecord(salt, record.lsn, record.type, record.payload,
-                            out->buffer());
-          absl::Status s = out->MaybeFlush();
+          absl::Status s =
+              out->Add(salt, record.lsn, record.type, record.payload);
           if (!s.ok()) return s;
         }
       }
