@@ -28,7 +28,7 @@ run_step() {
   echo "=== ${name}: bazel test $*"
   local log
   log=$(mktemp)
-  bazel test --keep_going "$@" >"$log" 2>&1
+  bazel test --keep_going --nocache_test_results "$@" >"$log" 2>&1
   local rc=$?
   grep -E "^(//|INFO: Build|FAIL|ERROR|Executed)" "$log" || true
   local counts
