@@ -82,8 +82,14 @@ for t in "${targets[@]}"; do
   cp tests/fuzz/corpus/"$t"/* "$corpus"/
   log="$work/$t.log"
   echo "=== fuzz: $t for ${seconds}s"
+  # Per-target extras: a dictionary, and default flags (one per line).
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=("-dict=tests/fuzz/$t.dict")
+  if [ -f "tests/fuzz/$t.flags" ]; then
+    while IFS= read -r flag; do
+      [ -n "$flag" ] && [ "${flag#\#}" = "$flag" ] && dict+=("$flag")
+    done <"tests/fuzz/$t.flags"
+  fi
   "$bin_dir/tests/fuzz/${t}_fuzzer" \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \

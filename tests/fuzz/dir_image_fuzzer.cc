@@ -1,7 +1,8 @@
 // Fuzzes whole data directories: segments, snapshots and MANIFEST together
 // (the input framing is in fuzz_util.h). For each image:
-//  1. Recover (engine/recovery.h) in every mode: read-only, and what a
-//     stricter mode accepts a more tolerant one accepts with the same state.
+//  1. Recover (engine/recovery.h) in every mode, and as of an earlier LSN:
+//     read-only, and what a stricter mode accepts a more tolerant one
+//     accepts with the same state.
 //  2. Engine::Open in the image's mode on an in-memory file system (every
 //     path it touches must stay inside the directory). It may refuse the
 //     image, but only with a status; if it opens, its sessions are exactly
@@ -235,6 +236,7 @@ void Check(absl::string_view input) {
 
   // 1. Recovery, read-only, in every mode.
   std::optional<Sessions> recovered[3];
+  uint64_t last_lsn = 0;  // what tolerant recovery reached
   for (int m = 0; m < 3; ++m) {
     RecoveryOptions ropts;
     ropts.fs = &fs;
@@ -254,6 +256,28 @@ void Check(absl::string_view input) {
     recovered[m] = TableSessions(*r->table);
     FUZZ_CHECK(r->report.sessions == recovered[m]->size());
     FUZZ_CHECK(r->next_lsn > r->report.last_lsn);
+    if (kModes[m] == log::RecoveryMode::kTolerateTornTail) {
+      last_lsn = r->report.last_lsn;
+    }
+  }
+  // The state as of an earlier LSN (`walctl show --at-lsn`): a state that
+  // stops there, or a refusal because the history before it is gone.
+  if (last_lsn > 1) {
+    RecoveryOptions ropts;
+    ropts.fs = &fs;
+    ropts.dir = kDir;
+    ropts.stop_at_lsn = last_lsn / 2;
+    auto r = Recover(ropts, GatewaySchema());
+    if (r.ok()) {
+      FUZZ_CHECK(r->report.last_lsn <= ropts.stop_at_lsn,
+                 absl::StrCat(r->report.last_lsn, " > ", ropts.stop_at_lsn));
+      TableSessions(*r->table);
+    } else {
+      const absl::StatusCode code = r.status().code();
+      FUZZ_CHECK(code == absl::StatusCode::kDataLoss ||
+                     code == absl::StatusCode::kFailedPrecondition,
+                 r.status().ToString());
+    }
   }
   FUZZ_CHECK(base.op_count() == 0, base.DumpOpLog());
   for (int m = 0; m + 1 < 3; ++m) {
