@@ -116,6 +116,7 @@ run_random() {
       echo "random $i: killed after ${delay} ms (seed $seed): acked $LAST_ACKED, lost $LAST_LOST"
       fail "random $i" "$base/image" "$WALSTRESS check --dir <copy of $base/image> --ack-log <copy of $base/image.ack.log>"
       total_lost=$((total_lost + LAST_LOST))
+      total_acked=$((total_acked + LAST_ACKED))
       return
     fi
   done
