@@ -158,14 +158,18 @@ TEST(SweepTest, TruncateEarlierSegmentAtEveryOffsetIsNeverSilent) {
               full.size(), SecondsSince(start));
 }
 
-TEST(SweepTest, FlipEveryBit) {
+// One test per segment, so that sharded runs (and sanitizer builds) stay
+// short; each builds the same small log (only the salts differ).
+class FlipSweepTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(FlipSweepTest, FlipEveryBitOfOneSegment) {
   const auto start = std::chrono::steady_clock::now();
   const std::string dir = NewTempDir();
   // Synced in groups of three records: damage inside the last group of the
   // last segment is indistinguishable from a torn unsynced write.
   auto written = testing::WriteLog(dir, VariedSizes(24, 160), 700, {}, 3);
   Layout l = Inspect(dir);
-  ASSERT_GE(l.segs.size(), 3u);
+  ASSERT_EQ(l.segs.size(), 5u);
   uint64_t total_bytes = 0;
   for (const auto& s : l.segs) total_bytes += ReadBytes(s).size();
   ASSERT_LE(total_bytes, 4096u);
@@ -179,77 +183,79 @@ TEST(SweepTest, FlipEveryBit) {
   ASSERT_LT(last_group, l.ends[last_seg][l.ends[last_seg].size() - 2])
       << "want a last group of several records";
 
+  const size_t seg = static_cast<size_t>(GetParam());
   uint64_t flips = 0, torn = 0, corrupt = 0;
-  for (size_t seg = 0; seg < l.segs.size(); ++seg) {
-    const std::string original = ReadBytes(l.segs[seg]);
-    const std::vector<uint64_t>& ends = l.ends[seg];
-    for (uint64_t off = 0; off < original.size(); ++off) {
-      // Which record (0-based within the segment) this byte belongs to.
-      int rec = -1;
-      for (size_t i = 0; i + 1 < ends.size(); ++i) {
-        if (off >= ends[i] && off < ends[i + 1]) rec = static_cast<int>(i);
-      }
-      const uint64_t lsn = rec < 0 ? 0 : l.first_lsn[seg] + rec;
-      const bool in_last_group =
-          seg == last_seg && rec >= 0 && ends[rec] >= last_group;
-      for (int bit = 0; bit < 8; ++bit) {
-        testing::WriteAt(
-            l.segs[seg], off,
-            std::string(1, static_cast<char>(original[off] ^ (1 << bit))));
-        SCOPED_TRACE(absl::StrCat("segment ", seg + 1, " offset ", off, " bit ",
-                                  bit, " (LSN ", lsn, ")"));
-        ++flips;
-
-        ReadResult r = ReadLog(dir, kTolerant);
-        ASSERT_EQ(CheckGenuine(written, r.records), "");
-        if (in_last_group) {
-          // Indistinguishable from a torn append: cut, and reported.
-          ASSERT_TRUE(r.status.ok()) << r.status;
-          ASSERT_EQ(r.records.size(), lsn - 1);
-          ASSERT_TRUE(r.report.has_torn_tail());
-          ASSERT_FALSE(r.report.has_corruption());
-          ++torn;
-        } else {
-          ASSERT_FALSE(r.status.ok());
-          ASSERT_TRUE(r.report.has_corruption()) << Describe(r.report);
-          if (rec >= 0) {
-            // Exactly the records before the damaged one.
-            ASSERT_EQ(r.records.size(), lsn - 1);
-          }
-          ++corrupt;
-        }
-
-        ReadResult s = ReadLog(dir, kStrict);
-        ASSERT_FALSE(s.status.ok());
-        ASSERT_EQ(CheckGenuine(written, s.records), "");
-
-        ReadResult v = ReadLog(dir, kSalvage);
-        ASSERT_EQ(CheckGenuine(written, v.records), "");
-        ASSERT_FALSE(v.report.problems.empty());
-        if (in_last_group) {
-          // A torn tail for salvage too: the unsynced rest is dropped.
-          ASSERT_TRUE(v.status.ok()) << v.status;
-          ASSERT_EQ(v.records.size(), lsn - 1) << Describe(v.report);
-        } else if (rec >= 0) {
-          // Salvage loses exactly the damaged record.
-          ASSERT_TRUE(v.status.ok()) << v.status;
-          ASSERT_EQ(v.records.size(), n - 1) << Describe(v.report);
-          for (const auto& got : v.records) ASSERT_NE(got.lsn, lsn);
-        }
-      }
-      testing::WriteAt(l.segs[seg], off, original.substr(off, 1));
+  const std::string original = ReadBytes(l.segs[seg]);
+  const std::vector<uint64_t>& ends = l.ends[seg];
+  for (uint64_t off = 0; off < original.size(); ++off) {
+    // Which record (0-based within the segment) this byte belongs to.
+    int rec = -1;
+    for (size_t i = 0; i + 1 < ends.size(); ++i) {
+      if (off >= ends[i] && off < ends[i + 1]) rec = static_cast<int>(i);
     }
-    ASSERT_EQ(ReadBytes(l.segs[seg]), original);
+    const uint64_t lsn = rec < 0 ? 0 : l.first_lsn[seg] + rec;
+    const bool in_last_group =
+        seg == last_seg && rec >= 0 && ends[rec] >= last_group;
+    for (int bit = 0; bit < 8; ++bit) {
+      testing::WriteAt(
+          l.segs[seg], off,
+          std::string(1, static_cast<char>(original[off] ^ (1 << bit))));
+      SCOPED_TRACE(absl::StrCat("segment ", seg + 1, " offset ", off, " bit ",
+                                bit, " (LSN ", lsn, ")"));
+      ++flips;
+
+      ReadResult r = ReadLog(dir, kTolerant);
+      ASSERT_EQ(CheckGenuine(written, r.records), "");
+      if (in_last_group) {
+        // Indistinguishable from a torn append: cut, and reported.
+        ASSERT_TRUE(r.status.ok()) << r.status;
+        ASSERT_EQ(r.records.size(), lsn - 1);
+        ASSERT_TRUE(r.report.has_torn_tail());
+        ASSERT_FALSE(r.report.has_corruption());
+        ++torn;
+      } else {
+        ASSERT_FALSE(r.status.ok());
+        ASSERT_TRUE(r.report.has_corruption()) << Describe(r.report);
+        if (rec >= 0) {
+          // Exactly the records before the damaged one.
+          ASSERT_EQ(r.records.size(), lsn - 1);
+        }
+        ++corrupt;
+      }
+
+      ReadResult s = ReadLog(dir, kStrict);
+      ASSERT_FALSE(s.status.ok());
+      ASSERT_EQ(CheckGenuine(written, s.records), "");
+
+      ReadResult v = ReadLog(dir, kSalvage);
+      ASSERT_EQ(CheckGenuine(written, v.records), "");
+      ASSERT_FALSE(v.report.problems.empty());
+      if (in_last_group) {
+        // A torn tail for salvage too: the unsynced rest is dropped.
+        ASSERT_TRUE(v.status.ok()) << v.status;
+        ASSERT_EQ(v.records.size(), lsn - 1) << Describe(v.report);
+      } else if (rec >= 0) {
+        // Salvage loses exactly the damaged record.
+        ASSERT_TRUE(v.status.ok()) << v.status;
+        ASSERT_EQ(v.records.size(), n - 1) << Describe(v.report);
+        for (const auto& got : v.records) ASSERT_NE(got.lsn, lsn);
+      }
+    }
+    testing::WriteAt(l.segs[seg], off, original.substr(off, 1));
   }
+  ASSERT_EQ(ReadBytes(l.segs[seg]), original);
   ASSERT_TRUE(ReadLog(dir, kStrict).status.ok());
   std::printf(
-      "bit-flip sweep: %llu flips over %llu bytes in %zu segments "
+      "bit-flip sweep, segment %zu of %zu (%llu bytes of %llu): %llu flips "
       "(%llu torn tail, %llu corruption) in %.2f s\n",
+      seg + 1, l.segs.size(), static_cast<unsigned long long>(original.size()),
+      static_cast<unsigned long long>(total_bytes),
       static_cast<unsigned long long>(flips),
-      static_cast<unsigned long long>(total_bytes), l.segs.size(),
       static_cast<unsigned long long>(torn),
       static_cast<unsigned long long>(corrupt), SecondsSince(start));
 }
+
+INSTANTIATE_TEST_SUITE_P(EverySegment, FlipSweepTest, ::testing::Range(0, 5));
 
 }  // namespace
 }  // namespace log
