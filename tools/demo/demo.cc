@@ -118,9 +118,10 @@ Options StoreOptions(absl::Duration flush_interval) {
   Options options;
   options.flush_interval = flush_interval;
   // Small enough that a run of a few seconds rotates segments and takes a
-  // size-triggered snapshot, so the recovery report has something to show.
-  options.max_segment_bytes = 8 << 20;
-  options.compaction_min_log_bytes = 16 << 20;
+  // size-triggered snapshot while the workload goes on, so that recovery
+  // starts from a snapshot and the report has something to show.
+  options.max_segment_bytes = 1 << 20;
+  options.compaction_min_log_bytes = 2 << 20;
   return options;
 }
 
