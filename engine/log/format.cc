@@ -29,7 +29,8 @@ uint64_t GetFixed64(const char* p) {
   return v;
 }
 
-uint64_t HeaderHash(absl::string_view fixed56, absl::string_view schema_padded) {
+uint64_t HeaderHash(absl::string_view fixed56,
+                    absl::string_view schema_padded) {
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   XXH3_64bits_update(&state, fixed56.data(), fixed56.size());
@@ -136,9 +137,9 @@ HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
     return HeaderStatus::kTooShort;
   }
   uint64_t stored = GetFixed64(p + 56);
-  uint64_t actual = HeaderHash(
-      absl::string_view(p, 56),
-      absl::string_view(p + kFileHeaderFixedSize, header_size - 64));
+  uint64_t actual =
+      HeaderHash(absl::string_view(p, 56),
+                 absl::string_view(p + kFileHeaderFixedSize, header_size - 64));
   if (stored != actual) {
     *detail = "file header checksum mismatch";
     return HeaderStatus::kCorrupt;

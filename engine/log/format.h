@@ -18,15 +18,17 @@
 //       48    8 created_micros   creation time, Unix microseconds
 //       56    8 header_hash      XXH3-64 (seed 0) of bytes [0,56) followed by
 //                                the schema blob and its zero padding
-//       64    n schema blob      a serialized walstate.record.Schema: the session
-//                                message's name and descriptor set (may be empty)
+//       64    n schema blob      a serialized walstate.record.Schema: the
+//       session
+//                                message's name and descriptor set (may be
+//                                empty)
 //
 //   Record frame (24-byte header + payload + zero padding to 8 bytes)
 //        0    8 hash             XXH3-64, seeded with the file's salt, of bytes
 //                                [8,24) of this frame, the payload and padding
 //        8    4 length           payload bytes (<= kMaxRecordSize)
 //       12    1 type             RecordType
-//       13    1 flags            reserved, 0
+//       13    1 flags            RecordFlag bits; unknown bits are damage
 //       14    2 reserved         0
 //       16    8 lsn              first_lsn of the file + ordinal of the record
 //       24    n payload          type-specific (see RecordType)
@@ -100,6 +102,18 @@ enum RecordType : uint8_t {
 };
 
 inline bool IsOptionalType(uint8_t type) { return type >= kFirstOptionalType; }
+
+// Bits of a frame's `flags` byte. Bits not defined here are reserved and must
+// be zero; a reader treats a frame with any of them set as damaged.
+//
+// kRecordFlagAfterSync is set on the first frame the writer writes after an
+// fdatasync that made every earlier byte of the file durable (the header's,
+// for the first frame of a segment). Damage before an intact frame carrying
+// it lies in data that was durable: corruption. Damage with no such frame
+// after it may be the unsynced end of the log, which a crash can tear
+// anywhere (disks persist unsynced sectors in any order): a torn tail.
+inline constexpr uint8_t kRecordFlagAfterSync = 0x01;
+inline constexpr uint8_t kKnownRecordFlags = kRecordFlagAfterSync;
 
 // A short stable name for `type` ("update", "tick-entry", "type-200", ...).
 std::string RecordTypeName(uint8_t type);

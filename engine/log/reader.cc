@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/log/record_flags.h"
 
 namespace walstate {
 namespace log {

@@ -65,10 +65,10 @@ const char* ProblemKindName(Problem::Kind kind);
 struct ReadReport {
   std::vector<Problem> problems;
   uint64_t files = 0;
-  uint64_t records = 0;   // records returned
-  uint64_t bytes = 0;     // bytes of the files read
+  uint64_t records = 0;    // records returned
+  uint64_t bytes = 0;      // bytes of the files read
   uint64_t first_lsn = 0;  // of the first record returned (0 if none)
-  uint64_t last_lsn = 0;  // of the last record returned (0 if none)
+  uint64_t last_lsn = 0;   // of the last record returned (0 if none)
   // End of the last good frame: where a torn tail would be cut.
   std::string last_good_file;
   uint64_t last_good_offset = 0;
@@ -87,8 +87,7 @@ class FileReader {
   // header is bad and the mode cannot tolerate it. A torn header of a last
   // file in a tolerant mode yields a reader with no records.
   static absl::StatusOr<std::unique_ptr<FileReader>> Open(
-      FileSystem* fs, const std::string& path, RecoveryMode mode,
-      bool is_last);
+      FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last);
 
   ~FileReader();
 

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "engine/log/record_flags.h"
+#include "engine/fs/kill_point.h"
 #include "xxhash.h"
 
 namespace walstate {
@@ -338,6 +338,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
     if (seg->create) {
       // Everything in the old segment must be durable before the new one
       // exists, so that what survives a crash is a prefix of the log.
+      KillPoint("writer.before_rotate");
       if (file_ != nullptr) {
         if (file_unsynced_) {
           s = SyncFile();
@@ -355,6 +356,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
       s = OpenSegmentFile(seg->number, seg->header);
       syncs++;  // the header sync (counted even if it failed)
       if (!s.ok()) break;
+      KillPoint("writer.after_create");
       created++;
       bytes += seg->header.size();
     }
@@ -363,7 +365,9 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
       // so that a reader can tell damage before it from a torn end.
       if (!file_unsynced_) MarkFirstFrameAfterSync(&seg->data, seg->salt);
       const uint64_t offset = file_->Size();
+      KillPoint("writer.before_write");
       s = file_->Append(seg->data);
+      KillPoint("writer.after_write");
       if (!s.ok()) {
         s = Annotate(s, absl::StrCat("appending ", seg->data.size(),
                                      " bytes of records at offset ", offset,
@@ -379,6 +383,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
     s = SyncFile();
     syncs++;
     if (s.ok()) durable = written;
+    KillPoint("writer.after_sync");
   }
 
   lock.lock();

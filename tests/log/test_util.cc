@@ -7,7 +7,6 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "engine/log/record_flags.h"
 #include "gtest/gtest.h"
 
 namespace walstate {

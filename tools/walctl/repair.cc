@@ -27,7 +27,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "engine/log/record_flags.h"
 #include "engine/snapshot/manifest.h"
 #include "tools/walctl/checks.h"
 #include "tools/walctl/decode.h"
