@@ -411,6 +411,7 @@ int Parent(const std::vector<std::string>& args) {
   }
   std::printf("recovery report:\n");
   PrintIndented((*store)->recovery_report().ToString());
+  const Stats stats = (*store)->stats();
   s = (*store)->Close();
   if (!s.ok()) {
     std::printf("closing after recovery failed: %s\n", s.ToString().c_str());
@@ -424,8 +425,16 @@ int Parent(const std::vector<std::string>& args) {
       if (code != 0) std::printf("(walctl %s exited with %d)\n", cmd, code);
     }
   } else {
+    // Without walctl, the engine's own view of the directory.
     std::printf(
-        "\n(walctl not found next to the demo; build //tools/walctl)\n");
+        "\n(walctl not found next to the demo; the engine's stats instead)\n"
+        "  sessions %llu, log %llu bytes in %llu segments, snapshot %llu "
+        "bytes at LSN %llu, last LSN %llu\n",
+        (unsigned long long)stats.sessions, (unsigned long long)stats.log_bytes,
+        (unsigned long long)stats.log_segments,
+        (unsigned long long)stats.snapshot_bytes,
+        (unsigned long long)stats.snapshot_lsn,
+        (unsigned long long)stats.last_lsn);
   }
 
   const bool ok = r.ok() && s.ok();
