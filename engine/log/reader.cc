@@ -680,6 +680,21 @@ bool FileScanner::Next(Record* record) {
       continue;
     }
     const uint64_t framed = FramedSize(h.length);
+    if (report_.records > 0 && h.lsn <= report_.last_lsn) {
+      // Only a record after LSN 2^64-1 gets here (the expected LSN wrapped
+      // to 0): records must come out in increasing LSN order.
+      std::string detail =
+          absl::StrCat("record LSN ", h.lsn, " follows LSN ", report_.last_lsn,
+                       " (the LSN sequence wrapped around)");
+      AddProblem(Problem::Kind::kCorruption, pos_, framed, detail);
+      if (mode_ == RecoveryMode::kSalvage) {
+        pos_ += framed;
+        continue;
+      }
+      status_ = DamageError("corruption", pos_, framed, detail);
+      done_ = true;
+      return false;
+    }
     const uint64_t off = pos_;
     pos_ += framed;
     expected_ = h.lsn + 1;
