@@ -331,7 +331,7 @@ CheckResult Oracle::Check(const Store<GatewaySession>& store) const {
       std::vector<std::string> diff = DiffGroups(BatchedPart(*got), want);
       if (!diff.empty()) {
         bad = absl::StrCat("torn or altered BATCHED state at turn ", rv, ": ",
-                           absl::StrJoin(diff, ", "), " differ");
+                           absl::StrJoin(diff, "; "));
       }
     }
     if (!bad.empty()) {
