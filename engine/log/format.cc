@@ -72,6 +72,8 @@ std::string RecordTypeName(uint8_t type) {
       return "snapshot-end";
     case kManifest:
       return "manifest";
+    case kSalvageFiller:
+      return "salvage-filler";
     default:
       return absl::StrCat("type-", type);
   }
@@ -174,6 +176,12 @@ void EncodeRecord(uint64_t salt, uint64_t lsn, uint8_t type,
     std::memcpy(p + kRecordHeaderSize, payload.data(), payload.size());
   }
   PutFixed64(p, XXH3_64bits_withSeed(p + 8, framed - 8, salt));
+}
+
+void SetRecordFlags(uint64_t salt, uint8_t flags, char* frame,
+                    size_t frame_size) {
+  frame[13] = static_cast<char>(static_cast<uint8_t>(frame[13]) | flags);
+  PutFixed64(frame, XXH3_64bits_withSeed(frame + 8, frame_size - 8, salt));
 }
 
 RecordHeader DecodeRecordHeader(const char* p) {

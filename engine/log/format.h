@@ -99,6 +99,9 @@ enum RecordType : uint8_t {
   // Manifest file: payload walstate.record.Manifest.
   kManifest = 24,
   kFirstOptionalType = 128,
+  // Optional: stands in for a record `walctl repair --salvage` dropped, so
+  // that LSNs stay consecutive. Empty payload; readers skip it.
+  kSalvageFiller = 255,
 };
 
 inline bool IsOptionalType(uint8_t type) { return type >= kFirstOptionalType; }
@@ -168,6 +171,11 @@ struct RecordHeader {
   uint16_t reserved = 0;
   uint64_t lsn = 0;
 };
+
+// ORs `flags` into the flags byte of the framed record at `frame` (header,
+// payload and padding: `frame_size` bytes) and recomputes its hash.
+void SetRecordFlags(uint64_t salt, uint8_t flags, char* frame,
+                    size_t frame_size);
 
 // Decodes the 24 bytes at `p` without validating them.
 RecordHeader DecodeRecordHeader(const char* p);

@@ -9,7 +9,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/fs/kill_point.h"
-#include "xxhash.h"
 
 namespace walstate {
 namespace log {
@@ -38,15 +37,9 @@ namespace {
 // Sets kRecordFlagAfterSync on the first frame of `data` (framed records
 // encoded with `salt`) and rehashes that frame.
 void MarkFirstFrameAfterSync(std::string* data, uint64_t salt) {
-  char* p = data->data();
-  p[13] = static_cast<char>(static_cast<uint8_t>(p[13]) | kRecordFlagAfterSync);
-  uint32_t length = 0;
-  for (int i = 3; i >= 0; --i) {
-    length = (length << 8) | static_cast<uint8_t>(p[8 + i]);
-  }
-  const uint64_t hash =
-      XXH3_64bits_withSeed(p + 8, FramedSize(length) - 8, salt);
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(hash >> (8 * i));
+  const RecordHeader h = DecodeRecordHeader(data->data());
+  SetRecordFlags(salt, kRecordFlagAfterSync, data->data(),
+                 FramedSize(h.length));
 }
 
 // Buffers larger than this are freed after a write instead of being reused.

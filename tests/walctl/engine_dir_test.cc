@@ -547,7 +547,7 @@ TEST_F(EngineDirTest, RepairSalvageDropsDamageAndVerifiesClean) {
   RunResult v = RunWalctl({"verify", dir});
   EXPECT_EQ(v.code, 0) << v.out;
   r = RunWalctl({"dump", dir, "--from-lsn", "6", "--to-lsn", "8"});
-  EXPECT_THAT(r.out, HasSubstr("lsn=6 type=type-255"));
+  EXPECT_THAT(r.out, HasSubstr("lsn=6 type=salvage-filler"));
   EXPECT_THAT(r.out, HasSubstr("salvage-filler"));
   // The engine opens it; s2's cost tick is lost, the rest is intact.
   const auto state = EngineState(dir);

@@ -23,7 +23,7 @@ namespace walctl {
 // record lost to damage, so that LSNs stay contiguous. Optional types
 // (128..255) are skipped by every reader that does not know them, which is
 // exactly what a placeholder needs. The payload is a short note.
-inline constexpr uint8_t kSalvageFillerType = 255;
+inline constexpr uint8_t kSalvageFillerType = log::kSalvageFiller;
 
 struct DecodedRecord {
   bool has_session = false;

@@ -32,7 +32,6 @@
 #include "tools/walctl/decode.h"
 #include "tools/walctl/scan.h"
 #include "tools/walctl/walctl.h"
-#include "xxhash.h"
 
 namespace walstate {
 namespace walctl {
@@ -50,7 +49,7 @@ Without --salvage it only does what opening the store would do anyway: cut a
 torn tail, remove a last segment whose header a crash left torn, and remove
 leftover *.tmp files. With --salvage it also drops damage: damaged or
 undecodable log records (and tick records whose tick lost its beginning) are
-replaced by filler records that recovery skips (type-255), so the log stays
+replaced by filler records that recovery skips (salvage-filler), so the log stays
 contiguous and every intact record is kept; a segment with an unreadable
 header is replaced by fillers; a damaged MANIFEST or damaged snapshot it names
 is replaced by a MANIFEST naming the newest intact snapshots. Records lost to
@@ -222,11 +221,8 @@ class SegmentOutput {
   // Sets the flag on `last_` and recomputes its hash (format.h: XXH3-64
   // seeded with the salt over the frame from byte 8 on).
   void MarkAfterSync() {
-    char* p = last_.data();
-    p[13] = static_cast<char>(static_cast<uint8_t>(p[13]) |
-                              log::kRecordFlagAfterSync);
-    const uint64_t hash = XXH3_64bits_withSeed(p + 8, last_.size() - 8, salt_);
-    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(hash >> (8 * i));
+    log::SetRecordFlags(salt_, log::kRecordFlagAfterSync, last_.data(),
+                        last_.size());
   }
 
   FileSystem* fs_;
