@@ -81,7 +81,7 @@ void CopyField(const Message& src, const FieldDescriptor* f, Message* dst) {
         WALSTATE_COPY_REPEATED(CPPTYPE_ENUM, EnumValue)
 #undef WALSTATE_COPY_REPEATED
         case FieldDescriptor::CPPTYPE_MESSAGE:
-          rd->AddMessage(dst, f)->CopyFrom(rs->GetRepeatedMessage(src, f, i));
+          rd->AddMessage(dst, f)->MergeFrom(rs->GetRepeatedMessage(src, f, i));
           break;
       }
     }
@@ -104,7 +104,10 @@ void CopyField(const Message& src, const FieldDescriptor* f, Message* dst) {
     WALSTATE_COPY(CPPTYPE_ENUM, EnumValue)
 #undef WALSTATE_COPY
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      rd->MutableMessage(dst, f)->CopyFrom(rs->GetMessage(src, f));
+      // The field was just cleared: MergeFrom is a copy, without CopyFrom's
+      // check that src is not a descendant of dst (a walk of every set field
+      // in protobuf 3.21, most of the cost of a BATCHED update).
+      rd->MutableMessage(dst, f)->MergeFrom(rs->GetMessage(src, f));
       break;
   }
 }
@@ -467,7 +470,7 @@ absl::Status EngineImpl::Update(absl::string_view session,
   }
 
   // The values of each tier, copied outside any lock.
-  std::unique_ptr<Message> imm_values, bat_values;
+  std::unique_ptr<Message> imm_values;
   std::string payload;
   if (!immediate.empty()) {
     imm_values = schema_->NewMessage();
@@ -487,12 +490,6 @@ absl::Status EngineImpl::Update(absl::string_view session,
           " bytes, more than the ", log::kMaxRecordSize, " a record may hold"));
     }
   }
-  if (!batched.empty()) {
-    bat_values = schema_->NewMessage();
-    for (const Schema::Field* f : batched) {
-      CopyField(values, f->descriptor, bat_values.get());
-    }
-  }
 
   uint64_t lsn = 0;
   {
@@ -503,8 +500,8 @@ absl::Status EngineImpl::Update(absl::string_view session,
           table_->CheckUniqueLocked(session, *imm_values, immediate);
       if (!s.ok()) return s;
     }
-    if (bat_values != nullptr) {
-      absl::Status s = table_->CheckUniqueLocked(session, *bat_values, batched);
+    if (!batched.empty()) {
+      absl::Status s = table_->CheckUniqueLocked(session, values, batched);
       if (!s.ok()) return s;
     }
     // Append before applying, under the shard lock: the record's LSN order
@@ -518,10 +515,14 @@ absl::Status EngineImpl::Update(absl::string_view session,
       KillPoint("engine.after_append");
       entry = table_->ApplyLocked(shard, session, imm_values.get(), immediate);
     }
-    if (bat_values != nullptr) {
-      entry = table_->ApplyLocked(shard, session, bat_values.get(), batched);
+    if (!batched.empty()) {
+      // No temporary message: the fields are copied straight into the entry.
+      entry =
+          table_->CopyFieldsLocked(shard, session, values, batched, &CopyField);
+      // A session already marked dirty is in the dirty set, or in the set a
+      // running tick took, which writes its current values: no set insert.
+      if (entry->dirty.empty()) shard.dirty.emplace(session);
       for (const Schema::Field* f : batched) entry->dirty.Add(f->index);
-      shard.dirty.emplace(session);
     }
     entry->last_update = options_.clock();
   }

@@ -121,6 +121,7 @@ absl::Status Schema::Init(const google::protobuf::Message* prototype,
   by_number_.reserve(n);
   for (int i = 0; i < n; ++i) {
     by_number_[fields_[i].descriptor->number()] = i;
+    by_name_[fields_[i].descriptor->name()] = i;
     if (fields_[i].index_kind != NO_INDEX) indexed_.push_back(&fields_[i]);
   }
   if (blob_.empty()) {
@@ -134,8 +135,8 @@ absl::Status Schema::Init(const google::protobuf::Message* prototype,
 }
 
 const Schema::Field* Schema::FindByName(absl::string_view name) const {
-  const FieldDescriptor* f = descriptor_->FindFieldByName(std::string(name));
-  return f == nullptr ? nullptr : &fields_[f->index()];
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &fields_[it->second];
 }
 
 const Schema::Field* Schema::FindByNumber(int number) const {

@@ -78,6 +78,9 @@ class Schema {
   // field numbers go up to 2^29 - 1, and a table sized by the largest one
   // (a schema blob in a file header is untrusted input) could take gigabytes.
   absl::flat_hash_map<int, int> by_number_;
+  // Field name -> index in fields_ (keys point into the descriptors): looked
+  // up for every listed field of every update.
+  absl::flat_hash_map<absl::string_view, int> by_name_;
   std::vector<const Field*> indexed_;
 };
 

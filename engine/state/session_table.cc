@@ -110,6 +110,38 @@ SessionTable::Entry* SessionTable::ApplyLocked(
   return &entry;
 }
 
+SessionTable::Entry* SessionTable::CopyFieldsLocked(
+    Shard& shard, absl::string_view session, const Message& values,
+    absl::Span<const Schema::Field* const> fields, FieldCopier copy_field) {
+  auto [it, inserted] = shard.sessions.try_emplace(session);
+  Entry& entry = it->second;
+  if (inserted) {
+    entry.state = schema_.NewMessage();
+    size_.fetch_add(1, std::memory_order_relaxed);
+  }
+  bool touches_index = false;
+  for (const Schema::Field* f : fields) {
+    touches_index |= f->index_kind != NO_INDEX;
+  }
+  if (!touches_index) {
+    for (const Schema::Field* f : fields) {
+      copy_field(values, f->descriptor, entry.state.get());
+    }
+    return &entry;
+  }
+  std::lock_guard<std::mutex> lock(index_mu_);
+  for (const Schema::Field* f : fields) {
+    if (f->index_kind != NO_INDEX) IndexRemoveLocked(session, *entry.state, *f);
+  }
+  for (const Schema::Field* f : fields) {
+    copy_field(values, f->descriptor, entry.state.get());
+  }
+  for (const Schema::Field* f : fields) {
+    if (f->index_kind != NO_INDEX) IndexAddLocked(session, *entry.state, *f);
+  }
+  return &entry;
+}
+
 void SessionTable::PutLocked(Shard& shard, absl::string_view session,
                              std::unique_ptr<Message> state) {
   auto [it, inserted] = shard.sessions.try_emplace(session);

@@ -94,6 +94,16 @@ class SessionTable {
                      google::protobuf::Message* values,
                      absl::Span<const Schema::Field* const> fields);
 
+  // Like ApplyLocked, but copies `fields` from `values` (left untouched)
+  // with `copy_field`, which must clear the destination field first.
+  using FieldCopier = void (*)(const google::protobuf::Message& src,
+                               const google::protobuf::FieldDescriptor* field,
+                               google::protobuf::Message* dst);
+  Entry* CopyFieldsLocked(Shard& shard, absl::string_view session,
+                          const google::protobuf::Message& values,
+                          absl::Span<const Schema::Field* const> fields,
+                          FieldCopier copy_field);
+
   // Replaces the whole state of `session` (snapshot load).
   void PutLocked(Shard& shard, absl::string_view session,
                  std::unique_ptr<google::protobuf::Message> state);
