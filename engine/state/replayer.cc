@@ -72,6 +72,15 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const record::Update& update) {
   return absl::OkStatus();
 }
 
+absl::Status Replayer::ApplyDelete(uint64_t lsn, const std::string& session) {
+  SessionTable::Shard& shard = table_->ShardFor(session);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (!AlreadyInSnapshot(shard, session, lsn)) {
+    table_->EraseLocked(shard, session);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Replayer::ApplyNow(uint64_t lsn, uint8_t type,
                                 absl::string_view payload) {
   if (type == log::kDelete) {
@@ -80,12 +89,7 @@ absl::Status Replayer::ApplyNow(uint64_t lsn, uint8_t type,
       return absl::DataLossError(
           absl::StrCat("delete record at LSN ", lsn, " does not parse"));
     }
-    SessionTable::Shard& shard = table_->ShardFor(delete_.session());
-    std::lock_guard<std::mutex> lock(shard.mu);
-    if (!AlreadyInSnapshot(shard, delete_.session(), lsn)) {
-      table_->EraseLocked(shard, delete_.session());
-    }
-    return absl::OkStatus();
+    return ApplyDelete(lsn, delete_.session());
   }
   // kUpdate or a decided kTickEntry.
   if (!update_.ParseFromArray(payload.data(),
@@ -113,7 +117,11 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
         }
         auto it = queued_.find(update_.session());
         if (it == queued_.end()) return ApplyUpdate(lsn, update_);
-        it->second.push_back({lsn, type, 0, true, std::string(payload)});
+        Pending& p = it->second.emplace_back();
+        p.lsn = lsn;
+        p.type = type;
+        p.committed = true;
+        p.update.Swap(&update_);
         return absl::OkStatus();
       }
       if (!delete_.ParseFromArray(payload.data(),
@@ -123,7 +131,11 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
       }
       auto it = queued_.find(delete_.session());
       if (it == queued_.end()) return ApplyNow(lsn, type, payload);
-      it->second.push_back({lsn, type, 0, true, std::string(payload)});
+      Pending& p = it->second.emplace_back();
+      p.lsn = lsn;
+      p.type = type;
+      p.committed = true;
+      p.session = delete_.session();
       return absl::OkStatus();
     }
     case log::kTickBegin:
@@ -147,8 +159,11 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
         it = open_ticks_.try_emplace(tick).first;
       }
       it->second.sessions.push_back(update_.session());
-      queued_[update_.session()].push_back(
-          {lsn, type, tick, false, std::string(payload)});
+      Pending& p = queued_[update_.session()].emplace_back();
+      p.lsn = lsn;
+      p.type = type;
+      p.tick = tick;
+      p.update.Swap(&update_);
       return absl::OkStatus();
     }
     case log::kTickCommit:
@@ -211,7 +226,8 @@ absl::Status Replayer::Drain(const std::string& session) {
   while (!queue.empty() && queue.front().committed) {
     Pending p = std::move(queue.front());
     queue.pop_front();
-    absl::Status s = ApplyNow(p.lsn, p.type, p.payload);
+    absl::Status s = p.type == log::kDelete ? ApplyDelete(p.lsn, p.session)
+                                            : ApplyUpdate(p.lsn, p.update);
     if (!s.ok()) return s;
   }
   if (queue.empty()) queued_.erase(q);

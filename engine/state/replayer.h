@@ -51,13 +51,17 @@ class Replayer {
   uint64_t unknown_fields_kept() const { return unknown_fields_kept_; }
 
  private:
+  // A record queued behind an undecided tick entry, kept parsed so that it
+  // is parsed once whether it waits or not.
   struct Pending {
-    uint64_t lsn;
-    uint8_t type;
-    uint64_t tick;  // for kTickEntry
-    bool committed;
-    std::string payload;
+    uint64_t lsn = 0;
+    uint8_t type = 0;
+    uint64_t tick = 0;  // for kTickEntry
+    bool committed = false;
+    record::Update update;  // kUpdate, kTickEntry
+    std::string session;    // kDelete
   };
+  absl::Status ApplyDelete(uint64_t lsn, const std::string& session);
   struct OpenTick {
     std::vector<std::string> sessions;
   };
