@@ -123,6 +123,13 @@ class FileSystem {
       const std::string& path, const std::string& owner) = 0;
 };
 
+// The status for a failed file-system call `op` on `path` with errno `err`:
+// names both and, for errors an operator can act on (permissions, a full
+// disk), says what to do. Every FileSystem implementation uses it, so code
+// under test sees the statuses it will see in production.
+absl::Status ErrnoToStatus(absl::string_view op, absl::string_view path,
+                           int err);
+
 // Joins a directory and a file name.
 std::string JoinPath(absl::string_view dir, absl::string_view name);
 

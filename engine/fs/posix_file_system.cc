@@ -15,28 +15,9 @@
 namespace walstate {
 namespace {
 
-// Maps errno to a status that names the operation, the path and, for the
-// errors an operator can act on, what to do next.
 absl::Status PosixError(absl::string_view op, const std::string& path,
                         int err) {
-  std::string msg = absl::StrCat(op, " ", path, ": ", strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EEXIST:
-      return absl::AlreadyExistsError(msg);
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return absl::PermissionDeniedError(
-          absl::StrCat(msg, " (check the directory's owner and mode)"));
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(
-          absl::StrCat(msg, " (free disk space, then reopen the store)"));
-    default:
-      return absl::InternalError(msg);
-  }
+  return ErrnoToStatus(op, path, err);
 }
 
 class PosixWritableFile : public WritableFile {
@@ -301,6 +282,28 @@ absl::Status FileSystem::ReadFile(const std::string& path, std::string* out) {
   if (!data.ok()) return data.status();
   out->resize(data->size());
   return absl::OkStatus();
+}
+
+absl::Status ErrnoToStatus(absl::string_view op, absl::string_view path,
+                           int err) {
+  std::string msg = absl::StrCat(op, " ", path, ": ", strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EEXIST:
+      return absl::AlreadyExistsError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(
+          absl::StrCat(msg, " (check the directory's owner and mode)"));
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(msg, " (free disk space, then reopen the store)"));
+    default:
+      return absl::InternalError(msg);
+  }
 }
 
 std::string JoinPath(absl::string_view dir, absl::string_view name) {

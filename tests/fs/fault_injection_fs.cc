@@ -26,29 +26,9 @@ namespace fifs_internal {
 
 using OpKind = FaultInjectionFileSystem::OpKind;
 
-// Same mapping and wording as PosixFileSystem, so that code under test sees
-// the statuses it will see in production. (Kept in sync by hand: the POSIX
-// helper is private to posix_file_system.cc.)
 absl::Status PosixStyleError(absl::string_view op, absl::string_view path,
                              int err) {
-  std::string msg = absl::StrCat(op, " ", path, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EEXIST:
-      return absl::AlreadyExistsError(msg);
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return absl::PermissionDeniedError(
-          absl::StrCat(msg, " (check the directory's owner and mode)"));
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(
-          absl::StrCat(msg, " (free disk space, then reopen the store)"));
-    default:
-      return absl::InternalError(msg);
-  }
+  return ErrnoToStatus(op, path, err);
 }
 
 std::string NormalizePath(absl::string_view path) {
