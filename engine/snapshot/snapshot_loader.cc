@@ -3,9 +3,44 @@
 #include "absl/strings/str_cat.h"
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
 
 namespace walstate {
+
+namespace {
+
+// Decodes a record::SessionState payload without copying it: `session` and
+// `state` point into `payload`. Fields of later versions are skipped.
+bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
+                        absl::string_view* state, uint64_t* lsn) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(payload.data()),
+      static_cast<int>(payload.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto wire = WireFormatLite::GetTagWireType(tag);
+    if ((field == 1 || field == 2) &&
+        wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint32_t len = 0;
+      if (!in.ReadVarint32(&len)) return false;
+      const size_t pos = static_cast<size_t>(in.CurrentPosition());
+      if (len > payload.size() - pos || !in.Skip(static_cast<int>(len))) {
+        return false;
+      }
+      (field == 1 ? *session : *state) = payload.substr(pos, len);
+    } else if (field == 3 && wire == WireFormatLite::WIRETYPE_VARINT) {
+      if (!in.ReadVarint64(lsn)) return false;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage();
+}
+
+}  // namespace
 
 absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                                             const std::string& path,
@@ -23,7 +58,6 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                      header.file_number, ")"));
   }
   const Schema& schema = table->schema();
-  record::SessionState session;
   record::SnapshotEnd end;
   LoadedSnapshot loaded;
   loaded.lsn = expected_lsn;
@@ -35,23 +69,23 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                                               ": record after the end record"));
     }
     if (rec.type == log::kSnapshotSession) {
-      if (!session.ParseFromArray(rec.payload.data(),
-                                  static_cast<int>(rec.payload.size()))) {
+      absl::string_view id, state_bytes;
+      uint64_t capture_lsn = 0;
+      if (!DecodeSessionState(rec.payload, &id, &state_bytes, &capture_lsn)) {
         return absl::DataLossError(absl::StrCat(
             path, " offset ", rec.offset, ": session record does not parse"));
       }
       auto state = schema.NewMessage();
-      if (!state->ParseFromString(session.state())) {
-        return absl::DataLossError(
-            absl::StrCat(path, " offset ", rec.offset, ": state of session ",
-                         session.session(), " does not parse as ",
-                         schema.descriptor()->full_name()));
+      if (!state->ParseFromArray(state_bytes.data(),
+                                 static_cast<int>(state_bytes.size()))) {
+        return absl::DataLossError(absl::StrCat(
+            path, " offset ", rec.offset, ": state of session ", id,
+            " does not parse as ", schema.descriptor()->full_name()));
       }
-      SessionTable::Shard& shard = table->ShardFor(session.session());
+      SessionTable::Shard& shard = table->ShardFor(id);
       std::lock_guard<std::mutex> lock(shard.mu);
-      table->PutLocked(shard, session.session(), std::move(state));
-      shard.sessions.find(session.session())->second.snapshot_lsn =
-          session.lsn();
+      table->PutLocked(shard, id, std::move(state));
+      shard.sessions.find(id)->second.snapshot_lsn = capture_lsn;
       ++loaded.sessions;
     } else if (rec.type == log::kSnapshotEnd) {
       if (!end.ParseFromArray(rec.payload.data(),
