@@ -178,6 +178,7 @@ class EngineImpl : public Engine {
   }
   absl::Status Flush() override;
   absl::Status Compact() override;
+  absl::Status CompactNow();
   absl::StatusOr<uint64_t> ExpireIdleSessions() override;
   absl::Status Close() override;
   absl::Status health() const override;
@@ -228,6 +229,7 @@ class EngineImpl : public Engine {
   absl::Time last_tick_time_ = absl::InfinitePast();
   absl::Duration last_tick_duration_;
   absl::Status last_tick_status_;
+  absl::Status last_compaction_status_;
 
   std::atomic<uint64_t> immediate_updates_{0};
   std::atomic<uint64_t> batched_updates_{0};
@@ -676,6 +678,13 @@ absl::Status EngineImpl::Flush() {
 }
 
 absl::Status EngineImpl::Compact() {
+  absl::Status s = CompactNow();
+  std::lock_guard<std::mutex> lock(status_mu_);
+  last_compaction_status_ = s;
+  return s;
+}
+
+absl::Status EngineImpl::CompactNow() {
   std::lock_guard<std::mutex> compact_lock(compact_mu_);
   absl::Status health_status = CheckWritable();
   if (!health_status.ok()) return health_status;
@@ -855,7 +864,7 @@ void EngineImpl::BackgroundLoop() {
       }
       next_tick = now + options_.flush_interval;
       if (s.ok() && CompactionDue()) {
-        (void)Compact();  // a failure is visible through health()
+        (void)Compact();  // its status is kept for stats()
       }
     }
     if (now >= next_expiry) {
@@ -926,6 +935,7 @@ Stats EngineImpl::stats() const {
     st.last_tick_time = last_tick_time_;
     st.last_tick_duration = last_tick_duration_;
     st.last_tick_status = last_tick_status_;
+    st.last_compaction_status = last_compaction_status_;
   }
   st.approximate_memory_bytes = table_->ApproximateMemory();
   return st;

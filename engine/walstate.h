@@ -142,6 +142,10 @@ struct Stats {
   absl::Time last_tick_time = absl::InfinitePast();
   absl::Duration last_tick_duration;
   absl::Status last_tick_status;  // why the last tick failed, if it did
+  // Why the last snapshot (background or Compact()) failed, if it did. A
+  // failed snapshot leaves the store healthy: the log still holds
+  // everything, and the next attempt starts afresh.
+  absl::Status last_compaction_status;
   uint64_t approximate_memory_bytes = 0;
   // Mean records per fdatasync: how well group commit batches.
   double mean_group_commit_size() const {

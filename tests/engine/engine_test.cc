@@ -419,6 +419,28 @@ TEST_F(EngineTest, CompactionDeletesOnlyWhatIsNoLongerNeeded) {
   EXPECT_EQ(store->Get("s7")->fingerprint(), "fp3-7");
 }
 
+TEST_F(EngineTest, FailedSnapshotIsReportedAndLeavesTheStoreHealthy) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->Update("s1", Identity("fp1", "h1"), {"fingerprint"}).ok());
+  FIFS::FaultRule rule;
+  rule.kind = FIFS::OpKind::kRename;
+  rule.path_contains = "snap-";
+  int id = fs_->InjectFault(rule);
+  absl::Status s = store->Compact();
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(store->stats().last_compaction_status.ok());
+  EXPECT_TRUE(store->health().ok());
+  fs_->RemoveFault(id);
+  ASSERT_TRUE(store->Update("s2", Identity("fp2", "h2"), {"fingerprint"}).ok());
+  ASSERT_TRUE(store->Compact().ok());
+  EXPECT_TRUE(store->stats().last_compaction_status.ok());
+  store.reset();
+  PowerLoss();
+  store = OpenStore();
+  EXPECT_TRUE(store->Contains("s1"));
+  EXPECT_TRUE(store->Contains("s2"));
+}
+
 TEST_F(EngineTest, SecondOpenOfTheSameDirectoryIsRefused) {
   auto store = OpenStore();
   auto second = Store<GatewaySession>::Open(MakeOptions(), kDir);
