@@ -32,6 +32,9 @@ struct ContestantOptions {
   // walstate: bytes of log after which a snapshot is written on its own.
   // The benchmarks control snapshots with Compact(), so this defaults to never.
   uint64_t walstate_compaction_min_log_bytes = ~0ull >> 2;
+  // walstate: Options::tick_write_bytes / tick_sync_bytes (0: the default).
+  uint64_t walstate_tick_write_bytes = 0;
+  uint64_t walstate_tick_sync_bytes = 0;
 };
 
 struct SyncCounters {

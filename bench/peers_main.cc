@@ -65,6 +65,10 @@ ABSL_FLAG(bool, cold, false,
 ABSL_FLAG(bool, json, false, "print every figure as JSON on stdout");
 ABSL_FLAG(bool, walstate_preallocate, false,
           "walstate: Options::preallocate_segments");
+ABSL_FLAG(uint64_t, walstate_tick_write_bytes, 0,
+          "walstate: Options::tick_write_bytes (0: default)");
+ABSL_FLAG(uint64_t, walstate_tick_sync_bytes, 0,
+          "walstate: Options::tick_sync_bytes (0: default)");
 
 namespace walstate {
 namespace bench {
@@ -200,6 +204,8 @@ std::vector<uint64_t> ParseList(const std::string& s) {
 ContestantOptions MakeOptions() {
   ContestantOptions o;
   o.walstate_preallocate = absl::GetFlag(FLAGS_walstate_preallocate);
+  o.walstate_tick_write_bytes = absl::GetFlag(FLAGS_walstate_tick_write_bytes);
+  o.walstate_tick_sync_bytes = absl::GetFlag(FLAGS_walstate_tick_sync_bytes);
   return o;
 }
 

@@ -28,6 +28,12 @@ class WalstateContestant : public Contestant {
     options.preallocate_segments = options_.walstate_preallocate;
     options.compaction_min_log_bytes =
         options_.walstate_compaction_min_log_bytes;
+    if (options_.walstate_tick_write_bytes != 0) {
+      options.tick_write_bytes = options_.walstate_tick_write_bytes;
+    }
+    if (options_.walstate_tick_sync_bytes != 0) {
+      options.tick_sync_bytes = options_.walstate_tick_sync_bytes;
+    }
     auto store = Store<GatewaySession>::Open(options, dir);
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
