@@ -324,12 +324,17 @@ void Check(absl::string_view input) {
 
   // 3. Write on top, close, reopen.
   const std::string probe = "fuzz-probe";
+  std::string victim;
   for (const auto& [session, unused] : expected) {
-    if (session == probe) continue;
-    absl::Status s = engine->Delete(session);
+    if (session != probe) {
+      victim = session;
+      break;
+    }
+  }
+  if (!victim.empty()) {
+    absl::Status s = engine->Delete(victim);
     FUZZ_CHECK(s.ok(), s.ToString());
-    expected.erase(session);
-    break;
+    expected.erase(victim);
   }
   GatewaySession values;
   values.set_fingerprint("fuzz-fingerprint");
