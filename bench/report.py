@@ -222,6 +222,8 @@ def targets(results):
         if ok:
             return "met"
         if sense == "max":
+            if value / limit >= 2:
+                return "missed: %.1fx the limit" % (value / limit)
             return "missed by %.0f%%" % ((value / limit - 1) * 100)
         return "missed by %.0f%%" % ((1 - value / limit) * 100)
 
@@ -343,7 +345,8 @@ def svg_plot(results, path):
             els.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>'
                        % (px(d), M, px(d), M + ph))
             els.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' %
-                       (px(d), M + ph + 16, fmt(d)))
+                       (px(d), M + ph + 16,
+                        fmt(d) if d >= 10000 else "%d" % d))
             d *= 10
         d = ymin
         while d <= ymax:
@@ -415,7 +418,12 @@ def render(results, meta, outdir):
           " portable. Every recovered state was checked against the expected"
           " state." % (meta.get("command", "?"), meta.get("host", "?"),
                        meta.get("rounds", "?")),
-          "",
+          ""]
+    if meta.get("merged"):
+        md += ["Merged in from separate `//bench:peers --json` runs (same"
+               " binaries, same interleaving, ratios within each run): %s."
+               % ", ".join(meta["merged"]), ""]
+    md += [
           "Contestants: **walstate** (engine/walstate.h; background thread off,"
           " `Flush()` is the tick); **rocksdb** 7.8.3 and **leveldb** 1.23 (one"
           " key per session holding its serialized state; identity = synced"
@@ -546,8 +554,6 @@ def main():
                     host="%s, %d cores" % (platform.node(), os.cpu_count()),
                     rounds=PRESETS[args.preset]["rounds"],
                     seconds=round(time.time() - t0))
-        with open(os.path.join(args.out, "latest.json"), "w") as f:
-            json.dump(dict(meta=meta, results=results), f, indent=1)
     for path in args.merge:
         with open(path) as f:
             extra = json.load(f)["results"]
@@ -557,6 +563,10 @@ def main():
         results = [r for r in results if (r["scenario"], r["contestant"],
                    json.dumps(r["params"], sort_keys=True)) not in keys] + extra
         meta.setdefault("merged", []).append(os.path.basename(path))
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(dict(meta=meta, results=results), f, indent=None,
+                  separators=(",", ":"))
+        f.write("\n")
     if args.notes:
         with open(args.notes) as f:
             meta["notes"] = f.read()
