@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   bazel-bootstrap bazel-rules-java bazel-platforms  # Bazel 4.2.3, offline rules
-  g++ clang libclang-rt-14-dev                      # compilers, sanitizer/fuzzer runtimes
+  g++ clang lld libclang-rt-14-dev                  # compilers, linker for fuzz builds, sanitizer/fuzzer runtimes
   libabsl-dev libxxhash-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev libleveldb-dev libsqlite3-dev      # benchmark peers
