@@ -8,6 +8,7 @@
 #include "engine/snapshot/manifest.h"
 #include "engine/snapshot/snapshot_loader.h"
 #include "engine/state/replayer.h"
+#include "proto/walstate/record.pb.h"
 
 namespace walstate {
 namespace {
@@ -16,6 +17,7 @@ struct Candidate {
   std::string file;
   uint64_t lsn = 0;
   const char* role = "";
+  uint64_t sessions = 0;  // as the MANIFEST says
 };
 
 }  // namespace
@@ -63,12 +65,14 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   if (out.has_manifest) {
     if (out.manifest.has_current() && !out.manifest.current().file().empty()) {
       candidates.push_back({out.manifest.current().file(),
-                            out.manifest.current().lsn(), "current"});
+                            out.manifest.current().lsn(), "current",
+                            out.manifest.current().sessions()});
     }
     if (out.manifest.has_previous() &&
         !out.manifest.previous().file().empty()) {
       candidates.push_back({out.manifest.previous().file(),
-                            out.manifest.previous().lsn(), "previous"});
+                            out.manifest.previous().lsn(), "previous",
+                            out.manifest.previous().sessions()});
     }
   }
   const size_t published = candidates.size();
@@ -96,8 +100,16 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       continue;
     }
     auto table = std::make_unique<SessionTable>(schema);
-    auto loaded =
-        LoadSnapshot(fs, JoinPath(options.dir, c.file), c.lsn, table.get());
+    // The MANIFEST says how many sessions to expect: size the maps once. It
+    // is not trusted beyond what the file could hold (a framed record per
+    // session).
+    const std::string path = JoinPath(options.dir, c.file);
+    auto file_bytes = fs->FileSize(path);
+    if (file_bytes.ok()) {
+      table->Reserve(static_cast<size_t>(
+          std::min<uint64_t>(c.sessions, *file_bytes / log::FramedSize(1))));
+    }
+    auto loaded = LoadSnapshot(fs, path, c.lsn, table.get());
     if (loaded.ok()) {
       out.table = std::move(table);
       report.snapshot_file = c.file;
@@ -127,10 +139,28 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   ropts.dir = options.dir;
   ropts.mode = options.mode;
   ropts.start_lsn = base + 1;
+  Replayer replayer(out.table.get(), base);
+  {
+    // First pass: which ticks committed. It reads exactly the records the
+    // second pass will (same options, same stop), but only parses commits;
+    // its problems are reported by the second pass, which meets them again.
+    auto scan = log::LogReader::Open(ropts);
+    if (!scan.ok()) return scan.status();
+    log::Record rec;
+    record::TickEnd end;
+    while ((*scan)->Next(&rec)) {
+      if (rec.lsn <= base) continue;
+      if (rec.lsn > options.stop_at_lsn) break;
+      if (rec.type == log::kTickCommit &&
+          end.ParseFromArray(rec.payload.data(),
+                             static_cast<int>(rec.payload.size()))) {
+        replayer.NoteCommitted(end.tick());
+      }
+    }
+  }
+
   auto reader = log::LogReader::Open(ropts);
   if (!reader.ok()) return reader.status();
-
-  Replayer replayer(out.table.get(), base);
   log::Record rec;
   bool first = true;
   while ((*reader)->Next(&rec)) {
@@ -171,9 +201,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
         oldest_snapshot, " and no log before it is kept"));
   }
 
-  auto open_ticks = replayer.Finish();
-  if (!open_ticks.ok()) return open_ticks.status();
-  out.open_ticks = std::move(*open_ticks);
+  out.open_ticks = replayer.Finish();
 
   const log::ReadReport& rr = (*reader)->report();
   report.segments_read = rr.files;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -22,6 +23,7 @@
 #include "engine/snapshot/snapshot_writer.h"
 #include "engine/state/schema.h"
 #include "engine/state/session_table.h"
+#include "engine/state/update_codec.h"
 #include "proto/walstate/record.pb.h"
 
 namespace walstate {
@@ -56,61 +58,6 @@ std::string RecoveryReport::ToString() const {
 }
 
 namespace {
-
-// Copies top-level field `f` of `src` into `dst` (clearing it if unset).
-void CopyField(const Message& src, const FieldDescriptor* f, Message* dst) {
-  const auto* rs = src.GetReflection();
-  const auto* rd = dst->GetReflection();
-  rd->ClearField(dst, f);
-  if (f->is_repeated()) {
-    const int n = rs->FieldSize(src, f);
-    for (int i = 0; i < n; ++i) {
-      switch (f->cpp_type()) {
-#define WALSTATE_COPY_REPEATED(CPPTYPE, TYPE)                \
-  case FieldDescriptor::CPPTYPE:                             \
-    rd->Add##TYPE(dst, f, rs->GetRepeated##TYPE(src, f, i)); \
-    break;
-        WALSTATE_COPY_REPEATED(CPPTYPE_INT32, Int32)
-        WALSTATE_COPY_REPEATED(CPPTYPE_INT64, Int64)
-        WALSTATE_COPY_REPEATED(CPPTYPE_UINT32, UInt32)
-        WALSTATE_COPY_REPEATED(CPPTYPE_UINT64, UInt64)
-        WALSTATE_COPY_REPEATED(CPPTYPE_DOUBLE, Double)
-        WALSTATE_COPY_REPEATED(CPPTYPE_FLOAT, Float)
-        WALSTATE_COPY_REPEATED(CPPTYPE_BOOL, Bool)
-        WALSTATE_COPY_REPEATED(CPPTYPE_STRING, String)
-        WALSTATE_COPY_REPEATED(CPPTYPE_ENUM, EnumValue)
-#undef WALSTATE_COPY_REPEATED
-        case FieldDescriptor::CPPTYPE_MESSAGE:
-          rd->AddMessage(dst, f)->MergeFrom(rs->GetRepeatedMessage(src, f, i));
-          break;
-      }
-    }
-    return;
-  }
-  if (!rs->HasField(src, f)) return;
-  switch (f->cpp_type()) {
-#define WALSTATE_COPY(CPPTYPE, TYPE)              \
-  case FieldDescriptor::CPPTYPE:                  \
-    rd->Set##TYPE(dst, f, rs->Get##TYPE(src, f)); \
-    break;
-    WALSTATE_COPY(CPPTYPE_INT32, Int32)
-    WALSTATE_COPY(CPPTYPE_INT64, Int64)
-    WALSTATE_COPY(CPPTYPE_UINT32, UInt32)
-    WALSTATE_COPY(CPPTYPE_UINT64, UInt64)
-    WALSTATE_COPY(CPPTYPE_DOUBLE, Double)
-    WALSTATE_COPY(CPPTYPE_FLOAT, Float)
-    WALSTATE_COPY(CPPTYPE_BOOL, Bool)
-    WALSTATE_COPY(CPPTYPE_STRING, String)
-    WALSTATE_COPY(CPPTYPE_ENUM, EnumValue)
-#undef WALSTATE_COPY
-    case FieldDescriptor::CPPTYPE_MESSAGE:
-      // The field was just cleared: MergeFrom is a copy, without CopyFrom's
-      // check that src is not a descendant of dst (a walk of every set field
-      // in protobuf 3.21, most of the cost of a BATCHED update).
-      rd->MutableMessage(dst, f)->MergeFrom(rs->GetMessage(src, f));
-      break;
-  }
-}
 
 std::string ParentDir(const std::string& dir) {
   std::string d = dir;
@@ -160,7 +107,16 @@ class EngineImpl : public Engine {
 
   absl::Status Update(absl::string_view session, const Message& values,
                       absl::Span<const std::string> fields,
-                      const UpdateOptions& options) override;
+                      const UpdateOptions& options) override {
+    // Not moved from, so not changed.
+    return UpdateImpl(session, const_cast<Message*>(&values), /*move=*/false,
+                      fields, options);
+  }
+  absl::Status Update(absl::string_view session, Message&& values,
+                      absl::Span<const std::string> fields,
+                      const UpdateOptions& options) override {
+    return UpdateImpl(session, &values, /*move=*/true, fields, options);
+  }
   absl::Status Delete(absl::string_view session) override;
   absl::Status Get(absl::string_view session, Message* out) const override {
     return table_->Get(session, out);
@@ -186,6 +142,9 @@ class EngineImpl : public Engine {
   const RecoveryReport& recovery_report() const override { return report_; }
 
  private:
+  absl::Status UpdateImpl(absl::string_view session, Message* values, bool move,
+                          absl::Span<const std::string> fields,
+                          const UpdateOptions& options);
   absl::Status CheckWritable() const;
   // Records `s` as the error that stops the engine; returns it with context.
   absl::Status Fail(const absl::Status& s, absl::string_view what);
@@ -431,19 +390,19 @@ absl::Status EngineImpl::Fail(const absl::Status& s, absl::string_view what) {
   return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
 }
 
-absl::Status EngineImpl::Update(absl::string_view session,
-                                const Message& values,
-                                absl::Span<const std::string> fields,
-                                const UpdateOptions& update_options) {
+absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
+                                    bool move,
+                                    absl::Span<const std::string> fields,
+                                    const UpdateOptions& update_options) {
   if (session.empty() || session.size() > kMaxSessionIdBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("session id must be 1..", kMaxSessionIdBytes,
                      " bytes, got ", session.size()));
   }
-  if (values.GetDescriptor() != schema_->descriptor()) {
+  if (values->GetDescriptor() != schema_->descriptor()) {
     return absl::InvalidArgumentError(
         absl::StrCat("session ", session, ": values are a ",
-                     values.GetDescriptor()->full_name(), ", the store holds ",
+                     values->GetDescriptor()->full_name(), ", the store holds ",
                      schema_->descriptor()->full_name()));
   }
   if (fields.empty()) {
@@ -454,8 +413,9 @@ absl::Status EngineImpl::Update(absl::string_view session,
   if (!health_status.ok()) return health_status;
 
   // Resolve and split by tier.
-  std::vector<const Schema::Field*> immediate, batched;
+  absl::InlinedVector<const Schema::Field*, 8> immediate, batched;
   FieldSet seen;
+  FieldSet batched_set;
   for (const std::string& name : fields) {
     const Schema::Field* f = schema_->FindByName(name);
     if (f == nullptr) {
@@ -463,29 +423,31 @@ absl::Status EngineImpl::Update(absl::string_view session,
           "session ", session, ": ", schema_->descriptor()->full_name(),
           " has no field \"", name, "\""));
     }
-    if (seen.Contains(f->index) && f->index < 63) continue;
+    // Listed twice? Bit 63 stands for every later field: look those up.
+    if (seen.Contains(f->index) &&
+        (f->index < 63 ||
+         std::find(immediate.begin(), immediate.end(), f) != immediate.end() ||
+         std::find(batched.begin(), batched.end(), f) != batched.end())) {
+      continue;
+    }
     seen.Add(f->index);
     Durability tier = update_options.durability == DURABILITY_DEFAULT
                           ? f->durability
                           : update_options.durability;
-    (tier == IMMEDIATE ? immediate : batched).push_back(f);
+    if (tier == IMMEDIATE) {
+      immediate.push_back(f);
+    } else {
+      batched.push_back(f);
+      batched_set.Add(f->index);
+    }
   }
 
-  // The values of each tier, copied outside any lock.
-  std::unique_ptr<Message> imm_values;
+  // The IMMEDIATE record, encoded straight from the caller's message outside
+  // any lock.
   std::string payload;
   if (!immediate.empty()) {
-    imm_values = schema_->NewMessage();
-    for (const Schema::Field* f : immediate) {
-      CopyField(values, f->descriptor, imm_values.get());
-    }
-    record::Update update;
-    update.set_session(std::string(session));
-    imm_values->SerializeToString(update.mutable_values());
-    for (const Schema::Field* f : immediate) {
-      update.add_fields(static_cast<uint32_t>(f->descriptor->number()));
-    }
-    update.SerializeToString(&payload);
+    absl::Status s = EncodeUpdate(session, 0, *values, immediate, &payload);
+    if (!s.ok()) return s;
     if (payload.size() > log::kMaxRecordSize) {
       return absl::InvalidArgumentError(absl::StrCat(
           "session ", session, ": update is ", payload.size(),
@@ -497,38 +459,28 @@ absl::Status EngineImpl::Update(absl::string_view session,
   {
     SessionTable::Shard& shard = table_->ShardFor(session);
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (imm_values != nullptr) {
-      absl::Status s =
-          table_->CheckUniqueLocked(session, *imm_values, immediate);
-      if (!s.ok()) return s;
-    }
-    if (!batched.empty()) {
-      absl::Status s = table_->CheckUniqueLocked(session, values, batched);
-      if (!s.ok()) return s;
-    }
+    absl::Status s = table_->CheckUniqueLocked(session, *values, immediate);
+    if (!s.ok()) return s;
+    s = table_->CheckUniqueLocked(session, *values, batched);
+    if (!s.ok()) return s;
     // Append before applying, under the shard lock: the record's LSN order
     // matches the order in which changes to this session became visible,
     // and a refused append leaves memory untouched.
-    SessionTable::Entry* entry = nullptr;
-    if (imm_values != nullptr) {
+    SessionTable::Node* node = nullptr;
+    if (!immediate.empty()) {
       auto appended = writer_->Append(log::kUpdate, payload);
       if (!appended.ok()) return Fail(appended.status(), "appending update");
       lsn = *appended;
       KillPoint("engine.after_append");
-      entry = table_->ApplyLocked(shard, session, imm_values.get(), immediate);
+      node = table_->SetFieldsLocked(shard, session, values, immediate, move);
     }
     if (!batched.empty()) {
-      // No temporary message: the fields are copied straight into the entry.
-      entry =
-          table_->CopyFieldsLocked(shard, session, values, batched, &CopyField);
-      // A session already marked dirty is in the dirty set, or in the set a
-      // running tick took, which writes its current values: no set insert.
-      if (entry->dirty.empty()) shard.dirty.emplace(session);
-      for (const Schema::Field* f : batched) entry->dirty.Add(f->index);
+      node = table_->SetFieldsLocked(shard, session, values, batched, move);
+      table_->MarkDirtyLocked(shard, node, batched_set);
     }
-    entry->last_update = options_.clock();
+    node->second.last_update = options_.clock();
   }
-  if (imm_values == nullptr) {
+  if (immediate.empty()) {
     batched_updates_.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
@@ -601,16 +553,20 @@ absl::Status EngineImpl::Flush() {
   uint64_t unsynced_bytes = 0;
   uint64_t unwritten_bytes = 0;
   uint64_t last_lsn = tick;
-  record::Update update;
   std::string payload;
   std::vector<std::string> keys;
+  std::vector<const Schema::Field*> dirty_fields;
   constexpr size_t kSessionsPerLock = 128;
   for (size_t i = 0; i < table_->shard_count(); ++i) {
     SessionTable::Shard& shard = table_->shard(i);
     {
       std::lock_guard<std::mutex> lock(shard.mu);
       if (shard.dirty.empty()) continue;
-      keys.assign(shard.dirty.begin(), shard.dirty.end());
+      // Ids, not nodes: a session may be deleted before its slice is written.
+      keys.clear();
+      for (const SessionTable::Node* node : shard.dirty) {
+        keys.push_back(node->first);
+      }
       shard.dirty.clear();
     }
     // The shard lock is taken per slice of sessions, so updates of other
@@ -622,19 +578,17 @@ absl::Status EngineImpl::Flush() {
         auto it = shard.sessions.find(keys[j]);
         if (it == shard.sessions.end() || it->second.dirty.empty()) continue;
         SessionTable::Entry& entry = it->second;
-        auto values = schema_->NewMessage();
-        update.Clear();
-        update.set_session(keys[j]);
-        update.set_tick(tick);
         // Every dirty field, whatever its declared tier: a field declared
         // IMMEDIATE is dirty only when an update overrode it to BATCHED.
+        dirty_fields.clear();
         for (const Schema::Field& f : schema_->fields()) {
-          if (!entry.dirty.Contains(f.index)) continue;
-          CopyField(*entry.state, f.descriptor, values.get());
-          update.add_fields(static_cast<uint32_t>(f.descriptor->number()));
+          if (entry.dirty.Contains(f.index)) dirty_fields.push_back(&f);
         }
-        values->SerializeToString(update.mutable_values());
-        update.SerializeToString(&payload);
+        // Straight from the session's state into the record: no copy of
+        // the values, and the shard lock keeps the state still meanwhile.
+        absl::Status s =
+            EncodeUpdate(keys[j], tick, *entry.state, dirty_fields, &payload);
+        if (!s.ok()) return Fail(s, "encoding tick entry");
         auto lsn = writer_->Append(log::kTickEntry, payload);
         if (!lsn.ok()) return Fail(lsn.status(), "appending tick entry");
         last_lsn = *lsn;

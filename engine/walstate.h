@@ -33,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -178,6 +179,16 @@ class Engine {
                               absl::Span<const std::string> fields,
                               const UpdateOptions& options = {}) = 0;
 
+  // The same, but the values of `fields` are moved out of `values` (their
+  // strings and submessages are handed over, not copied): the cheapest way
+  // to apply a message built for the call. Afterwards the listed fields of
+  // `values` hold unspecified values; its other fields are untouched. After
+  // an error `values` may or may not have been moved from.
+  virtual absl::Status Update(absl::string_view session,
+                              google::protobuf::Message&& values,
+                              absl::Span<const std::string> fields,
+                              const UpdateOptions& options = {}) = 0;
+
   // Deletes `session` with a durable tombstone. NotFound if it does not exist.
   virtual absl::Status Delete(absl::string_view session) = 0;
 
@@ -238,6 +249,21 @@ class Store {
     return engine_->Update(
         session, values,
         absl::Span<const std::string>(fields.begin(), fields.size()), options);
+  }
+  // Moves the listed fields out of `values` (see Engine::Update).
+  absl::Status Update(absl::string_view session, M&& values,
+                      absl::Span<const std::string> fields,
+                      const UpdateOptions& options = {}) {
+    return engine_->Update(session,
+                           static_cast<google::protobuf::Message&&>(values),
+                           fields, options);
+  }
+  absl::Status Update(absl::string_view session, M&& values,
+                      std::initializer_list<std::string> fields,
+                      const UpdateOptions& options = {}) {
+    return Update(session, std::move(values),
+                  absl::Span<const std::string>(fields.begin(), fields.size()),
+                  options);
   }
   absl::Status Delete(absl::string_view session) {
     return engine_->Delete(session);

@@ -84,8 +84,8 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
       }
       SessionTable::Shard& shard = table->ShardFor(id);
       std::lock_guard<std::mutex> lock(shard.mu);
-      table->PutLocked(shard, id, std::move(state));
-      shard.sessions.find(id)->second.snapshot_lsn = capture_lsn;
+      table->PutLocked(shard, id, std::move(state))->second.snapshot_lsn =
+          capture_lsn;
       ++loaded.sessions;
     } else if (rec.type == log::kSnapshotEnd) {
       if (!end.ParseFromArray(rec.payload.data(),

@@ -7,6 +7,13 @@
 // applies a change AND appends its log record, so that log order equals the
 // order in which changes to one session became visible.
 //
+// Memory: sessions live in node maps, so an entry and its id never move.
+// That lets the dirty sets hold pointers (marking a session dirty allocates
+// nothing) and the indexes hold views: an index key is a view of the indexed
+// string inside a holder's state, and holders are node pointers. An indexed
+// field is only ever changed with index_mu_ held and its index updated in the
+// same critical section, so no view outlives what it points to.
+//
 // std::mutex rather than absl::Mutex: Debian's Abseil is not built with TSan
 // instrumentation, so TSan could not see absl::Mutex's synchronization.
 #ifndef WALSTATE_ENGINE_STATE_SESSION_TABLE_H_
@@ -18,10 +25,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -63,10 +73,13 @@ class SessionTable {
     // session's records up to this LSN (record::SessionState::lsn).
     uint64_t snapshot_lsn = 0;
   };
+  using Sessions = absl::node_hash_map<std::string, Entry>;
+  // A session's id and entry; its address is stable while it exists.
+  using Node = Sessions::value_type;
   struct Shard {
     mutable std::mutex mu;
-    absl::flat_hash_map<std::string, Entry> sessions;
-    absl::flat_hash_set<std::string> dirty;  // sessions with Entry::dirty set
+    Sessions sessions;
+    absl::flat_hash_set<Node*> dirty;  // sessions with Entry::dirty set
   };
 
   explicit SessionTable(const Schema& schema, size_t shard_count = 256);
@@ -79,6 +92,10 @@ class SessionTable {
   Shard& ShardFor(absl::string_view session);
   const Shard& ShardFor(absl::string_view session) const;
 
+  // Sizes the maps for about `sessions` sessions (before a snapshot load),
+  // so that they do not rehash while they fill.
+  void Reserve(size_t sessions);
+
   // --- Called with the session's shard lock held. ---
 
   // AlreadyExists if a UNIQUE indexed field among `fields` would take, in
@@ -88,25 +105,33 @@ class SessionTable {
       absl::Span<const Schema::Field* const> fields) const;
 
   // Sets `fields` of `session` (created if missing) to their values in
-  // `values`, which is left holding unspecified values (fields are swapped,
-  // not copied). Keeps the indexes current. Returns the entry.
-  Entry* ApplyLocked(Shard& shard, absl::string_view session,
-                     google::protobuf::Message* values,
-                     absl::Span<const Schema::Field* const> fields);
+  // `values` and returns its node, keeping the indexes current. With
+  // `move`, the values are swapped in (no copy) and `values` is left holding
+  // unspecified values of those fields; without, they are copied.
+  Node* SetFieldsLocked(Shard& shard, absl::string_view session,
+                        google::protobuf::Message* values,
+                        absl::Span<const Schema::Field* const> fields,
+                        bool move);
+  Node* CopyFieldsLocked(Shard& shard, absl::string_view session,
+                         const google::protobuf::Message& values,
+                         absl::Span<const Schema::Field* const> fields);
 
-  // Like ApplyLocked, but copies `fields` from `values` (left untouched)
-  // with `copy_field`, which must clear the destination field first.
-  using FieldCopier = void (*)(const google::protobuf::Message& src,
-                               const google::protobuf::FieldDescriptor* field,
-                               google::protobuf::Message* dst);
-  Entry* CopyFieldsLocked(Shard& shard, absl::string_view session,
-                          const google::protobuf::Message& values,
-                          absl::Span<const Schema::Field* const> fields,
-                          FieldCopier copy_field);
+  // Replay: sets the top-level fields numbered `numbers` of `session`
+  // (created if missing) to their values in `encoded`, a serialized session
+  // message; a listed field absent from it is cleared. Numbers this schema
+  // does not know are kept as unknown fields (sets *kept_unknown). DataLoss
+  // if `encoded` does not parse or holds a field it does not list.
+  absl::StatusOr<Node*> SetEncodedFieldsLocked(
+      Shard& shard, absl::string_view session, absl::string_view encoded,
+      absl::Span<const uint32_t> numbers, bool* kept_unknown);
+
+  // Adds `fields` to the session's dirty fields, and the session to the
+  // shard's dirty set if it was clean.
+  void MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields);
 
   // Replaces the whole state of `session` (snapshot load).
-  void PutLocked(Shard& shard, absl::string_view session,
-                 std::unique_ptr<google::protobuf::Message> state);
+  Node* PutLocked(Shard& shard, absl::string_view session,
+                  std::unique_ptr<google::protobuf::Message> state);
 
   // Removes `session`; false if it did not exist.
   bool EraseLocked(Shard& shard, absl::string_view session);
@@ -123,19 +148,39 @@ class SessionTable {
       absl::string_view field, absl::string_view value) const;
   size_t size() const { return size_.load(std::memory_order_relaxed); }
   size_t dirty_count() const;
-  // Bytes used by states, keys and table overhead (walks every session).
+  // Bytes used by states, ids, entries, indexes and table overhead (walks
+  // every session).
   uint64_t ApproximateMemory() const;
 
  private:
-  using Index =
-      absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>;
+  // Sessions holding one key. Nearly always one.
+  using Holders = absl::InlinedVector<const Node*, 1>;
+  // One index. String-typed fields are keyed by a view of the value inside
+  // one holder's state (re-pointed when that holder lets go of it); integer,
+  // bool and enum fields by their value as 64 bits.
+  struct Index {
+    bool by_string = true;
+    absl::flat_hash_map<absl::string_view, Holders> strings;
+    absl::flat_hash_map<uint64_t, Holders> numbers;
+  };
+  // An index key: the string's view, or the number. False if the field is
+  // unset (unset values are not indexed).
+  struct Key {
+    absl::string_view text;
+    uint64_t number = 0;
+  };
+  bool KeyOf(const google::protobuf::Message& state, const Schema::Field& field,
+             Key* key) const;
+  // Key from the text form Lookup takes ("42", "true", or the string).
+  bool KeyFromText(const Schema::Field& field, absl::string_view text,
+                   Key* key) const;
+  const Holders* FindHolders(const Index& index, const Key& key) const;
 
-  void IndexRemoveLocked(absl::string_view session,
-                         const google::protobuf::Message& state,
-                         const Schema::Field& field);
-  void IndexAddLocked(absl::string_view session,
-                      const google::protobuf::Message& state,
-                      const Schema::Field& field);
+  Node* FindOrCreateLocked(Shard& shard, absl::string_view session);
+  bool TouchesIndex(absl::Span<const Schema::Field* const> fields) const;
+  // index_mu_ held.
+  void IndexRemoveLocked(const Node& node, const Schema::Field& field);
+  void IndexAddLocked(const Node& node, const Schema::Field& field);
 
   const Schema& schema_;
   std::vector<std::unique_ptr<Shard>> shards_;

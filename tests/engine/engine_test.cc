@@ -629,6 +629,77 @@ TEST_F(EngineTest, UnknownFieldsSurviveAnOlderBinarysCompaction) {
   }
 }
 
+TEST_F(EngineTest, CopiedValuesAreLeftAloneAndMovedOnesAreTakenOver) {
+  auto store = OpenStore();
+  GatewaySession kept = Identity("fp-copy", "h-copy");
+  *kept.mutable_calibration() = Calibrated(5, 2).calibration();
+  const std::string before = kept.SerializeAsString();
+  ASSERT_TRUE(
+      store->Update("copied", kept, {"fingerprint", "calibration"}).ok());
+  EXPECT_EQ(kept.SerializeAsString(), before);
+
+  // One update with both tiers, moved: the IMMEDIATE record is encoded
+  // before anything is taken over.
+  GatewaySession moved = Identity("fp-move", "h-move");
+  *moved.mutable_calibration() = Calibrated(6, 3).calibration();
+  moved.set_resolved_conversation_ttl("untouched: not listed");
+  ASSERT_TRUE(store
+                  ->Update("moved", std::move(moved),
+                           {"fingerprint", "header_session_id", "calibration"})
+                  .ok());
+  EXPECT_EQ(moved.resolved_conversation_ttl(), "untouched: not listed");
+  auto got = store->Get("moved");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->fingerprint(), "fp-move");
+  EXPECT_EQ(got->calibration().last_layer(), 3);
+  EXPECT_TRUE(got->resolved_conversation_ttl().empty());
+  EXPECT_EQ(*store->Lookup("header_session_id", "h-move"),
+            std::vector<std::string>{"moved"});
+
+  // The identity was synced by the call, the calibration waits for a tick.
+  store.reset();
+  PowerLoss();
+  store = OpenStore();
+  EXPECT_EQ(store->Get("moved")->fingerprint(), "fp-move");
+  EXPECT_FALSE(store->Get("moved")->has_calibration());
+  ASSERT_TRUE(store->Update("moved", Calibrated(7, 4), {"calibration"}).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  store.reset();
+  PowerLoss();
+  store = OpenStore();
+  EXPECT_EQ(store->Get("moved")->calibration().last_layer(), 4);
+  EXPECT_EQ(store->Get("copied")->fingerprint(), "fp-copy");
+}
+
+// Session ids are bytes: one that is not UTF-8 must not make a record that
+// recovery cannot parse.
+TEST_F(EngineTest, SessionIdsThatAreNotUtf8SurviveRecovery) {
+  const std::string id("\xff\xfe\x00bin", 6);
+  const std::string gone("\xc3\x28", 2);
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->Update(id, Identity("fp", "h"), {"fingerprint"}).ok());
+    ASSERT_TRUE(store->Update(id, Calibrated(1, 1), {"calibration"}).ok());
+    ASSERT_TRUE(
+        store->Update(gone, Identity("fp2", "h2"), {"fingerprint"}).ok());
+    ASSERT_TRUE(store->Flush().ok());
+    ASSERT_TRUE(store->Delete(gone).ok());
+  }
+  PowerLoss();
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->Get(id)->calibration().last_layer(), 1);
+    EXPECT_FALSE(store->Contains(gone));
+    ASSERT_TRUE(store->Compact().ok());
+  }
+  PowerLoss();
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Get(id)->fingerprint(), "fp");
+  EXPECT_EQ(store->recovery_report().records_replayed, 0u);
+}
+
 TEST_F(EngineTest, ConcurrentUpdatesAndReads) {
   auto store = OpenStore();
   constexpr int kThreads = 8;

@@ -1,0 +1,341 @@
+// SessionTable: indexes held as views, dirty marks held as node pointers, the
+// three ways fields are set (copy, move, encoded), on a runtime-built message
+// with string, integer and bool indexes.
+#include "engine/state/session_table.h"
+
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
+#include "gtest/gtest.h"
+#include "proto/walstate/options.pb.h"
+
+namespace walstate {
+namespace {
+
+using google::protobuf::FieldDescriptorProto;
+using google::protobuf::Message;
+
+class SessionTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    google::protobuf::FileDescriptorProto file;
+    file.set_name("tests/state/indexed.proto");
+    file.set_package("walstate.test");
+    file.set_syntax("proto3");
+    file.add_dependency("proto/walstate/options.proto");
+    auto* msg = file.add_message_type();
+    msg->set_name("Indexed");
+    auto add = [&](const char* name, int number, FieldDescriptorProto::Type t,
+                   IndexKind index) {
+      auto* f = msg->add_field();
+      f->set_name(name);
+      f->set_number(number);
+      f->set_type(t);
+      f->set_label(FieldDescriptorProto::LABEL_OPTIONAL);
+      if (index != NO_INDEX) {
+        f->mutable_options()->SetExtension(walstate::index, index);
+      }
+    };
+    add("tag", 1, FieldDescriptorProto::TYPE_STRING, MULTI);
+    add("account", 2, FieldDescriptorProto::TYPE_INT64, UNIQUE);
+    add("vip", 3, FieldDescriptorProto::TYPE_BOOL, MULTI);
+    add("note", 4, FieldDescriptorProto::TYPE_STRING, NO_INDEX);
+    add("handle", 5, FieldDescriptorProto::TYPE_STRING, UNIQUE);
+    pool_ = std::make_unique<google::protobuf::DescriptorPool>(
+        google::protobuf::DescriptorPool::generated_pool());
+    const auto* built = pool_->BuildFile(file);
+    ASSERT_NE(built, nullptr);
+    factory_ =
+        std::make_unique<google::protobuf::DynamicMessageFactory>(pool_.get());
+    const Message* prototype =
+        factory_->GetPrototype(built->FindMessageTypeByName("Indexed"));
+    auto schema = Schema::FromPrototype(*prototype, BATCHED);
+    ASSERT_TRUE(schema.ok()) << schema.status();
+    schema_ = std::move(*schema);
+    table_ = std::make_unique<SessionTable>(*schema_, 4);
+  }
+
+  const Schema::Field* F(const char* name) { return schema_->FindByName(name); }
+
+  std::unique_ptr<Message> Values(const std::string& tag, int64_t account,
+                                  bool vip, const std::string& handle = "") {
+    auto m = schema_->NewMessage();
+    const auto* r = m->GetReflection();
+    r->SetString(m.get(), F("tag")->descriptor, tag);
+    r->SetInt64(m.get(), F("account")->descriptor, account);
+    r->SetBool(m.get(), F("vip")->descriptor, vip);
+    r->SetString(m.get(), F("handle")->descriptor, handle);
+    r->SetString(m.get(), F("note")->descriptor, "note of " + tag);
+    return m;
+  }
+
+  void Set(const std::string& session, Message* values,
+           std::vector<const Schema::Field*> fields, bool move = false) {
+    auto& shard = table_->ShardFor(session);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    table_->SetFieldsLocked(shard, session, values, fields, move);
+  }
+
+  bool Erase(const std::string& session) {
+    auto& shard = table_->ShardFor(session);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    return table_->EraseLocked(shard, session);
+  }
+
+  std::vector<std::string> Lookup(const char* field, const std::string& v) {
+    auto got = table_->Lookup(field, v);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? *got : std::vector<std::string>{};
+  }
+
+  std::unique_ptr<google::protobuf::DescriptorPool> pool_;
+  std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
+  std::unique_ptr<Schema> schema_;
+  std::unique_ptr<SessionTable> table_;
+};
+
+using Names = std::vector<std::string>;
+
+TEST_F(SessionTableTest, MultiIndexSurvivesTheHolderItsKeyPointsIntoChanging) {
+  std::vector<const Schema::Field*> tag = {F("tag")};
+  for (const char* s : {"a", "b", "c"})
+    Set(s, Values("t", 0, false).get(), tag);
+  EXPECT_EQ(Lookup("tag", "t"), (Names{"a", "b", "c"}));
+  // "a" inserted the key first, so the index's key is a view of a's value.
+  Set("a", Values("u", 0, false).get(), tag);
+  EXPECT_EQ(Lookup("tag", "t"), (Names{"b", "c"}));
+  EXPECT_EQ(Lookup("tag", "u"), (Names{"a"}));
+  EXPECT_TRUE(Erase("b"));
+  EXPECT_EQ(Lookup("tag", "t"), (Names{"c"}));
+  Set("c", Values("u", 0, false).get(), tag, /*move=*/true);
+  EXPECT_EQ(Lookup("tag", "t"), Names{});
+  EXPECT_EQ(Lookup("tag", "u"), (Names{"a", "c"}));
+  EXPECT_FALSE(Erase("b"));
+}
+
+TEST_F(SessionTableTest, IntegerAndBoolKeysAreLookedUpByTheirText) {
+  Set("s1", Values("x", -5, true).get(), {F("account"), F("vip")});
+  Set("s2", Values("x", 7, true).get(), {F("account"), F("vip")});
+  EXPECT_EQ(Lookup("account", "-5"), (Names{"s1"}));
+  EXPECT_EQ(Lookup("account", "7"), (Names{"s2"}));
+  EXPECT_EQ(Lookup("vip", "true"), (Names{"s1", "s2"}));
+  // proto3 false is the default: unset, not indexed.
+  EXPECT_EQ(Lookup("vip", "false"), Names{});
+  EXPECT_EQ(Lookup("account", "seven"), Names{});
+  EXPECT_EQ(Lookup("vip", "yes"), Names{});
+  EXPECT_EQ(table_->Lookup("note", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SessionTableTest, UniqueCheckNamesTheHolder) {
+  Set("owner", Values("x", 42, false, "@h").get(), {F("account"), F("handle")});
+  auto& shard = table_->ShardFor("other");
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto clash = Values("y", 42, false, "@h");
+  absl::Status s = table_->CheckUniqueLocked("other", *clash, {F("account")});
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(s.message().find("account \"42\" is already held by session owner"),
+            std::string::npos)
+      << s;
+  s = table_->CheckUniqueLocked("other", *clash, {F("handle")});
+  EXPECT_NE(s.message().find("handle \"@h\""), std::string::npos) << s;
+  // The holder itself may write its own value again.
+  EXPECT_TRUE(table_->CheckUniqueLocked("owner", *clash, {F("account")}).ok());
+  // An unlisted unique field is not checked.
+  EXPECT_TRUE(table_->CheckUniqueLocked("other", *clash, {F("tag")}).ok());
+}
+
+TEST_F(SessionTableTest, MoveHandsTheValuesOverWithoutCopying) {
+  auto values =
+      Values("long tag value, longer than any small-string buffer", 9, true);
+  const std::string* before = &values->GetReflection()->GetStringReference(
+      *values, F("tag")->descriptor, nullptr);
+  const char* bytes = before->data();
+  Set("m", values.get(), {F("tag"), F("account")}, /*move=*/true);
+  auto& shard = table_->ShardFor("m");
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const Message& state = *shard.sessions.find("m")->second.state;
+  const std::string& now = state.GetReflection()->GetStringReference(
+      state, F("tag")->descriptor, nullptr);
+  EXPECT_EQ(now.data(), bytes);  // the same buffer, handed over
+  EXPECT_EQ(state.GetReflection()->GetInt64(state, F("account")->descriptor),
+            9);
+  // Unlisted fields were neither moved nor set.
+  EXPECT_EQ(state.GetReflection()->GetString(state, F("note")->descriptor), "");
+  EXPECT_EQ(values->GetReflection()->GetString(*values, F("note")->descriptor),
+            "note of long tag value, longer than any small-string buffer");
+}
+
+TEST_F(SessionTableTest, EncodedValuesMustHoldOnlyListedFields) {
+  auto values = Values("t", 3, true);
+  std::string encoded = values->SerializeAsString();  // fields 1..5
+  auto& shard = table_->ShardFor("e");
+  std::lock_guard<std::mutex> lock(shard.mu);
+  bool unknown = false;
+  auto bad =
+      table_->SetEncodedFieldsLocked(shard, "e", encoded, {1, 2}, &unknown);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(shard.sessions.contains("e"));  // refused before creating it
+  auto ok = table_->SetEncodedFieldsLocked(shard, "e", encoded,
+                                           {1, 2, 3, 4, 5, 77}, &unknown);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(unknown);  // 77 is not in this schema
+  // A listed field absent from the values is cleared.
+  auto cleared = table_->SetEncodedFieldsLocked(shard, "e", "", {1}, &unknown);
+  ASSERT_TRUE(cleared.ok());
+  const Message& state = *(*cleared)->second.state;
+  EXPECT_EQ(state.GetReflection()->GetString(state, F("tag")->descriptor), "");
+  EXPECT_EQ(state.GetReflection()->GetInt64(state, F("account")->descriptor),
+            3);
+  EXPECT_EQ(table_->Lookup("tag", "t")->size(), 0u);
+  EXPECT_EQ(*table_->Lookup("account", "3"), (Names{"e"}));
+  EXPECT_EQ(table_->SetEncodedFieldsLocked(shard, "e", "\xff", {1}, &unknown)
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST_F(SessionTableTest, ErasedSessionsLeaveTheDirtySet) {
+  auto values = Values("t", 1, false);
+  {
+    auto& shard = table_->ShardFor("d");
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto* node =
+        table_->SetFieldsLocked(shard, "d", values.get(), {F("note")}, false);
+    table_->MarkDirtyLocked(shard, node, FieldSet(1));
+    table_->MarkDirtyLocked(shard, node, FieldSet(2));
+    EXPECT_EQ(shard.dirty.size(), 1u);
+    EXPECT_EQ(node->second.dirty.bits(), 3u);
+  }
+  EXPECT_EQ(table_->dirty_count(), 1u);
+  EXPECT_TRUE(Erase("d"));
+  EXPECT_EQ(table_->dirty_count(), 0u);
+}
+
+// Random operations against a model that recomputes every index by scanning
+// the states: the views never go stale (ASan would see a dangling one).
+TEST_F(SessionTableTest, IndexesMatchAScanAfterRandomOperations) {
+  std::mt19937_64 rng(7);
+  const std::vector<std::string> tags = {"", "red", "green",
+                                         "a-much-longer-tag-value-0123456789"};
+  std::vector<const Schema::Field*> all = {F("tag"), F("account"), F("vip"),
+                                           F("note"), F("handle")};
+  for (int op = 0; op < 6000; ++op) {
+    const std::string session = absl::StrCat("s", rng() % 40);
+    const int kind = static_cast<int>(rng() % 10);
+    if (kind == 0) {
+      Erase(session);
+      continue;
+    }
+    auto v =
+        Values(tags[rng() % tags.size()], static_cast<int64_t>(rng() % 5) - 2,
+               rng() % 2, absl::StrCat("h", rng() % 60));
+    std::vector<const Schema::Field*> fields;
+    for (const Schema::Field* f : all) {
+      if (rng() % 2) fields.push_back(f);
+    }
+    if (fields.empty()) fields.push_back(F("tag"));
+    if (kind == 1) {
+      auto& shard = table_->ShardFor(session);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      table_->PutLocked(shard, session, std::move(v));
+      continue;
+    }
+    // UNIQUE fields are only written when free, as the engine checks.
+    {
+      auto& shard = table_->ShardFor(session);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      if (!table_->CheckUniqueLocked(session, *v, fields).ok()) continue;
+      if (kind == 2) {
+        auto e = schema_->NewMessage();
+        std::vector<uint32_t> numbers;
+        for (const Schema::Field* f : fields) {
+          numbers.push_back(f->descriptor->number());
+        }
+        e->CopyFrom(*v);
+        for (const Schema::Field* f : all) {
+          if (std::find(fields.begin(), fields.end(), f) == fields.end()) {
+            e->GetReflection()->ClearField(e.get(), f->descriptor);
+          }
+        }
+        bool unknown = false;
+        ASSERT_TRUE(table_
+                        ->SetEncodedFieldsLocked(shard, session,
+                                                 e->SerializeAsString(),
+                                                 numbers, &unknown)
+                        .ok());
+      } else {
+        table_->SetFieldsLocked(shard, session, v.get(), fields, kind % 2);
+      }
+    }
+    if (op % 200 != 0) continue;
+    // Model: scan every state.
+    std::map<std::pair<std::string, std::string>, std::set<std::string>> want;
+    table_->ForEach([&](absl::string_view id, const Message& state) {
+      const auto* r = state.GetReflection();
+      auto put = [&](const char* field, const std::string& key) {
+        want[{field, key}].insert(std::string(id));
+      };
+      if (!r->GetString(state, F("tag")->descriptor).empty()) {
+        put("tag", r->GetString(state, F("tag")->descriptor));
+      }
+      if (r->GetInt64(state, F("account")->descriptor) != 0) {
+        put("account",
+            absl::StrCat(r->GetInt64(state, F("account")->descriptor)));
+      }
+      if (r->GetBool(state, F("vip")->descriptor)) put("vip", "true");
+      if (!r->GetString(state, F("handle")->descriptor).empty()) {
+        put("handle", r->GetString(state, F("handle")->descriptor));
+      }
+    });
+    for (const char* field : {"tag", "account", "vip", "handle"}) {
+      std::vector<std::string> keys = {"true", "-2", "-1", "1", "2"};
+      for (const auto& t : tags) keys.push_back(t);
+      for (int h = 0; h < 60; ++h) keys.push_back(absl::StrCat("h", h));
+      for (const std::string& key : keys) {
+        if (key.empty()) continue;
+        const auto& expected = want[{field, key}];
+        EXPECT_EQ(Lookup(field, key),
+                  std::vector<std::string>(expected.begin(), expected.end()))
+            << field << "=" << key << " after op " << op;
+      }
+    }
+    if (HasFailure()) return;
+  }
+}
+
+// Lookups read index keys that point into other shards' states while those
+// shards change unindexed fields: the views must not race (TSan).
+TEST_F(SessionTableTest, LookupsRaceNothingWhileOtherFieldsChange) {
+  for (int i = 0; i < 8; ++i) {
+    Set(absl::StrCat("s", i), Values("shared", i + 1, true).get(),
+        {F("tag"), F("account"), F("vip")});
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int n = 0; n < 2000; ++n) {
+      auto v = Values("ignored", 0, false);
+      v->GetReflection()->SetString(v.get(), F("note")->descriptor,
+                                    absl::StrCat("n", n));
+      Set(absl::StrCat("s", n % 8), v.get(), {F("note")}, n % 2);
+    }
+    stop = true;
+  });
+  int lookups = 0;
+  while (!stop) {
+    EXPECT_EQ(Lookup("tag", "shared").size(), 8u);
+    ++lookups;
+  }
+  writer.join();
+  EXPECT_GT(lookups, 0);
+}
+
+}  // namespace
+}  // namespace walstate
