@@ -245,10 +245,8 @@ int Parent(const std::vector<std::string>& args) {
   }
 
   std::printf("walstate crash-and-recover demo\n");
-  std::printf(
-      "  workload  %u gateway sessions in %d projects, %d threads, "
-      "seed %llu\n",
-      config.sessions, kProjects, config.threads, (unsigned long long)seed);
+  std::printf("  workload  %u gateway sessions, %d threads, seed %llu\n",
+              config.sessions, config.threads, (unsigned long long)seed);
   std::printf(
       "            identity events (create, re-key, delete) are "
       "IMMEDIATE: synced before the call returns\n");

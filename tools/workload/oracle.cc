@@ -17,6 +17,13 @@ namespace {
 
 using google::protobuf::util::MessageDifferencer;
 
+// The version stamp of `state`'s newest turn; 0 if it holds none (turns are
+// numbered from 1).
+uint64_t BatchedVersion(const GatewaySession& state) {
+  uint64_t v = 0;
+  return TurnVersion(state, &v) ? v : 0;
+}
+
 std::string Hex(uint64_t v) { return absl::StrCat(absl::Hex(v)); }
 
 std::string Describe(const IdState& s) {
@@ -106,6 +113,11 @@ std::vector<std::string> DiffGroups(const GatewaySession& got,
 }
 
 }  // namespace
+
+const GatewayModel& AckLogModel() {
+  static const GatewayModel* model = new GatewayModel(ModelConfig::Stress());
+  return *model;
+}
 
 absl::Status Oracle::Load(const std::string& path) {
   auto lines = ReadAckLog(path, &cut_lines_);
@@ -260,6 +272,7 @@ absl::Status Oracle::ApplyLine(const std::string& line, int line_no) {
 }
 
 CheckResult Oracle::Check(const Store<GatewaySession>& store) const {
+  const GatewayModel& model = AckLogModel();
   CheckResult r;
   r.acked = acked_;
   r.batched_turns = turns_;
@@ -269,7 +282,7 @@ CheckResult Oracle::Check(const Store<GatewaySession>& store) const {
   r.newest_lost_ms = 0;
   for (uint32_t idx = 0; idx < sessions_; ++idx) {
     const SessionModel& m = models_[idx];
-    const std::string id = SessionId(idx);
+    const std::string id = model.SessionId(idx);
     if (m.has_pending) ++r.in_flight;
     auto got = store.Get(id);
     if (!got.ok() && !absl::IsNotFound(got.status())) {
@@ -324,11 +337,19 @@ CheckResult Oracle::Check(const Store<GatewaySession>& store) const {
                          " recovered, but a committed tick covered turn ",
                          m.committed_ver);
     } else {
-      GatewaySession want = ExpectedBatched(idx, s, rv, [&](uint64_t u) {
-        return std::find(m.full_vers.begin(), m.full_vers.end(), u) !=
-               m.full_vers.end();
-      });
-      std::vector<std::string> diff = DiffGroups(BatchedPart(*got), want);
+      // The turns of this incarnation, (s, rv], applied in order.
+      GatewaySession want, part;
+      if (rv > s) {
+        model.Batched(
+            idx, s + 1, rv,
+            [&](uint64_t u) {
+              return std::find(m.full_vers.begin(), m.full_vers.end(), u) !=
+                     m.full_vers.end();
+            },
+            &want);
+      }
+      ApplyFields(*got, kBatchedFields, &part);
+      std::vector<std::string> diff = DiffGroups(part, want);
       if (!diff.empty()) {
         bad = absl::StrCat("torn or altered BATCHED state at turn ", rv, ": ",
                            absl::StrJoin(diff, "; "));
@@ -368,8 +389,10 @@ CheckResult Oracle::Check(const Store<GatewaySession>& store) const {
   uint64_t total = 0;
   store.ForEach([&](absl::string_view id, const GatewaySession&) {
     ++total;
-    uint32_t idx = 0;
-    if (!ParseSessionId(id, sessions_, &idx)) unknown.emplace_back(id);
+    uint64_t idx = 0;
+    if (!model.ParseSessionId(id, &idx) || idx >= sessions_) {
+      unknown.emplace_back(id);
+    }
   });
   for (const std::string& id : unknown) {
     ++r.other_bad;
@@ -392,7 +415,7 @@ std::vector<SessionStart> Oracle::Resolve(
   for (uint32_t idx = 0; idx < sessions_; ++idx) {
     const SessionModel& m = models_[idx];
     SessionStart& st = out[idx];
-    auto got = store.Get(SessionId(idx));
+    auto got = store.Get(AckLogModel().SessionId(idx));
     st.present = got.ok();
     uint64_t h = 0, ver = 0;
     if (st.present) {

@@ -25,6 +25,11 @@
 namespace walstate {
 namespace workload {
 
+// The model every ack log's values come from: ModelConfig::Stress(), with its
+// fixed seed (a run's --seed drives its random choices, not the values), so
+// that the log need only say which ops and turns happened.
+const GatewayModel& AckLogModel();
+
 struct IdState {
   bool present = false;
   uint64_t idhash = 0;

@@ -31,6 +31,14 @@ void WriteLog(const std::string& path, const std::vector<std::string>& lines) {
   for (const std::string& l : lines) out << l << "\n";
 }
 
+const GatewayModel& model = AckLogModel();
+
+std::string SessionId(uint32_t idx) { return model.SessionId(idx); }
+
+Identity CreateIdentity(uint32_t idx, uint64_t seq) {
+  return model.CreateIdentity(idx, seq);
+}
+
 std::string HashOf(const Identity& id) {
   return absl::StrCat(absl::Hex(IdentityHash(id)));
 }
@@ -51,13 +59,14 @@ class OracleTest : public ::testing::Test {
   void Create(uint32_t idx, uint64_t seq) {
     GatewaySession v;
     SetIdentity(CreateIdentity(idx, seq), &v);
-    ASSERT_TRUE(store_->Update(SessionId(idx), v, IdentityFields()).ok());
+    ASSERT_TRUE(
+        store_->Update(SessionId(idx), v, FieldNames(kIdentityFields)).ok());
   }
   void Turn(uint32_t idx, uint64_t ver) {
     GatewaySession v;
-    std::vector<std::string> fields;
-    TurnValues(idx, ver, false, &v, &fields);
-    ASSERT_TRUE(store_->Update(SessionId(idx), v, fields).ok());
+    const uint32_t mask = model.TurnMask(idx, ver, false);
+    model.Turn(idx, ver, mask, &v);
+    ASSERT_TRUE(store_->Update(SessionId(idx), v, FieldNames(mask)).ok());
   }
 
   CheckResult Check(const std::vector<std::string>& lines) {
@@ -104,8 +113,8 @@ TEST_F(OracleTest, PendingOpMayOrMayNotBeThere) {
 
 TEST_F(OracleTest, OlderIdentityThanAcknowledgedIsLost) {
   Create(4, 1);
-  std::vector<std::string> fields;
-  Identity next = RekeyIdentity(CreateIdentity(4, 1), 4, 2, &fields);
+  uint32_t mask = 0;
+  Identity next = model.RekeyIdentity(CreateIdentity(4, 1), 4, 2, &mask);
   CheckResult r = Check({
       absl::StrCat("I 4 1 ", HashOf(CreateIdentity(4, 1)), " 0"),
       "A 4 1 0",
@@ -154,8 +163,7 @@ TEST_F(OracleTest, TornBatchedStateIsCaught) {
   Turn(7, 1);
   // Cost of turn 2 with the calibration of turn 1: half a turn.
   GatewaySession v;
-  std::vector<std::string> fields;
-  TurnValues(7, 2, false, &v, &fields);
+  model.Turn(7, 2, model.TurnMask(7, 2, false), &v);
   ASSERT_TRUE(store_->Update(SessionId(7), v, {"cost"}).ok());
   CheckResult r = Check({
       absl::StrCat("I 7 1 ", HashOf(CreateIdentity(7, 1)), " 0"),

@@ -118,12 +118,14 @@ class Run {
     }
   }
 
-  // Adds turn `ver` of session `idx` to `values`/`fields`, after logging it.
-  bool AddTurn(uint32_t idx, GatewaySession* values,
-               std::vector<std::string>* fields, uint64_t* ver) {
+  // Adds turn `ver` of session `idx` to `values`/`mask`, after logging it.
+  bool AddTurn(uint32_t idx, GatewaySession* values, uint32_t* mask,
+               uint64_t* ver) {
     SessionStart& st = state_[idx];
     *ver = st.next_ver++;
-    TurnValues(idx, *ver, st.first_turn_full, values, fields);
+    const uint32_t turn = model_.TurnMask(idx, *ver, st.first_turn_full);
+    model_.Turn(idx, *ver, turn, values);
+    *mask |= turn;
     st.first_turn_full = false;
     return Log(absl::StrCat("b ", idx, " ", *ver, " ", NowMs()));
   }
@@ -132,9 +134,9 @@ class Run {
   bool Op(uint32_t idx, std::mt19937_64& rng, absl::Duration* next) {
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     SessionStart& st = state_[idx];
-    const std::string id = SessionId(idx);
+    const std::string id = model_.SessionId(idx);
     GatewaySession values;
-    std::vector<std::string> fields;
+    uint32_t mask = 0;
     uint64_t ver = 0;
     const double r = uniform(rng);
     if (!st.present || r < config_.p_delete + config_.p_rekey) {
@@ -162,21 +164,21 @@ class Run {
       const uint64_t seq = st.next_seq++;
       Identity id_next;
       if (st.present) {
-        id_next = RekeyIdentity(st.identity, idx, seq, &fields);
+        id_next = model_.RekeyIdentity(st.identity, idx, seq, &mask);
       } else {
-        id_next = CreateIdentity(idx, seq);
-        fields = IdentityFields();
+        id_next = model_.CreateIdentity(idx, seq);
+        mask = kIdentityFields;
       }
       SetIdentity(id_next, &values);
       if (uniform(rng) < config_.p_combined &&
-          !AddTurn(idx, &values, &fields, &ver)) {
+          !AddTurn(idx, &values, &mask, &ver)) {
         return false;
       }
       if (!Log(absl::StrCat("I ", idx, " ", seq, " ",
                             absl::Hex(IdentityHash(id_next)), " ", NowMs()))) {
         return false;
       }
-      absl::Status s = store_->Update(id, values, fields);
+      absl::Status s = store_->Update(id, values, FieldNames(mask));
       if (!s.ok()) {
         Failed(s, absl::StrCat("Update ", id));
         return false;
@@ -187,8 +189,8 @@ class Run {
       counters_->immediate_acked.fetch_add(1, std::memory_order_relaxed);
     } else {
       // A turn: BATCHED only, no I/O on this thread.
-      if (!AddTurn(idx, &values, &fields, &ver)) return false;
-      absl::Status s = store_->Update(id, values, fields);
+      if (!AddTurn(idx, &values, &mask, &ver)) return false;
+      absl::Status s = store_->Update(id, values, FieldNames(mask));
       if (!s.ok()) {
         Failed(s, absl::StrCat("Update ", id));
         return false;
@@ -278,6 +280,7 @@ class Run {
   }
 
   const RunConfig config_;
+  const GatewayModel& model_ = AckLogModel();
   Store<GatewaySession>* const store_;
   AckLogWriter* const log_;
   std::vector<SessionStart> state_;  // state_[idx] only by its worker
