@@ -1,6 +1,6 @@
-// The benchmark workload: the per-session state of an LLM gateway
-// (proto/example/gateway.proto, ../shared/notes/use-case.md), generated
-// deterministically from a seed, and the state every contestant must recover.
+// The benchmark workload: the sessions of the gateway model
+// (tools/workload/gateway_model.h), generated deterministically from a seed,
+// and the state every contestant must recover.
 //
 // A session is named by its index i. Its state is a function of
 // (seed, i, version):
@@ -8,8 +8,8 @@
 //    by an IMMEDIATE identity write);
 //  - version v >= 0: identity plus every batched field group; v counts the
 //    "turn" updates applied after the initial load (v = 0). A turn rewrites
-//    warmup, calibration, cost and the conversation TTL; every ltm_every-th
-//    turn also re-renders the long-term-memory text.
+//    warmup, calibration, cost and the conversation TTL; every ltm.every-th
+//    turn (20th) also re-renders the long-term-memory text.
 // So the expected state of a whole store is one small integer per session.
 #ifndef WALSTATE_BENCH_WORKLOAD_H_
 #define WALSTATE_BENCH_WORKLOAD_H_
@@ -23,82 +23,64 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "proto/example/gateway.pb.h"
+#include "tools/workload/gateway_model.h"
 
 namespace walstate {
 namespace bench {
 
 using example::GatewaySession;
 
-// Top-level field groups of GatewaySession an update sets.
-enum FieldMask : uint32_t {
-  kIdentityFields = 1u << 0,  // fingerprint, header_session_id, header_name
-  kTtlField = 1u << 1,        // resolved_conversation_ttl
-  kWarmupField = 1u << 2,
-  kCalibrationField = 1u << 3,
-  kCostField = 1u << 4,
-  kLtmField = 1u << 5,
-  kTurnFields = kTtlField | kWarmupField | kCalibrationField | kCostField,
-  kBatchedFields = kTurnFields | kLtmField,
-  kAllFields = kIdentityFields | kBatchedFields,
-};
+// The field groups and the partial-update helpers the contestants use.
+using workload::ApplyFields;
+using workload::FieldMask;
+using workload::FieldNames;
+using workload::kAllFields;
+using workload::kBatchedFields;
+using workload::kCalibrationField;
+using workload::kCostField;
+using workload::kIdentityFields;
+using workload::kLtmField;
+using workload::kTtlField;
+using workload::kTurnFields;
+using workload::kWarmupField;
+using workload::MoveFields;
+using workload::MoveSetFields;
 
-// Names of the top-level fields in `mask`, as Store::Update takes them.
-const std::vector<std::string>& FieldNames(uint32_t mask);
-
-// Copies the top-level fields in `mask` from `from` into `to`, replacing what
-// `to` held there (what a partial update means).
-void ApplyFields(const GatewaySession& from, uint32_t mask, GatewaySession* to);
-
-// Like ApplyFields, but moves the values out of `from`.
-void MoveFields(GatewaySession* from, uint32_t mask, GatewaySession* to);
-
-// Replaces in `to` every top-level field that is set in `from` (non-empty
-// string, present message), moving the values out of `from`. This is how the
-// peers and the floor apply a logged partial update: the workload never
-// clears a field, so "set" and "listed" coincide.
-void MoveSetFields(GatewaySession* from, GatewaySession* to);
-
-struct WorkloadConfig {
-  uint64_t seed = 42;
-  // Bytes of rendered long-term-memory text per session.
-  size_t ltm_cache_bytes = 48;
-  size_t ltm_pin_bytes = 16;
-  // Every this many turns the ltm text is re-rendered.
-  uint32_t ltm_every = 20;
-
-  // ~350 B serialized: the 10^6-session shape.
-  static WorkloadConfig Small();
-  // ~20 KB serialized: the 10^3-session shape.
-  static WorkloadConfig Large();
-};
+// The shape of the sessions: ModelConfig::Small() or ::Large().
+using WorkloadConfig = workload::ModelConfig;
 
 inline constexpr int32_t kIdentityOnly = -1;
 inline constexpr int32_t kAbsent = -2;
 
+// The gateway model seen the bench's way: a session is created once (identity
+// op 0), loaded with version 0 (a full turn) and then turned 1, 2, ...
 class Workload {
  public:
-  explicit Workload(const WorkloadConfig& config) : config_(config) {}
-  const WorkloadConfig& config() const { return config_; }
+  explicit Workload(const WorkloadConfig& config) : model_(config) {}
+  const WorkloadConfig& config() const { return model_.config(); }
+  const workload::GatewayModel& model() const { return model_; }
 
   // "ses_<8 hex index>_<12 hex hash>": unique, unordered across indexes.
-  std::string SessionId(uint64_t index) const;
-  // Inverse of SessionId; false if `id` is not one.
-  static bool ParseSessionId(absl::string_view id, uint64_t* index);
-
+  std::string SessionId(uint64_t index) const {
+    return model_.SessionId(index);
+  }
   // Only the identity fields of session `index`.
   void Identity(uint64_t index, GatewaySession* out) const;
   // The batched fields a turn with `version` writes (kTurnFields, plus
-  // kLtmField if LtmChanges(version)); version 0 writes all batched fields.
-  uint32_t TurnMask(int32_t version) const;
-  void Turn(uint64_t index, int32_t version, GatewaySession* out) const;
+  // kLtmField every ltm.every-th version); version 0 writes all batched
+  // fields. The bench shapes' cadences are periodic, so the mask does not
+  // depend on the session.
+  uint32_t TurnMask(int32_t version) const {
+    return model_.TurnMask(0, static_cast<uint64_t>(version), version == 0);
+  }
+  void Turn(uint64_t index, int32_t version, GatewaySession* out) const {
+    model_.Turn(index, static_cast<uint64_t>(version), TurnMask(version), out);
+  }
   // The full state of session `index` at `version` (see the file comment).
   void Expected(uint64_t index, int32_t version, GatewaySession* out) const;
 
  private:
-  bool LtmChanges(int32_t version) const {
-    return version == 0 || version % config_.ltm_every == 0;
-  }
-  WorkloadConfig config_;
+  workload::GatewayModel model_;
 };
 
 // What state the store must hold: a version per session index (or kAbsent).
