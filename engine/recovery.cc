@@ -100,6 +100,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       continue;
     }
     auto table = std::make_unique<SessionTable>(schema);
+    table->SuspendIndexes();  // built once, after the replay
     // The MANIFEST says how many sessions to expect: size the maps once. It
     // is not trusted beyond what the file could hold (a framed record per
     // session).
@@ -130,6 +131,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
                        "`; restore the directory from a backup"));
     }
     out.table = std::make_unique<SessionTable>(schema);
+    out.table->SuspendIndexes();
     report.fell_back = false;
   }
 
@@ -202,6 +204,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   }
 
   out.open_ticks = replayer.Finish();
+  out.table->RebuildIndexes();
 
   const log::ReadReport& rr = (*reader)->report();
   report.segments_read = rr.files;

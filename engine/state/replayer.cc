@@ -26,10 +26,17 @@ Replayer::Replayer(SessionTable* table, uint64_t base_lsn)
 absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
   SessionTable::Shard& shard = table_->ShardFor(update.session);
   std::lock_guard<std::mutex> lock(shard.mu);
-  if (AlreadyInSnapshot(shard, update.session, lsn)) return absl::OkStatus();
+  // One lookup serves the snapshot check and the update.
+  auto it = shard.sessions.find(update.session);
+  SessionTable::Node* existing = nullptr;
+  if (it != shard.sessions.end()) {
+    if (lsn <= it->second.snapshot_lsn) return absl::OkStatus();
+    existing = &*it;
+  }
   bool kept_unknown = false;
-  auto node = table_->SetEncodedFieldsLocked(
-      shard, update.session, update.values, update.fields, &kept_unknown);
+  auto node =
+      table_->SetEncodedFieldsLocked(shard, update.session, update.values,
+                                     update.fields, &kept_unknown, existing);
   if (!node.ok()) {
     return absl::DataLossError(
         absl::StrCat("record at LSN ", lsn, ": ", node.status().message()));

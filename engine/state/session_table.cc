@@ -1,6 +1,7 @@
 #include "engine/state/session_table.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
@@ -145,6 +146,34 @@ void SessionTable::Reserve(size_t sessions) {
       index.numbers.reserve(sessions);
     }
   }
+}
+
+void SessionTable::RebuildIndexes() {
+  indexes_suspended_ = false;
+  if (indexes_.empty()) return;
+  const size_t sessions = size();
+  // One thread per index: each reads every state (nobody writes them now)
+  // and fills only its own map, so they share nothing but the states.
+  auto build = [&](size_t slot) {
+    Index& index = indexes_[slot];
+    index.strings.clear();
+    index.numbers.clear();
+    if (index.by_string) {
+      index.strings.reserve(sessions);
+    } else {
+      index.numbers.reserve(sessions);
+    }
+    const Schema::Field& field = *schema_.indexed_fields()[slot];
+    for (const auto& shard : shards_) {
+      for (const Node& node : shard->sessions) IndexAddLocked(node, field);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t slot = 1; slot < indexes_.size(); ++slot) {
+    threads.emplace_back(build, slot);
+  }
+  build(0);
+  for (std::thread& t : threads) t.join();
 }
 
 bool SessionTable::KeyOf(const Message& state, const Schema::Field& field,
@@ -308,6 +337,7 @@ void SessionTable::IndexAddLocked(const Node& node,
 
 bool SessionTable::TouchesIndex(
     absl::Span<const Schema::Field* const> fields) const {
+  if (indexes_suspended_) return false;
   for (const Schema::Field* f : fields) {
     if (f->index_kind != NO_INDEX) return true;
   }
@@ -363,7 +393,7 @@ SessionTable::Node* SessionTable::CopyFieldsLocked(
 
 absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
     Shard& shard, absl::string_view session, absl::string_view encoded,
-    absl::Span<const uint32_t> numbers, bool* kept_unknown) {
+    absl::Span<const uint32_t> numbers, bool* kept_unknown, Node* existing) {
   if (!OnlyListedFields(encoded, numbers)) {
     return absl::DataLossError(absl::StrCat(
         "values of session ", session,
@@ -380,7 +410,8 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
       fields.push_back(f);
     }
   }
-  Node* node = FindOrCreateLocked(shard, session);
+  Node* node =
+      existing != nullptr ? existing : FindOrCreateLocked(shard, session);
   Message* state = node->second.state.get();
   const auto* r = state->GetReflection();
   const bool touches_index = TouchesIndex(fields);
@@ -433,7 +464,7 @@ SessionTable::Node* SessionTable::PutLocked(Shard& shard,
   auto [it, inserted] = shard.sessions.try_emplace(session);
   if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
   Node* node = &*it;
-  if (schema_.indexed_fields().empty()) {
+  if (schema_.indexed_fields().empty() || indexes_suspended_) {
     node->second.state = std::move(state);
     return node;
   }
@@ -453,7 +484,7 @@ SessionTable::Node* SessionTable::PutLocked(Shard& shard,
 bool SessionTable::EraseLocked(Shard& shard, absl::string_view session) {
   auto it = shard.sessions.find(session);
   if (it == shard.sessions.end()) return false;
-  if (!schema_.indexed_fields().empty()) {
+  if (!schema_.indexed_fields().empty() && !indexes_suspended_) {
     std::lock_guard<std::mutex> lock(index_mu_);
     for (const Schema::Field* f : schema_.indexed_fields()) {
       IndexRemoveLocked(*it, *f);

@@ -96,6 +96,13 @@ class SessionTable {
   // so that they do not rehash while they fill.
   void Reserve(size_t sessions);
 
+  // Recovery: while the table is filled from a snapshot and the log, index
+  // maintenance is switched off (SuspendIndexes) and the indexes are built
+  // afterwards in one pass per index, each on its own thread
+  // (RebuildIndexes). Both require that no other thread uses the table.
+  void SuspendIndexes() { indexes_suspended_ = true; }
+  void RebuildIndexes();
+
   // --- Called with the session's shard lock held. ---
 
   // AlreadyExists if a UNIQUE indexed field among `fields` would take, in
@@ -121,9 +128,11 @@ class SessionTable {
   // message; a listed field absent from it is cleared. Numbers this schema
   // does not know are kept as unknown fields (sets *kept_unknown). DataLoss
   // if `encoded` does not parse or holds a field it does not list.
+  // `existing`, if not null, is the session's node, already looked up.
   absl::StatusOr<Node*> SetEncodedFieldsLocked(
       Shard& shard, absl::string_view session, absl::string_view encoded,
-      absl::Span<const uint32_t> numbers, bool* kept_unknown);
+      absl::Span<const uint32_t> numbers, bool* kept_unknown,
+      Node* existing = nullptr);
 
   // Adds `fields` to the session's dirty fields, and the session to the
   // shard's dirty set if it was clean.
@@ -188,6 +197,7 @@ class SessionTable {
   mutable std::mutex index_mu_;
   std::vector<Index> indexes_;   // by position in schema_.indexed_fields()
   std::vector<int> index_slot_;  // field index -> slot in indexes_, or -1
+  bool indexes_suspended_ = false;
 };
 
 }  // namespace walstate

@@ -311,6 +311,44 @@ TEST_F(SessionTableTest, IndexesMatchAScanAfterRandomOperations) {
   }
 }
 
+TEST_F(SessionTableTest, IndexesBuiltAfterASuspendedFillMatchLiveOnes) {
+  SessionTable live(*schema_, 4);
+  table_->SuspendIndexes();
+  std::vector<const Schema::Field*> all = {F("tag"), F("account"), F("vip"),
+                                           F("handle")};
+  for (int i = 0; i < 300; ++i) {
+    const std::string id = absl::StrCat("s", i % 120);
+    auto v = Values(absl::StrCat("tag", i % 7), i % 50 + 1, i % 3 == 0,
+                    absl::StrCat("@", i));
+    for (SessionTable* t : {table_.get(), &live}) {
+      auto& shard = t->ShardFor(id);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      if (i % 11 == 10) {
+        t->EraseLocked(shard, id);
+      } else {
+        t->CopyFieldsLocked(shard, id, *v, all);
+      }
+    }
+  }
+  // Nothing is indexed while suspended.
+  EXPECT_EQ(Lookup("tag", "tag1"), Names{});
+  table_->RebuildIndexes();
+  for (int k = 0; k < 7; ++k) {
+    EXPECT_EQ(Lookup("tag", absl::StrCat("tag", k)),
+              *live.Lookup("tag", absl::StrCat("tag", k)));
+  }
+  for (int a = 1; a <= 50; ++a) {
+    EXPECT_EQ(Lookup("account", absl::StrCat(a)),
+              *live.Lookup("account", absl::StrCat(a)));
+  }
+  EXPECT_EQ(Lookup("vip", "true"), *live.Lookup("vip", "true"));
+  EXPECT_FALSE(Lookup("vip", "true").empty());
+  // And they are maintained again afterwards.
+  Set("s1", Values("fresh", 999, false).get(), {F("tag"), F("account")});
+  EXPECT_EQ(Lookup("tag", "fresh"), (Names{"s1"}));
+  EXPECT_EQ(Lookup("account", "999"), (Names{"s1"}));
+}
+
 // Lookups read index keys that point into other shards' states while those
 // shards change unindexed fields: the views must not race (TSan).
 TEST_F(SessionTableTest, LookupsRaceNothingWhileOtherFieldsChange) {
