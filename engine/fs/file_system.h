@@ -41,6 +41,16 @@ class WritableFile {
   // (fallocate KEEP_SIZE); optional, used to avoid metadata syncs.
   virtual absl::Status Preallocate(uint64_t bytes) = 0;
 
+  // Asks the OS to start writing bytes [offset, offset + length) to the
+  // device now and returns without waiting for that I/O (Linux:
+  // sync_file_range with SYNC_FILE_RANGE_WRITE only). It is a hint, not a
+  // sync: it makes nothing durable (no metadata, no device cache flush), so
+  // it never stands in for Sync(). Its use is latency: a later Sync() finds
+  // those pages already written or in flight instead of having to push them
+  // itself. An error is advisory too: it does not make the file unusable,
+  // and whatever went wrong with the data is reported by the next Sync().
+  virtual absl::Status StartWriteback(uint64_t offset, uint64_t length) = 0;
+
   // Bytes appended so far, including what the file held when opened.
   virtual uint64_t Size() const = 0;
 

@@ -830,6 +830,18 @@ class FaultWritableFile : public WritableFile {
     return absl::OkStatus();
   }
 
+  absl::Status StartWriteback(uint64_t offset, uint64_t length) override {
+    std::lock_guard<std::mutex> l(core_->mu);
+    Core::Verdict v = core_->Admit(OpKind::kWriteback, key_);
+    const std::string what =
+        absl::StrCat("sync_file_range (start writeback) of ", length,
+                     " bytes at offset ", offset);
+    if (v.power_loss) return core_->Fail(v, what, path_);
+    if (closed_) return PosixStyleError(what, path_, EBADF);
+    if (v.error != 0) return core_->Fail(v, what, path_);
+    return absl::OkStatus();
+  }
+
   uint64_t Size() const override {
     std::lock_guard<std::mutex> l(core_->mu);
     return pos_;
@@ -927,6 +939,8 @@ const char* FaultInjectionFileSystem::OpKindName(OpKind kind) {
       return "sync";
     case OpKind::kPreallocate:
       return "preallocate";
+    case OpKind::kWriteback:
+      return "writeback";
     case OpKind::kClose:
       return "close";
     case OpKind::kOpenRead:

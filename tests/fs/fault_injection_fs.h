@@ -15,6 +15,12 @@
 //  - A failed Sync() marks the unsynced writes of that file as lost: they are
 //    never written to disk, even if a later Sync() succeeds (Linux reports a
 //    writeback error once and marks the pages clean). Reads still see them.
+//  - WritableFile::StartWriteback() (sync_file_range WRITE) changes nothing:
+//    unsynced bytes stay unsynced, for Crash() as for everything else, and a
+//    failed one loses nothing. It is counted and can be failed by a rule of
+//    its own kind, but it is not logged: it creates no state that a crash at
+//    its index could show, so logging it would only lengthen crash sweeps
+//    (and kAny rules, which match logged kinds only, leave it alone).
 //
 // Every state-changing call (and every sync) gets an operation index 1, 2, ...
 // and is kept in an op log, with its data, so any earlier state can be
@@ -70,6 +76,7 @@ class FaultInjectionFileSystem : public FileSystem {
     kAppend,       // WritableFile::Append [logged]
     kSync,         // WritableFile::Sync [logged]
     kPreallocate,  // WritableFile::Preallocate [logged]
+    kWriteback,    // WritableFile::StartWriteback (a hint; see above)
     kClose,        // WritableFile::Close
     kOpenRead,     // NewRandomAccessFile (and so ReadFile)
     kRead,         // RandomAccessFile::Read

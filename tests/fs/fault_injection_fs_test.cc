@@ -726,6 +726,48 @@ TEST_F(FaultFsTest, EnospcOnAppendAndPreallocate) {
   EXPECT_EQ(f->Size(), 0u);
 }
 
+TEST_F(FaultFsTest, StartWritebackIsAHintThatChangesNothing) {
+  auto f = Create(&fs_, "/db/wal", "aa");
+  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_TRUE(fs_.SyncDir("/db").ok());
+  ASSERT_TRUE(f->Append("bb").ok());
+  const uint64_t ops = fs_.op_count();
+  EXPECT_TRUE(f->StartWriteback(2, 2).ok());
+  // Counted, not logged: there is no state a crash at its index could show.
+  EXPECT_EQ(fs_.op_count(), ops);
+  EXPECT_EQ(fs_.CountOps(OpKind::kWriteback), 1u);
+  EXPECT_EQ(fs_.CountOps(OpKind::kWriteback, "/db/wal"), 1u);
+  // Not a sync: the written bytes are still lost in a crash.
+  auto c = fs_.Crash(Opts(CrashMode::kDropUnsynced, NameLoss::kDropUnsynced));
+  EXPECT_EQ(Read(*c, "/db/wal"), "aa");
+
+  // kAny rules match logged kinds only; a rule of its own kind fails it, and
+  // the failure loses nothing: a later Sync makes the bytes durable.
+  fs_.InjectFault(Rule(OpKind::kAny, 1, true));
+  EXPECT_TRUE(f->StartWriteback(2, 2).ok());
+  fs_.ClearFaults();
+  fs_.InjectFault(Rule(OpKind::kWriteback, 1, false));
+  absl::Status s = f->StartWriteback(2, 2);
+  EXPECT_TRUE(absl::IsInternal(s));
+  EXPECT_EQ(s.message(),
+            "sync_file_range (start writeback) of 2 bytes at offset 2 "
+            "/db/wal: Input/output error");
+  EXPECT_EQ(fs_.CountInjectedFaults(OpKind::kWriteback), 1u);
+  EXPECT_TRUE(f->StartWriteback(2, 2).ok());
+  ASSERT_TRUE(f->Sync().ok());
+  c = fs_.Crash(Opts(CrashMode::kDropUnsynced, NameLoss::kDropUnsynced));
+  EXPECT_EQ(Read(*c, "/db/wal"), "aabb");
+
+  // After a power loss it fails like every other call; on a closed file too.
+  fs_.SetCrashAfterOp(fs_.op_count());
+  EXPECT_THAT(std::string(f->StartWriteback(0, 4).message()),
+              HasSubstr("simulated power loss"));
+  fs_.ClearCrashAfter();
+  ASSERT_TRUE(f->Close().ok());
+  EXPECT_THAT(std::string(f->StartWriteback(0, 4).message()),
+              HasSubstr("Bad file descriptor"));
+}
+
 TEST_F(FaultFsTest, ShortWriteLeavesAPrefix) {
   auto f = Create(&fs_, "/db/wal", "head|");
   FaultFs::FaultRule r = Rule(OpKind::kAppend, 1, false, ENOSPC);

@@ -189,6 +189,11 @@ class FaultyFileSystem::File : public WritableFile {
   absl::Status Preallocate(uint64_t bytes) override {
     return base_->Preallocate(bytes);
   }
+  absl::Status StartWriteback(uint64_t offset, uint64_t length) override {
+    absl::Status s = fs_->OnWriteback(path(), offset, length);
+    if (!s.ok()) return s;
+    return base_->StartWriteback(offset, length);
+  }
   uint64_t Size() const override { return base_->Size(); }
   absl::Status Close() override {
     fs_->Log(absl::StrCat("close ", path()));
@@ -238,6 +243,18 @@ absl::Status FaultyFileSystem::OnSync(const std::string& path) {
   if (syncs_ == fail_sync_at_) {
     return absl::InternalError(
         absl::StrCat("fdatasync ", path, ": Input/output error (injected)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaultyFileSystem::OnWriteback(const std::string& path,
+                                           uint64_t offset, uint64_t length) {
+  std::lock_guard<std::mutex> l(mu_);
+  ++writebacks_;
+  ops_.push_back(absl::StrCat("writeback ", path, " ", offset, " ", length));
+  if (fail_writebacks_) {
+    return absl::InternalError(absl::StrCat("sync_file_range ", path,
+                                            ": Input/output error (injected)"));
   }
   return absl::OkStatus();
 }

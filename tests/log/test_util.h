@@ -99,6 +99,11 @@ class FaultyFileSystem : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     fail_truncate_ = true;
   }
+  // Every WritableFile::StartWriteback fails (it is passed on otherwise).
+  void FailWritebacks() {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_writebacks_ = true;
+  }
   // NewWritableFile of a path containing `part` fails.
   void FailCreate(const std::string& part) {
     std::lock_guard<std::mutex> l(mu_);
@@ -114,8 +119,13 @@ class FaultyFileSystem : public FileSystem {
     auto it = syncs_by_path_.find(path);
     return it == syncs_by_path_.end() ? 0 : it->second;
   }
+  int writebacks() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return writebacks_;
+  }
   // "create PATH", "reopen PATH", "append PATH N", "sync PATH",
-  // "syncdir DIR", "close PATH", "rename FROM TO".
+  // "writeback PATH OFFSET LENGTH", "syncdir DIR", "close PATH",
+  // "rename FROM TO".
   std::vector<std::string> ops() const {
     std::lock_guard<std::mutex> l(mu_);
     return ops_;
@@ -173,6 +183,8 @@ class FaultyFileSystem : public FileSystem {
 
   absl::Status OnSync(const std::string& path);
   absl::Status OnAppend(const std::string& path, size_t n);
+  absl::Status OnWriteback(const std::string& path, uint64_t offset,
+                           uint64_t length);
   void Log(std::string op) {
     std::lock_guard<std::mutex> l(mu_);
     ops_.push_back(std::move(op));
@@ -186,6 +198,8 @@ class FaultyFileSystem : public FileSystem {
   int fail_append_at_ = -1;
   std::string fail_create_part_;
   bool fail_truncate_ = false;
+  int writebacks_ = 0;
+  bool fail_writebacks_ = false;
   std::map<std::string, int> syncs_by_path_;
   std::vector<std::string> ops_;
 };
