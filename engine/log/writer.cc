@@ -326,6 +326,9 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
   uint64_t syncs = 0;
   uint64_t bytes = 0;
   uint64_t created = 0;
+  // The bytes of file_ this batch wrote, for the writeback hint.
+  uint64_t hint_offset = 0;
+  uint64_t hint_length = 0;
   absl::Status s;
   for (auto& seg : batch) {
     if (seg->create) {
@@ -348,6 +351,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
       }
       s = OpenSegmentFile(seg->number, seg->header);
       syncs++;  // the header sync (counted even if it failed)
+      hint_length = 0;  // the previous file was synced before it was closed
       if (!s.ok()) break;
       KillPoint("writer.after_create");
       created++;
@@ -370,7 +374,23 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
       file_unsynced_ = true;
       bytes += seg->data.size();
       written = seg->last_lsn;
+      if (hint_length == 0) hint_offset = offset;
+      hint_length += seg->data.size();
     }
+  }
+  uint64_t hints = 0;
+  uint64_t hint_failures = 0;
+  if (s.ok() && !sync && hint_length > 0) {
+    // Without this, a tick's slices stay dirty in the page cache until an
+    // fdatasync: the tick's own every tick_sync_bytes, or an IMMEDIATE
+    // update's, which would then have to write up to that much before its
+    // own record. The hint's result is deliberately not part of `s`: it
+    // neither makes anything durable nor loses anything (the pages stay
+    // dirty if it fails, and the next fdatasync writes them and reports any
+    // real I/O error), so a refusal must not stop the writer.
+    absl::Status hint = file_->StartWriteback(hint_offset, hint_length);
+    hints++;
+    if (!hint.ok()) hint_failures++;
   }
   if (s.ok() && sync && file_unsynced_) {
     s = SyncFile();
@@ -384,6 +404,8 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
   stats_.syncs += syncs;
   stats_.bytes_written += bytes;
   stats_.segments_created += created;
+  stats_.writeback_hints += hints;
+  stats_.writeback_hint_failures += hint_failures;
   if (durable > durable_lsn_) {
     stats_.synced_records += durable - durable_lsn_;
     durable_lsn_ = durable;

@@ -13,6 +13,10 @@
 // directory is fsynced after the create, so what is durable is always a
 // prefix of the log.
 //
+// Flush() also starts the writeback of what it wrote (WritableFile::
+// StartWriteback), so that the next fdatasync, often an IMMEDIATE caller's,
+// finds those pages written or in flight rather than pushing them itself.
+//
 // Any failed write, sync or create poisons the writer: that call and every
 // later one return the same error, nothing after it is acknowledged, and the
 // failed fdatasync is never retried. The owner must reopen through recovery.
@@ -52,6 +56,10 @@ struct WriterStats {
   uint64_t synced_records = 0;  // records made durable by those syncs
   uint64_t sync_requests = 0;   // SyncTo calls that had to wait for a sync
   uint64_t bytes_written = 0;   // record and header bytes written
+  // Writeback started right after a write that was not synced at once (a
+  // Flush), and how many of those hints the file system refused.
+  uint64_t writeback_hints = 0;
+  uint64_t writeback_hint_failures = 0;
   uint64_t segments_created = 0;
   uint64_t current_segment = 0;
   uint64_t current_segment_bytes = 0;  // including buffered bytes

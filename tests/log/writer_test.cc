@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fs/fault_injection_fs.h"
 #include "tests/log/test_util.h"
 
 namespace walstate {
@@ -164,6 +166,94 @@ TEST(WriterTest, FlushWritesWithoutSyncAndSyncToGroupsRecords) {
   EXPECT_EQ(stats.syncs, 3u);
   EXPECT_EQ(stats.synced_records, 11u);
   EXPECT_EQ(stats.sync_requests, 2u);
+  ASSERT_TRUE((*w)->Close().ok());
+}
+
+TEST(WriterTest, FlushStartsWritebackOfWhatItWroteAndSyncsNothing) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const uint64_t header = (*w)->stats().bytes_written;
+  const std::string seg1 = JoinPath(dir, SegmentFileName(1));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*w)->Append(kUpdate, std::string(100, 'a' + i)).ok());
+  }
+  ASSERT_TRUE((*w)->Flush().ok());
+  const uint64_t records = 3 * FramedSize(100);
+  std::vector<std::string> ops = fs.ops();
+  ASSERT_GE(ops.size(), 2u);
+  EXPECT_EQ(ops[ops.size() - 2], absl::StrCat("append ", seg1, " ", records));
+  EXPECT_EQ(ops.back(),
+            absl::StrCat("writeback ", seg1, " ", header, " ", records));
+  WriterStats stats = (*w)->stats();
+  EXPECT_EQ(stats.writeback_hints, 1u);
+  EXPECT_EQ(stats.writeback_hint_failures, 0u);
+  EXPECT_EQ(stats.syncs, 1u);  // the header's: a hint is not a sync
+  EXPECT_EQ((*w)->durable_lsn(), 0u);
+
+  // A write that is synced at once needs no hint.
+  ASSERT_TRUE((*w)->Append(kUpdate, "x").ok());
+  ASSERT_TRUE((*w)->Sync().ok());
+  EXPECT_EQ((*w)->durable_lsn(), 4u);
+  EXPECT_EQ(fs.writebacks(), 1);
+  EXPECT_EQ(fs.ops().back(), "sync " + seg1);
+  ASSERT_TRUE((*w)->Close().ok());
+}
+
+TEST(WriterTest, FailedWritebackHintPoisonsNothing) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  fs.FailWritebacks();
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->Append(kUpdate, "a").ok());
+  ASSERT_TRUE((*w)->Append(kUpdate, "b").ok());
+  EXPECT_TRUE((*w)->Flush().ok());
+  EXPECT_TRUE((*w)->status().ok());
+  EXPECT_EQ((*w)->durable_lsn(), 0u);  // and it was not taken for a sync
+  ASSERT_TRUE((*w)->Append(kUpdate, "c").ok());
+  EXPECT_TRUE((*w)->Flush().ok());
+  WriterStats stats = (*w)->stats();
+  EXPECT_EQ(stats.writeback_hints, 2u);
+  EXPECT_EQ(stats.writeback_hint_failures, 2u);
+  EXPECT_TRUE((*w)->Sync().ok());
+  EXPECT_EQ((*w)->durable_lsn(), 3u);
+  ASSERT_TRUE((*w)->Close().ok());
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.records.size(), 3u);
+}
+
+TEST(WriterTest, FlushedRecordsAreNotDurableUntilSynced) {
+  // In the fault-injecting model a writeback hint changes nothing: what a
+  // Flush wrote is still lost in a crash until an fdatasync covers it.
+  FaultInjectionFileSystem fs;
+  ASSERT_TRUE(fs.CreateDirs("/db").ok());
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = "/db";
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const uint64_t header = (*w)->stats().bytes_written;
+  const std::string seg1 = JoinPath("/db", SegmentFileName(1));
+  ASSERT_TRUE((*w)->Append(kUpdate, std::string(500, 'a')).ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_EQ(fs.CountOps(FaultInjectionFileSystem::OpKind::kWriteback, seg1),
+            1u);
+  auto durable = fs.DurableFileBytes(seg1);
+  ASSERT_TRUE(durable.ok()) << durable.status();
+  EXPECT_EQ(durable->size(), header);
+  ASSERT_TRUE((*w)->Sync().ok());
+  durable = fs.DurableFileBytes(seg1);
+  ASSERT_TRUE(durable.ok()) << durable.status();
+  EXPECT_EQ(durable->size(), header + FramedSize(500));
   ASSERT_TRUE((*w)->Close().ok());
 }
 
