@@ -7,6 +7,7 @@
 #include "engine/log/format.h"
 #include "engine/snapshot/manifest.h"
 #include "engine/snapshot/snapshot_loader.h"
+#include "engine/state/apply_pool.h"
 #include "engine/state/replayer.h"
 #include "proto/walstate/record.pb.h"
 
@@ -29,6 +30,8 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   auto names = fs->ListDir(options.dir);
   if (!names.ok()) return names.status();
 
+  const size_t workers =
+      options.workers == 0 ? ApplyPool::DefaultWorkers() : options.workers;
   RecoveredState out;
   RecoveryReport& report = out.report;
   uint64_t max_segment = 0;
@@ -110,7 +113,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       table->Reserve(static_cast<size_t>(
           std::min<uint64_t>(c.sessions, *file_bytes / log::FramedSize(1))));
     }
-    auto loaded = LoadSnapshot(fs, path, c.lsn, table.get());
+    auto loaded = LoadSnapshot(fs, path, c.lsn, table.get(), workers);
     if (loaded.ok()) {
       out.table = std::move(table);
       report.snapshot_file = c.file;
@@ -141,7 +144,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   ropts.dir = options.dir;
   ropts.mode = options.mode;
   ropts.start_lsn = base + 1;
-  Replayer replayer(out.table.get(), base);
+  Replayer replayer(out.table.get(), base, workers);
   {
     // First pass: which ticks committed. It reads exactly the records the
     // second pass will (same options, same stop), but only parses commits;
@@ -186,12 +189,9 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       }
     }
     if (rec.lsn > options.stop_at_lsn) break;
-    absl::Status s = replayer.Apply(rec.lsn, rec.type, rec.payload);
-    if (!s.ok()) {
-      return absl::Status(
-          s.code(),
-          absl::StrCat(rec.file, " offset ", rec.offset, ": ", s.message()));
-    }
+    absl::Status s =
+        replayer.Apply(rec.lsn, rec.type, rec.payload, rec.file, rec.offset);
+    if (!s.ok()) return s;
     ++report.records_replayed;
     report.bytes_replayed += rec.framed_size;
   }
@@ -203,7 +203,9 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
         oldest_snapshot, " and no log before it is kept"));
   }
 
-  out.open_ticks = replayer.Finish();
+  absl::Status replayed = replayer.Finish();
+  if (!replayed.ok()) return replayed;
+  out.open_ticks = replayer.open_ticks();
   out.table->RebuildIndexes();
 
   const log::ReadReport& rr = (*reader)->report();

@@ -242,6 +242,7 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   ropts.fs = fs_;
   ropts.dir = dir_;
   ropts.mode = options_.recovery_mode;
+  ropts.workers = options_.recovery_threads;
   auto recovered = Recover(ropts, *schema_);
   if (!recovered.ok()) return recovered.status();
   table_ = std::move(recovered->table);

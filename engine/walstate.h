@@ -75,6 +75,9 @@ struct Options {
 
   // What Open does with damage in the log (engine/log/reader.h).
   log::RecoveryMode recovery_mode = log::RecoveryMode::kTolerateTornTail;
+  // Threads Open uses to parse the snapshot and replay the log (0: one per
+  // core, at most 8; 1: the opening thread only).
+  size_t recovery_threads = 0;
 
   // Run the flush/compaction/expiry thread. Tests turn it off and call
   // Flush(), Compact() and ExpireIdleSessions() themselves.

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
+#include "engine/state/apply_pool.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
@@ -45,7 +46,8 @@ bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
 absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                                             const std::string& path,
                                             uint64_t expected_lsn,
-                                            SessionTable* table) {
+                                            SessionTable* table,
+                                            size_t workers) {
   auto reader = log::FileReader::Open(fs, path, log::RecoveryMode::kStrict,
                                       /*is_last=*/false);
   if (!reader.ok()) return reader.status();
@@ -58,6 +60,31 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                      header.file_number, ")"));
   }
   const Schema& schema = table->schema();
+  // Parsing a session is most of the work: it runs on the pool, each worker
+  // owning a set of shards, while this thread reads and verifies.
+  ApplyPool pool(workers, [&](const ApplyPool::Item& item) -> absl::Status {
+    absl::string_view id, state_bytes;
+    uint64_t capture_lsn = 0;
+    if (!DecodeSessionState(item.payload, &id, &state_bytes, &capture_lsn)) {
+      return absl::DataLossError("session record does not parse");
+    }
+    auto state = schema.NewMessage();
+    if (!state->ParseFromArray(state_bytes.data(),
+                               static_cast<int>(state_bytes.size()))) {
+      return absl::DataLossError(
+          absl::StrCat("state of session ", id, " does not parse as ",
+                       schema.descriptor()->full_name()));
+    }
+    SessionTable::Shard& shard = table->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    if (shard.sessions.contains(id)) {
+      return absl::DataLossError(
+          absl::StrCat("session ", id, " appears twice in the snapshot"));
+    }
+    table->PutLocked(shard, id, std::move(state))->second.snapshot_lsn =
+        capture_lsn;
+    return absl::OkStatus();
+  });
   record::SnapshotEnd end;
   LoadedSnapshot loaded;
   loaded.lsn = expected_lsn;
@@ -75,17 +102,9 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
         return absl::DataLossError(absl::StrCat(
             path, " offset ", rec.offset, ": session record does not parse"));
       }
-      auto state = schema.NewMessage();
-      if (!state->ParseFromArray(state_bytes.data(),
-                                 static_cast<int>(state_bytes.size()))) {
-        return absl::DataLossError(absl::StrCat(
-            path, " offset ", rec.offset, ": state of session ", id,
-            " does not parse as ", schema.descriptor()->full_name()));
-      }
-      SessionTable::Shard& shard = table->ShardFor(id);
-      std::lock_guard<std::mutex> lock(shard.mu);
-      table->PutLocked(shard, id, std::move(state))->second.snapshot_lsn =
-          capture_lsn;
+      absl::Status s = pool.Add(table->ShardIndexFor(id), rec.lsn, rec.type,
+                                rec.payload, path, rec.offset);
+      if (!s.ok()) return s;
       ++loaded.sessions;
     } else if (rec.type == log::kSnapshotEnd) {
       if (!end.ParseFromArray(rec.payload.data(),
@@ -103,6 +122,8 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                        log::RecordTypeName(rec.type), " record in a snapshot"));
     }
   }
+  absl::Status applied = pool.Finish();
+  if (!applied.ok()) return applied;
   if (!(*reader)->status().ok()) return (*reader)->status();
   if (!ended) {
     return absl::DataLossError(

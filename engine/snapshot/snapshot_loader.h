@@ -20,11 +20,14 @@ struct LoadedSnapshot {
 };
 
 // Loads `path`, which must hold snapshot `expected_lsn`, into the empty
-// `table`. DataLoss naming the file and offset on any damage.
+// `table`, parsing on `workers` threads (ApplyPool; 0 or 1: on this one).
+// DataLoss naming the file and offset on any damage, including a session
+// that appears twice.
 absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                                             const std::string& path,
                                             uint64_t expected_lsn,
-                                            SessionTable* table);
+                                            SessionTable* table,
+                                            size_t workers = 1);
 
 }  // namespace walstate
 

@@ -20,8 +20,37 @@ bool AlreadyInSnapshot(const SessionTable::Shard& shard,
 
 }  // namespace
 
-Replayer::Replayer(SessionTable* table, uint64_t base_lsn)
-    : table_(table), base_lsn_(base_lsn) {}
+Replayer::Replayer(SessionTable* table, uint64_t base_lsn, size_t workers)
+    : table_(table),
+      base_lsn_(base_lsn),
+      pool_(workers, [this](const ApplyPool::Item& item) {
+        return ApplyOnWorker(item);
+      }) {}
+
+absl::Status Replayer::ApplyOnWorker(const ApplyPool::Item& item) {
+  if (item.type == log::kDelete) {
+    record::Delete del;
+    if (!del.ParseFromArray(item.payload.data(),
+                            static_cast<int>(item.payload.size()))) {
+      return absl::DataLossError(
+          absl::StrCat("delete record at LSN ", item.lsn, " does not parse"));
+    }
+    return ApplyDelete(item.lsn, del.session());
+  }
+  UpdateView update;
+  if (!DecodeUpdate(item.payload, &update)) {
+    return absl::DataLossError(
+        absl::StrCat("record at LSN ", item.lsn, " does not parse"));
+  }
+  return ApplyUpdate(item.lsn, update);
+}
+
+absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
+                            uint8_t type, absl::string_view payload,
+                            absl::string_view file, uint64_t offset) {
+  return pool_.Add(table_->ShardIndexFor(session), lsn, type, payload, file,
+                   offset);
+}
 
 absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
   SessionTable::Shard& shard = table_->ShardFor(update.session);
@@ -41,7 +70,9 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
     return absl::DataLossError(
         absl::StrCat("record at LSN ", lsn, ": ", node.status().message()));
   }
-  unknown_fields_kept_ += kept_unknown;
+  if (kept_unknown) {
+    unknown_fields_kept_.fetch_add(1, std::memory_order_relaxed);
+  }
   return absl::OkStatus();
 }
 
@@ -55,54 +86,61 @@ absl::Status Replayer::ApplyDelete(uint64_t lsn, absl::string_view session) {
 }
 
 absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
-                             absl::string_view payload) {
+                             absl::string_view payload, absl::string_view file,
+                             uint64_t offset) {
+  auto data_loss = [&](absl::string_view what) {
+    return absl::DataLossError(
+        absl::StrCat(file, " offset ", offset, ": ", what));
+  };
   switch (type) {
     case log::kUpdate:
+      // Decoded here for the session id (the route); the worker decodes its
+      // copy again, which costs less than shipping the views.
       if (!DecodeUpdate(payload, &update_)) {
-        return absl::DataLossError(
+        return data_loss(
             absl::StrCat("update record at LSN ", lsn, " does not parse"));
       }
-      return ApplyUpdate(lsn, update_);
+      return Hand(update_.session, lsn, type, payload, file, offset);
     case log::kDelete:
       if (!delete_.ParseFromArray(payload.data(),
                                   static_cast<int>(payload.size()))) {
-        return absl::DataLossError(
+        return data_loss(
             absl::StrCat("delete record at LSN ", lsn, " does not parse"));
       }
-      return ApplyDelete(lsn, delete_.session());
+      return Hand(delete_.session(), lsn, type, payload, file, offset);
     case log::kTickBegin:
       open_ticks_.insert(lsn);
       return absl::OkStatus();
     case log::kTickEntry: {
       if (!DecodeUpdate(payload, &update_)) {
-        return absl::DataLossError(
+        return data_loss(
             absl::StrCat("tick entry at LSN ", lsn, " does not parse"));
       }
       const uint64_t tick = update_.tick;
       if (!open_ticks_.contains(tick)) {
         if (tick > base_lsn_ || tick >= lsn) {
-          return absl::DataLossError(absl::StrCat(
-              "tick entry at LSN ", lsn, " (session ", update_.session,
-              ") belongs to tick ", tick, ", which was never begun"));
+          return data_loss(absl::StrCat("tick entry at LSN ", lsn, " (session ",
+                                        update_.session, ") belongs to tick ",
+                                        tick, ", which was never begun"));
         }
         // Begun before the snapshot this replay starts from.
         open_ticks_.insert(tick);
       }
       if (!committed_.contains(tick)) return absl::OkStatus();  // dropped
-      return ApplyUpdate(lsn, update_);
+      return Hand(update_.session, lsn, type, payload, file, offset);
     }
     case log::kTickCommit:
     case log::kTickAbort: {
       record::TickEnd end;
       if (!end.ParseFromArray(payload.data(),
                               static_cast<int>(payload.size()))) {
-        return absl::DataLossError(
+        return data_loss(
             absl::StrCat("tick end at LSN ", lsn, " does not parse"));
       }
       if (!open_ticks_.erase(end.tick()) && end.tick() > base_lsn_) {
-        return absl::DataLossError(
-            absl::StrCat(log::RecordTypeName(type), " at LSN ", lsn,
-                         " for tick ", end.tick(), ", which is not open"));
+        return data_loss(absl::StrCat(log::RecordTypeName(type), " at LSN ",
+                                      lsn, " for tick ", end.tick(),
+                                      ", which is not open"));
       }
       if (type == log::kTickCommit) {
         // The first pass saw this record too; entries applied before it
@@ -118,12 +156,13 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
   }
 }
 
-std::vector<uint64_t> Replayer::Finish() {
-  std::vector<uint64_t> open(open_ticks_.begin(), open_ticks_.end());
-  std::sort(open.begin(), open.end());
-  ticks_aborted_ += open.size();
+absl::Status Replayer::Finish() {
+  absl::Status applied = pool_.Finish();
+  open_.assign(open_ticks_.begin(), open_ticks_.end());
+  std::sort(open_.begin(), open_.end());
+  ticks_aborted_ += open_.size();
   open_ticks_.clear();
-  return open;
+  return applied;
 }
 
 }  // namespace walstate

@@ -15,6 +15,7 @@
 #ifndef WALSTATE_ENGINE_STATE_REPLAYER_H_
 #define WALSTATE_ENGINE_STATE_REPLAYER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "engine/state/apply_pool.h"
 #include "engine/state/session_table.h"
 #include "engine/state/update_codec.h"
 #include "proto/walstate/record.pb.h"
@@ -32,40 +34,55 @@ class Replayer {
  public:
   // Records with LSN <= `base_lsn` are already in `table` (a snapshot); a
   // tick whose kTickBegin is at or below it may have entries after it.
-  Replayer(SessionTable* table, uint64_t base_lsn);
+  // Updates and deletes are applied on `workers` threads (ApplyPool; 0 or
+  // 1: on the caller's), each session's in log order.
+  Replayer(SessionTable* table, uint64_t base_lsn, size_t workers = 1);
 
   // First pass: the log being replayed holds a kTickCommit for `tick`.
   void NoteCommitted(uint64_t tick) { committed_.insert(tick); }
 
-  // Second pass: applies one record. DataLoss, naming the LSN and session,
-  // if its payload does not parse or contradicts the log (an entry of a tick
-  // never begun, a commit of a tick not open). Record types other than the
-  // log's own are ignored.
-  absl::Status Apply(uint64_t lsn, uint8_t type, absl::string_view payload);
+  // Second pass: applies one record, read from `file` at `offset`, or hands
+  // it to a worker. DataLoss, naming the file, offset, LSN and session, if
+  // its payload does not parse or contradicts the log (an entry of a tick
+  // never begun, a commit of a tick not open); a worker's error is returned
+  // by a later call or by Finish. Record types other than the log's own are
+  // ignored.
+  absl::Status Apply(uint64_t lsn, uint8_t type, absl::string_view payload,
+                     absl::string_view file, uint64_t offset);
 
-  // Ends the replay; the ticks still open (their entries never took effect)
-  // count as aborted. Returns their ids, in order.
-  std::vector<uint64_t> Finish();
+  // Ends the replay: waits for the workers and returns the first error of
+  // any record. The ticks still open then (their entries never took effect)
+  // count as aborted and are listed by open_ticks().
+  absl::Status Finish();
+  const std::vector<uint64_t>& open_ticks() const { return open_; }
 
   uint64_t ticks_committed() const { return ticks_committed_; }
   uint64_t ticks_aborted() const { return ticks_aborted_; }
   // Records that set fields this binary does not know, kept as unknown
   // fields (schema evolution: a newer binary wrote them).
-  uint64_t unknown_fields_kept() const { return unknown_fields_kept_; }
+  uint64_t unknown_fields_kept() const {
+    return unknown_fields_kept_.load(std::memory_order_relaxed);
+  }
 
  private:
+  absl::Status ApplyOnWorker(const ApplyPool::Item& item);
   absl::Status ApplyUpdate(uint64_t lsn, const UpdateView& update);
   absl::Status ApplyDelete(uint64_t lsn, absl::string_view session);
+  absl::Status Hand(absl::string_view session, uint64_t lsn, uint8_t type,
+                    absl::string_view payload, absl::string_view file,
+                    uint64_t offset);
 
   SessionTable* table_;
   const uint64_t base_lsn_;
   absl::flat_hash_set<uint64_t> committed_;   // from the first pass
   absl::flat_hash_set<uint64_t> open_ticks_;  // begun, not yet ended
-  UpdateView update_;                         // reused
+  std::vector<uint64_t> open_;                // open at Finish
+  UpdateView update_;                         // the reading thread's
   record::Delete delete_;
   uint64_t ticks_committed_ = 0;
   uint64_t ticks_aborted_ = 0;
-  uint64_t unknown_fields_kept_ = 0;
+  std::atomic<uint64_t> unknown_fields_kept_{0};
+  ApplyPool pool_;  // last: its workers use the members above
 };
 
 }  // namespace walstate

@@ -121,13 +121,8 @@ SessionTable::SessionTable(const Schema& schema, size_t shard_count)
   }
 }
 
-SessionTable::Shard& SessionTable::ShardFor(absl::string_view session) {
-  return *shards_[absl::HashOf(session) % shards_.size()];
-}
-
-const SessionTable::Shard& SessionTable::ShardFor(
-    absl::string_view session) const {
-  return *shards_[absl::HashOf(session) % shards_.size()];
+size_t SessionTable::ShardIndexFor(absl::string_view session) const {
+  return absl::HashOf(session) % shards_.size();
 }
 
 void SessionTable::Reserve(size_t sessions) {

@@ -89,8 +89,13 @@ class SessionTable {
   const Schema& schema() const { return schema_; }
   size_t shard_count() const { return shards_.size(); }
   Shard& shard(size_t i) { return *shards_[i]; }
-  Shard& ShardFor(absl::string_view session);
-  const Shard& ShardFor(absl::string_view session) const;
+  size_t ShardIndexFor(absl::string_view session) const;
+  Shard& ShardFor(absl::string_view session) {
+    return *shards_[ShardIndexFor(session)];
+  }
+  const Shard& ShardFor(absl::string_view session) const {
+    return *shards_[ShardIndexFor(session)];
+  }
 
   // Sizes the maps for about `sessions` sessions (before a snapshot load),
   // so that they do not rehash while they fill.

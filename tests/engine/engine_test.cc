@@ -700,6 +700,62 @@ TEST_F(EngineTest, SessionIdsThatAreNotUtf8SurviveRecovery) {
   EXPECT_EQ(store->recovery_report().records_replayed, 0u);
 }
 
+// Recovery on one thread and on several (ApplyPool) must agree, including
+// deletes, identity changes and ticks that straddle the snapshot.
+TEST_F(EngineTest, RecoveryOnOneOrManyThreadsGivesTheSameState) {
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < 600; ++i) {
+      const std::string id = absl::StrCat("s", i % 150);
+      if (i % 7 == 0) {
+        ASSERT_TRUE(store
+                        ->Update(id,
+                                 Identity(absl::StrCat("fp", i % 40),
+                                          absl::StrCat("h", i)),
+                                 {"fingerprint", "header_session_id"})
+                        .ok());
+      }
+      ASSERT_TRUE(
+          store->Update(id, Calibrated(i, i % 5), {"calibration"}).ok());
+      if (i % 97 == 0 && store->Contains(id)) {
+        ASSERT_TRUE(store->Delete(id).ok());
+      }
+      if (i % 60 == 0) {
+        ASSERT_TRUE(store->Flush().ok());
+      }
+      if (i == 300) {
+        ASSERT_TRUE(store->Compact().ok());
+      }
+    }
+    ASSERT_TRUE(store->Close().ok());
+  }
+  std::map<std::string, std::string> first;
+  std::vector<std::string> first_lookup;
+  for (size_t threads : {1, 2, 4}) {
+    Options o = MakeOptions();
+    o.recovery_threads = threads;
+    auto store = Store<GatewaySession>::Open(o, kDir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_GT((*store)->recovery_report().records_replayed, 100u);
+    std::map<std::string, std::string> got;
+    (*store)->ForEach([&](absl::string_view id, const GatewaySession& s) {
+      got[std::string(id)] = s.SerializeAsString();
+    });
+    auto lookup = (*store)->Lookup("fingerprint", "fp3");
+    ASSERT_TRUE(lookup.ok());
+    if (threads == 1) {
+      first = got;
+      first_lookup = *lookup;
+      EXPECT_GT(first.size(), 100u);
+      EXPECT_FALSE(first_lookup.empty());
+    } else {
+      EXPECT_TRUE(got == first) << threads << " threads";
+      EXPECT_TRUE(*lookup == first_lookup) << threads << " threads";
+    }
+    ASSERT_TRUE((*store)->Close().ok());
+  }
+}
+
 TEST_F(EngineTest, ConcurrentUpdatesAndReads) {
   auto store = OpenStore();
   constexpr int kThreads = 8;

@@ -1,0 +1,147 @@
+#include "engine/state/apply_pool.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace walstate {
+
+namespace {
+
+// A batch is handed over once it holds this much; a worker may have this
+// many queued before the reader waits for it.
+constexpr size_t kBatchBytes = 256 << 10;
+constexpr size_t kMaxQueued = 8;
+
+}  // namespace
+
+size_t ApplyPool::DefaultWorkers() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return std::min<size_t>(cores == 0 ? 1 : cores, 8);
+}
+
+ApplyPool::ApplyPool(size_t workers, ApplyFn apply) : apply_(std::move(apply)) {
+  if (workers <= 1) return;
+  for (size_t i = 0; i < workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>());
+  }
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    raw->thread = std::thread([this, raw] { Run(raw); });
+  }
+}
+
+ApplyPool::~ApplyPool() { Finish().IgnoreError(); }
+
+void ApplyPool::RecordError(uint64_t lsn, absl::Status s) {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  if (error_.ok() || lsn < error_lsn_) {
+    error_ = std::move(s);
+    error_lsn_ = lsn;
+    stop_after_lsn_.store(lsn, std::memory_order_relaxed);
+  }
+  failed_.store(true, std::memory_order_relaxed);
+}
+
+absl::Status ApplyPool::FirstError() const {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  return error_;
+}
+
+absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes) {
+  Item item;
+  item.lsn = e.lsn;
+  item.type = e.type;
+  item.payload = absl::string_view(bytes).substr(e.begin, e.size);
+  absl::Status s = apply_(item);
+  if (s.ok()) return s;
+  std::string file;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    file = files_[e.file];
+  }
+  return absl::Status(
+      s.code(), absl::StrCat(file, " offset ", e.offset, ": ", s.message()));
+}
+
+absl::Status ApplyPool::Add(uint64_t route, uint64_t lsn, uint8_t type,
+                            absl::string_view payload, absl::string_view file,
+                            uint64_t offset) {
+  // Wait for the workers, so the error is the lowest-LSN one, whichever
+  // worker met it first.
+  if (failed_.load(std::memory_order_relaxed)) return Finish();
+  uint32_t file_index;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    if (files_.empty() || files_.back() != file) files_.emplace_back(file);
+    file_index = static_cast<uint32_t>(files_.size() - 1);
+  }
+  Entry e{lsn,        offset, 0, static_cast<uint32_t>(payload.size()),
+          file_index, type};
+  if (workers_.empty()) {
+    // One thread: apply straight from the reader's buffer, no copy.
+    Item item{lsn, type, payload};
+    absl::Status s = apply_(item);
+    if (!s.ok()) {
+      s = absl::Status(
+          s.code(), absl::StrCat(file, " offset ", offset, ": ", s.message()));
+      RecordError(lsn, s);
+    }
+    return s;
+  }
+  Worker* w = workers_[route % workers_.size()].get();
+  if (w->filling == nullptr) w->filling = std::make_unique<Batch>();
+  Batch& b = *w->filling;
+  e.begin = b.bytes.size();
+  b.bytes.append(payload.data(), payload.size());
+  b.entries.push_back(e);
+  if (b.bytes.size() >= kBatchBytes) Push(w);
+  return absl::OkStatus();
+}
+
+void ApplyPool::Push(Worker* w) {
+  if (w->filling == nullptr || w->filling->entries.empty()) return;
+  std::unique_lock<std::mutex> lock(w->mu);
+  w->cv.wait(lock, [&] { return w->queue.size() < kMaxQueued; });
+  w->queue.push_back(std::move(w->filling));
+  w->cv.notify_all();
+}
+
+void ApplyPool::Run(Worker* w) {
+  for (;;) {
+    std::unique_ptr<Batch> batch;
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      w->cv.wait(lock, [&] { return !w->queue.empty() || w->done; });
+      if (w->queue.empty()) return;  // done and drained
+      batch = std::move(w->queue.front());
+      w->queue.pop_front();
+      w->cv.notify_all();  // room for the reader
+    }
+    for (const Entry& e : batch->entries) {
+      // After a failure only records before it still matter: an earlier
+      // one may fail too, and the earliest failure is the one reported.
+      if (e.lsn > stop_after_lsn_.load(std::memory_order_relaxed)) break;
+      absl::Status s = Apply(e, batch->bytes);
+      if (!s.ok()) RecordError(e.lsn, std::move(s));
+    }
+  }
+}
+
+absl::Status ApplyPool::Finish() {
+  if (!finished_) {
+    finished_ = true;
+    for (auto& w : workers_) {
+      Push(w.get());
+      {
+        std::lock_guard<std::mutex> lock(w->mu);
+        w->done = true;
+      }
+      w->cv.notify_all();
+    }
+    for (auto& w : workers_) w->thread.join();
+  }
+  return FirstError();
+}
+
+}  // namespace walstate

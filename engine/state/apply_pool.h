@@ -1,0 +1,106 @@
+// ApplyPool: recovery's work spread over threads. The reading thread verifies
+// records in log order and hands each one to the worker owning its session's
+// shard; a worker applies its records in the order it got them. So records
+// of one session keep their log order, sessions in different shards are
+// applied in parallel, and no two workers ever touch the same shard.
+//
+// Payloads are copied into per-worker batches (the reader's buffer is reused
+// by the next read); a worker takes a batch at a time, and the reader waits
+// when a worker falls behind by more than a few batches.
+#ifndef WALSTATE_ENGINE_STATE_APPLY_POOL_H_
+#define WALSTATE_ENGINE_STATE_APPLY_POOL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace walstate {
+
+class ApplyPool {
+ public:
+  struct Item {
+    uint64_t lsn = 0;
+    uint8_t type = 0;
+    absl::string_view payload;
+  };
+  using ApplyFn = std::function<absl::Status(const Item& item)>;
+
+  // `workers` threads; with 0 or 1, Add applies on the caller's thread.
+  ApplyPool(size_t workers, ApplyFn apply);
+  ~ApplyPool();  // waits for the workers, as Finish() does
+  ApplyPool(const ApplyPool&) = delete;
+  ApplyPool& operator=(const ApplyPool&) = delete;
+
+  // The worker count recovery uses by default: one per core, at most 8.
+  static size_t DefaultWorkers();
+
+  size_t workers() const { return workers_.size(); }
+
+  // Applies `payload` (copied) on worker `route % workers()`, after every
+  // item added before with a route that maps to the same worker. `file` and
+  // `offset` name the record in errors. LSNs must increase from call to
+  // call. Once an item has failed, waits for the workers and returns what
+  // Finish() does; the caller should stop adding then.
+  absl::Status Add(uint64_t route, uint64_t lsn, uint8_t type,
+                   absl::string_view payload, absl::string_view file,
+                   uint64_t offset);
+
+  // Waits until every item is applied. The error of the failed item with the
+  // lowest LSN, prefixed with its file and offset; OK if none failed.
+  absl::Status Finish();
+
+ private:
+  struct Entry {
+    uint64_t lsn;
+    uint64_t offset;
+    size_t begin;
+    uint32_t size;
+    uint32_t file;
+    uint8_t type;
+  };
+  struct Batch {
+    std::string bytes;
+    std::vector<Entry> entries;
+  };
+  struct Worker {
+    std::mutex mu;
+    std::condition_variable cv;  // batches arrived, or room freed
+    std::deque<std::unique_ptr<Batch>> queue;
+    bool done = false;
+    std::unique_ptr<Batch> filling;  // the reader's, not yet queued
+    std::thread thread;
+  };
+
+  void Run(Worker* w);
+  void Push(Worker* w);  // queues w->filling
+  absl::Status Apply(const Entry& e, const std::string& bytes);
+  void RecordError(uint64_t lsn, absl::Status s);
+  absl::Status FirstError() const;
+
+  const ApplyFn apply_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  bool finished_ = false;
+
+  mutable std::mutex files_mu_;
+  std::vector<std::string> files_;  // names Entry::file indexes
+
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> stop_after_lsn_{~uint64_t{0}};  // the failure's LSN
+  mutable std::mutex error_mu_;
+  uint64_t error_lsn_ = 0;
+  absl::Status error_;
+};
+
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_STATE_APPLY_POOL_H_

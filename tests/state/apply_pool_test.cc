@@ -1,0 +1,79 @@
+#include "engine/state/apply_pool.h"
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace walstate {
+namespace {
+
+// Every item arrives exactly once, with its payload intact, and items of one
+// route in the order they were added, for 0, 1, 2 and 5 workers.
+TEST(ApplyPoolTest, KeepsTheOrderOfEachRoute) {
+  for (size_t workers : {0, 1, 2, 5}) {
+    std::mutex mu;
+    std::map<uint64_t, std::vector<uint64_t>> seen;  // route -> lsns
+    ApplyPool pool(workers, [&](const ApplyPool::Item& item) {
+      // The payload names its route and LSN.
+      EXPECT_EQ(item.payload, absl::StrCat("r", item.lsn % 13, "/", item.lsn,
+                                           std::string(item.lsn % 300, 'x')));
+      EXPECT_EQ(item.type, item.lsn % 3);
+      std::lock_guard<std::mutex> lock(mu);
+      seen[item.lsn % 13].push_back(item.lsn);
+      return absl::OkStatus();
+    });
+    // Enough bytes for many batches per worker, so the reader also waits.
+    constexpr uint64_t kItems = 40000;
+    for (uint64_t lsn = 1; lsn <= kItems; ++lsn) {
+      const uint64_t route = lsn % 13;
+      ASSERT_TRUE(pool.Add(route, lsn, static_cast<uint8_t>(lsn % 3),
+                           absl::StrCat("r", route, "/", lsn,
+                                        std::string(lsn % 300, 'x')),
+                           "file", lsn * 8)
+                      .ok());
+    }
+    ASSERT_TRUE(pool.Finish().ok());
+    uint64_t total = 0;
+    for (const auto& [route, lsns] : seen) {
+      total += lsns.size();
+      for (size_t i = 1; i < lsns.size(); ++i) {
+        ASSERT_LT(lsns[i - 1], lsns[i]) << "route " << route;
+      }
+    }
+    EXPECT_EQ(total, kItems) << workers << " workers";
+  }
+}
+
+// The error reported is the failed item with the lowest LSN, with its file
+// and offset, whichever worker met it first.
+TEST(ApplyPoolTest, ReportsTheEarliestFailureWithItsPosition) {
+  for (size_t workers : {0, 3}) {
+    ApplyPool pool(workers, [&](const ApplyPool::Item& item) {
+      if (item.lsn == 701 || item.lsn == 9000) {
+        return absl::DataLossError(absl::StrCat("bad ", item.lsn));
+      }
+      if (item.lsn == 700) {
+        // The earliest failure, met last: another worker fails at 701 first.
+        absl::SleepFor(absl::Milliseconds(50));
+        return absl::DataLossError(absl::StrCat("bad ", item.lsn));
+      }
+      return absl::OkStatus();
+    });
+    for (uint64_t lsn = 1; lsn <= 10000; ++lsn) {
+      absl::Status s = pool.Add(lsn, lsn, 1, "payload",
+                                absl::StrCat("seg-", lsn / 5000), lsn * 16);
+      if (!s.ok()) break;  // a later Add reports the failure early
+    }
+    absl::Status s = pool.Finish();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(s.message(), "seg-0 offset 11200: bad 700") << workers;
+  }
+}
+
+}  // namespace
+}  // namespace walstate
