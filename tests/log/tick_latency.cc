@@ -12,6 +12,11 @@
 // stream whose fdatasyncs otherwise find a whole sync slice still dirty.
 // --encode_ns is CPU time spent per tick record outside the writer, standing
 // in for the engine's encoding, so the tick is not unrealistically fast.
+// --yield_every N makes the tick thread call sched_yield() every N records,
+// to see how much of the busy tail is per-CPU kernel work (I/O submission
+// and completion) waiting for the CPU the tick thread keeps busy.
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -116,6 +121,7 @@ struct Flags {
   uint64_t write_kib = 256;
   uint64_t sync_kib = 4096;
   int encode_ns = 2000;
+  int yield_every = 0;  // tick records between sched_yield() calls; 0: never
 };
 
 int64_t NowNanos() {
@@ -183,8 +189,12 @@ void Round(FileSystem *fs, const Flags &f, Result *r) {
   std::thread tick([&] {
     const uint64_t total = f.tick_mib << 20;
     uint64_t unwritten = 0, unsynced = 0, bytes = 0;
+    uint64_t records = 0;
     while (bytes < total) {
       Spin(f.encode_ns);
+      if (f.yield_every > 0 && ++records % f.yield_every == 0) {
+        sched_yield();
+      }
       auto lsn = (*w)->Append(kTickEntry, entry);
       Check(lsn.status());
       unwritten += FramedSize(entry.size());
@@ -253,6 +263,8 @@ int main(int argc, char **argv) {
       f.sync_kib = v;
     else if (k == "--encode_ns")
       f.encode_ns = static_cast<int>(v);
+    else if (k == "--yield_every")
+      f.yield_every = static_cast<int>(v);
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
