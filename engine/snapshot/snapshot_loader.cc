@@ -77,12 +77,14 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     }
     SessionTable::Shard& shard = table->ShardFor(id);
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (shard.sessions.contains(id)) {
+    bool inserted = false;
+    SessionTable::Node* node =
+        table->PutLocked(shard, id, std::move(state), &inserted);
+    if (!inserted) {
       return absl::DataLossError(
           absl::StrCat("session ", id, " appears twice in the snapshot"));
     }
-    table->PutLocked(shard, id, std::move(state))->second.snapshot_lsn =
-        capture_lsn;
+    node->second.snapshot_lsn = capture_lsn;
     return absl::OkStatus();
   });
   record::SnapshotEnd end;

@@ -90,13 +90,29 @@ absl::Status ApplyPool::Add(uint64_t route, uint64_t lsn, uint8_t type,
     return s;
   }
   Worker* w = workers_[route % workers_.size()].get();
-  if (w->filling == nullptr) w->filling = std::make_unique<Batch>();
+  if (w->filling == nullptr) w->filling = TakeSpare();
   Batch& b = *w->filling;
   e.begin = b.bytes.size();
   b.bytes.append(payload.data(), payload.size());
   b.entries.push_back(e);
   if (b.bytes.size() >= kBatchBytes) Push(w);
   return absl::OkStatus();
+}
+
+std::unique_ptr<ApplyPool::Batch> ApplyPool::TakeSpare() {
+  {
+    std::lock_guard<std::mutex> lock(spare_mu_);
+    if (!spare_.empty()) {
+      std::unique_ptr<Batch> b = std::move(spare_.back());
+      spare_.pop_back();
+      return b;
+    }
+  }
+  auto b = std::make_unique<Batch>();
+  // Room for a full batch and the record that tips it over, usually.
+  b->bytes.reserve(kBatchBytes + (64 << 10));
+  b->entries.reserve(1024);
+  return b;
 }
 
 void ApplyPool::Push(Worker* w) {
@@ -125,6 +141,10 @@ void ApplyPool::Run(Worker* w) {
       absl::Status s = Apply(e, batch->bytes);
       if (!s.ok()) RecordError(e.lsn, std::move(s));
     }
+    batch->bytes.clear();
+    batch->entries.clear();
+    std::lock_guard<std::mutex> lock(spare_mu_);
+    spare_.push_back(std::move(batch));
   }
 }
 

@@ -91,6 +91,12 @@ class ApplyPool {
   std::vector<std::unique_ptr<Worker>> workers_;
   bool finished_ = false;
 
+  // Emptied batches, kept for reuse: a batch is a 256 KiB buffer, and
+  // allocating (and growing) one per batch showed up as malloc time.
+  std::unique_ptr<Batch> TakeSpare();
+  std::mutex spare_mu_;
+  std::vector<std::unique_ptr<Batch>> spare_;
+
   mutable std::mutex files_mu_;
   std::vector<std::string> files_;  // names Entry::file indexes
 

@@ -455,9 +455,11 @@ void SessionTable::MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields) {
 
 SessionTable::Node* SessionTable::PutLocked(Shard& shard,
                                             absl::string_view session,
-                                            std::unique_ptr<Message> state) {
+                                            std::unique_ptr<Message> state,
+                                            bool* inserted_out) {
   auto [it, inserted] = shard.sessions.try_emplace(session);
   if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
+  if (inserted_out != nullptr) *inserted_out = inserted;
   Node* node = &*it;
   if (schema_.indexed_fields().empty() || indexes_suspended_) {
     node->second.state = std::move(state);

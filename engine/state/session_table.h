@@ -143,9 +143,11 @@ class SessionTable {
   // shard's dirty set if it was clean.
   void MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields);
 
-  // Replaces the whole state of `session` (snapshot load).
+  // Replaces the whole state of `session` (snapshot load); sets *inserted,
+  // if given, to whether the session is new.
   Node* PutLocked(Shard& shard, absl::string_view session,
-                  std::unique_ptr<google::protobuf::Message> state);
+                  std::unique_ptr<google::protobuf::Message> state,
+                  bool* inserted = nullptr);
 
   // Removes `session`; false if it did not exist.
   bool EraseLocked(Shard& shard, absl::string_view session);

@@ -1,0 +1,92 @@
+// LoadSnapshot on one thread and on several: the same table, and damage
+// reported the same way.
+#include "engine/snapshot/snapshot_loader.h"
+
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "engine/snapshot/snapshot_writer.h"
+#include "gtest/gtest.h"
+#include "proto/example/gateway.pb.h"
+#include "tests/fs/fault_injection_fs.h"
+
+namespace walstate {
+namespace {
+
+using example::GatewaySession;
+
+class SnapshotLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto schema =
+        Schema::FromPrototype(GatewaySession::default_instance(), BATCHED);
+    ASSERT_TRUE(schema.ok());
+    schema_ = std::move(*schema);
+    ASSERT_TRUE(fs_.CreateDir("/d").ok());
+  }
+
+  // Writes snapshot `lsn` holding `ids` (in that order) and returns its path.
+  std::string Write(uint64_t lsn, const std::vector<std::string>& ids) {
+    auto w = SnapshotWriter::Create(&fs_, "/d", lsn, schema_->blob());
+    EXPECT_TRUE(w.ok()) << w.status();
+    for (const std::string& id : ids) {
+      GatewaySession s;
+      s.set_fingerprint("fp-" + id);
+      s.mutable_calibration()->set_last_layer(static_cast<int>(id.size()));
+      s.mutable_ltm()->set_cache_text(std::string(300, 'x') + id);
+      (*w)->Add(id, s, lsn);
+    }
+    EXPECT_TRUE((*w)->Finish().ok());
+    return JoinPath("/d", (*w)->file_name());
+  }
+
+  FaultInjectionFileSystem fs_;
+  std::unique_ptr<Schema> schema_;
+};
+
+TEST_F(SnapshotLoaderTest, OneOrManyThreadsLoadTheSameSessions) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5000; ++i) ids.push_back(absl::StrCat("session-", i));
+  const std::string path = Write(77, ids);
+  std::map<std::string, std::string> first;
+  for (size_t workers : {1, 2, 3, 8}) {
+    SessionTable table(*schema_);
+    auto loaded = LoadSnapshot(&fs_, path, 77, &table, workers);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ(loaded->sessions, ids.size());
+    std::map<std::string, std::string> got;
+    table.ForEach(
+        [&](absl::string_view id, const google::protobuf::Message& m) {
+          got[std::string(id)] = m.SerializeAsString();
+        });
+    EXPECT_EQ(got.size(), ids.size());
+    if (first.empty()) {
+      first = got;
+    } else {
+      EXPECT_TRUE(got == first) << workers << " workers";
+    }
+  }
+}
+
+TEST_F(SnapshotLoaderTest, ASessionTwiceIsDataLossNamingIt) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3000; ++i) ids.push_back(absl::StrCat("s", i));
+  ids.push_back("s1234");  // again, far from the first
+  const std::string path = Write(9, ids);
+  for (size_t workers : {1, 2}) {
+    SessionTable table(*schema_);
+    auto loaded = LoadSnapshot(&fs_, path, 9, &table, workers);
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(loaded.status().message().find(
+                  "session s1234 appears twice in the snapshot"),
+              std::string::npos)
+        << loaded.status();
+    EXPECT_NE(loaded.status().message().find(path + " offset "),
+              std::string::npos)
+        << loaded.status();
+  }
+}
+
+}  // namespace
+}  // namespace walstate
