@@ -35,6 +35,7 @@ struct ContestantOptions {
   // walstate: Options::tick_write_bytes / tick_sync_bytes (0: the default).
   uint64_t walstate_tick_write_bytes = 0;
   uint64_t walstate_tick_sync_bytes = 0;
+  size_t walstate_recovery_threads = 0;  // 0: Options default (one per core)
 };
 
 struct SyncCounters {

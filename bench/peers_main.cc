@@ -69,6 +69,8 @@ ABSL_FLAG(uint64_t, walstate_tick_write_bytes, 0,
           "walstate: Options::tick_write_bytes (0: default)");
 ABSL_FLAG(uint64_t, walstate_tick_sync_bytes, 0,
           "walstate: Options::tick_sync_bytes (0: default)");
+ABSL_FLAG(uint64_t, walstate_recovery_threads, 0,
+          "walstate: Options::recovery_threads (0: one per core)");
 
 namespace walstate {
 namespace bench {
@@ -206,6 +208,7 @@ ContestantOptions MakeOptions() {
   o.walstate_preallocate = absl::GetFlag(FLAGS_walstate_preallocate);
   o.walstate_tick_write_bytes = absl::GetFlag(FLAGS_walstate_tick_write_bytes);
   o.walstate_tick_sync_bytes = absl::GetFlag(FLAGS_walstate_tick_sync_bytes);
+  o.walstate_recovery_threads = absl::GetFlag(FLAGS_walstate_recovery_threads);
   return o;
 }
 

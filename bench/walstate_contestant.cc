@@ -32,6 +32,7 @@ class WalstateContestant : public Contestant {
     if (options_.walstate_tick_write_bytes != 0) {
       options.tick_write_bytes = options_.walstate_tick_write_bytes;
     }
+    options.recovery_threads = options_.walstate_recovery_threads;
     if (options_.walstate_tick_sync_bytes != 0) {
       options.tick_sync_bytes = options_.walstate_tick_sync_bytes;
     }
