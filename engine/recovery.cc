@@ -195,6 +195,10 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     ++report.records_replayed;
     report.bytes_replayed += rec.framed_size;
   }
+  // The workers' errors first: they are about records before the point
+  // where the reader stopped.
+  absl::Status replayed = replayer.Finish();
+  if (!replayed.ok()) return replayed;
   if (!(*reader)->status().ok()) return (*reader)->status();
   if (first && history_cut) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -203,8 +207,6 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
         oldest_snapshot, " and no log before it is kept"));
   }
 
-  absl::Status replayed = replayer.Finish();
-  if (!replayed.ok()) return replayed;
   out.open_ticks = replayer.open_ticks();
   out.table->RebuildIndexes();
 

@@ -91,18 +91,24 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   LoadedSnapshot loaded;
   loaded.lsn = expected_lsn;
   bool ended = false;
+  // Damage found here is reported only if no earlier record failed on a
+  // worker: the error always names the first damage, however many threads.
+  auto fail = [&](absl::Status s) {
+    absl::Status earlier = pool.Finish();
+    return earlier.ok() ? s : earlier;
+  };
   log::Record rec;
   while ((*reader)->Next(&rec)) {
     if (ended) {
-      return absl::DataLossError(absl::StrCat(path, " offset ", rec.offset,
-                                              ": record after the end record"));
+      return fail(absl::DataLossError(absl::StrCat(
+          path, " offset ", rec.offset, ": record after the end record")));
     }
     if (rec.type == log::kSnapshotSession) {
       absl::string_view id, state_bytes;
       uint64_t capture_lsn = 0;
       if (!DecodeSessionState(rec.payload, &id, &state_bytes, &capture_lsn)) {
-        return absl::DataLossError(absl::StrCat(
-            path, " offset ", rec.offset, ": session record does not parse"));
+        return fail(absl::DataLossError(absl::StrCat(
+            path, " offset ", rec.offset, ": session record does not parse")));
       }
       absl::Status s = pool.Add(table->ShardIndexFor(id), rec.lsn, rec.type,
                                 rec.payload, path, rec.offset);
@@ -112,16 +118,16 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
       if (!end.ParseFromArray(rec.payload.data(),
                               static_cast<int>(rec.payload.size())) ||
           end.lsn() != expected_lsn || end.sessions() != loaded.sessions) {
-        return absl::DataLossError(absl::StrCat(
+        return fail(absl::DataLossError(absl::StrCat(
             path, " offset ", rec.offset,
             ": end record does not match (sessions ", end.sessions(), " vs ",
-            loaded.sessions, " read, LSN ", end.lsn(), ")"));
+            loaded.sessions, " read, LSN ", end.lsn(), ")")));
       }
       ended = true;
     } else if (!log::IsOptionalType(rec.type)) {
-      return absl::DataLossError(
-          absl::StrCat(path, " offset ", rec.offset, ": unexpected ",
-                       log::RecordTypeName(rec.type), " record in a snapshot"));
+      return fail(absl::DataLossError(absl::StrCat(
+          path, " offset ", rec.offset, ": unexpected ",
+          log::RecordTypeName(rec.type), " record in a snapshot")));
     }
   }
   absl::Status applied = pool.Finish();

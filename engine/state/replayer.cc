@@ -88,7 +88,11 @@ absl::Status Replayer::ApplyDelete(uint64_t lsn, absl::string_view session) {
 absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
                              absl::string_view payload, absl::string_view file,
                              uint64_t offset) {
+  // Damage found here is reported only if no earlier record failed on a
+  // worker: the error always names the first damage, however many threads.
   auto data_loss = [&](absl::string_view what) {
+    absl::Status earlier = pool_.Finish();
+    if (!earlier.ok()) return earlier;
     return absl::DataLossError(
         absl::StrCat(file, " offset ", offset, ": ", what));
   };

@@ -242,7 +242,28 @@ void Check(absl::string_view input) {
     ropts.fs = &fs;
     ropts.dir = kDir;
     ropts.mode = kModes[m];
+    ropts.workers = 1;  // on this thread; the pool is checked against it
     auto r = Recover(ropts, GatewaySchema());
+    // The same recovery on a pool of workers (engine/state/apply_pool.h):
+    // the same sessions, or the same error naming the same first damage.
+    {
+      RecoveryOptions popts = ropts;
+      popts.workers = 3;
+      auto p = Recover(popts, GatewaySchema());
+      FUZZ_CHECK(p.ok() == r.ok(),
+                 absl::StrCat("1 worker: ", r.status().ToString(),
+                              "; 3 workers: ", p.status().ToString()));
+      if (r.ok()) {
+        FUZZ_CHECK(TableSessions(*p->table) == TableSessions(*r->table),
+                   "1 and 3 workers recover different sessions");
+        FUZZ_CHECK(p->report.last_lsn == r->report.last_lsn);
+        FUZZ_CHECK(p->open_ticks == r->open_ticks);
+      } else {
+        FUZZ_CHECK(p.status() == r.status(),
+                   absl::StrCat("1 worker: ", r.status().ToString(),
+                                "; 3 workers: ", p.status().ToString()));
+      }
+    }
     Verbose(absl::StrCat("Recover ", log::RecoveryModeName(kModes[m]), ": ",
                          r.ok() ? absl::StrCat(r->table->size(), " sessions")
                                 : r.status().ToString()));
