@@ -62,12 +62,8 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   const Schema& schema = table->schema();
   // Parsing a session is most of the work: it runs on the pool, each worker
   // owning a set of shards, while this thread reads and verifies.
-  ApplyPool pool(workers, [&](const ApplyPool::Item& item) -> absl::Status {
-    absl::string_view id, state_bytes;
-    uint64_t capture_lsn = 0;
-    if (!DecodeSessionState(item.payload, &id, &state_bytes, &capture_lsn)) {
-      return absl::DataLossError("session record does not parse");
-    }
+  auto load = [&](absl::string_view id, absl::string_view state_bytes,
+                  uint64_t capture_lsn) -> absl::Status {
     auto state = schema.NewMessage();
     if (!state->ParseFromArray(state_bytes.data(),
                                static_cast<int>(state_bytes.size()))) {
@@ -86,6 +82,14 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     }
     node->second.snapshot_lsn = capture_lsn;
     return absl::OkStatus();
+  };
+  ApplyPool pool(workers, [&](const ApplyPool::Item& item) -> absl::Status {
+    absl::string_view id, state_bytes;
+    uint64_t capture_lsn = 0;
+    if (!DecodeSessionState(item.payload, &id, &state_bytes, &capture_lsn)) {
+      return absl::DataLossError("session record does not parse");
+    }
+    return load(id, state_bytes, capture_lsn);
   });
   record::SnapshotEnd end;
   LoadedSnapshot loaded;
@@ -93,10 +97,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   bool ended = false;
   // Damage found here is reported only if no earlier record failed on a
   // worker: the error always names the first damage, however many threads.
-  auto fail = [&](absl::Status s) {
-    absl::Status earlier = pool.Finish();
-    return earlier.ok() ? s : earlier;
-  };
+  auto fail = [&](absl::Status s) { return pool.StopAt(std::move(s)); };
   log::Record rec;
   while ((*reader)->Next(&rec)) {
     if (ended) {
@@ -110,9 +111,19 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
         return fail(absl::DataLossError(absl::StrCat(
             path, " offset ", rec.offset, ": session record does not parse")));
       }
-      absl::Status s = pool.Add(table->ShardIndexFor(id), rec.lsn, rec.type,
-                                rec.payload, path, rec.offset);
-      if (!s.ok()) return s;
+      if (pool.workers() == 0) {
+        // One thread: load what was just decoded, not decode it twice.
+        absl::Status s = load(id, state_bytes, capture_lsn);
+        if (!s.ok()) {
+          return absl::Status(
+              s.code(),
+              absl::StrCat(path, " offset ", rec.offset, ": ", s.message()));
+        }
+      } else {
+        absl::Status s = pool.Add(table->ShardIndexFor(id), rec.lsn, rec.type,
+                                  rec.payload, path, rec.offset);
+        if (!s.ok()) return s;
+      }
       ++loaded.sessions;
     } else if (rec.type == log::kSnapshotEnd) {
       if (!end.ParseFromArray(rec.payload.data(),

@@ -70,14 +70,6 @@ absl::Status ApplyPool::Add(uint64_t route, uint64_t lsn, uint8_t type,
   // Wait for the workers, so the error is the lowest-LSN one, whichever
   // worker met it first.
   if (failed_.load(std::memory_order_relaxed)) return Finish();
-  uint32_t file_index;
-  {
-    std::lock_guard<std::mutex> lock(files_mu_);
-    if (files_.empty() || files_.back() != file) files_.emplace_back(file);
-    file_index = static_cast<uint32_t>(files_.size() - 1);
-  }
-  Entry e{lsn,        offset, 0, static_cast<uint32_t>(payload.size()),
-          file_index, type};
   if (workers_.empty()) {
     // One thread: apply straight from the reader's buffer, no copy.
     Item item{lsn, type, payload};
@@ -89,6 +81,18 @@ absl::Status ApplyPool::Add(uint64_t route, uint64_t lsn, uint8_t type,
     }
     return s;
   }
+  // Only this thread appends to files_, so it may read it unlocked; the lock
+  // is for the workers, which read it (on an error) while it may grow.
+  if (files_.empty() || files_.back() != file) {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    files_.emplace_back(file);
+  }
+  Entry e{lsn,
+          offset,
+          0,
+          static_cast<uint32_t>(payload.size()),
+          static_cast<uint32_t>(files_.size() - 1),
+          type};
   Worker* w = workers_[route % workers_.size()].get();
   if (w->filling == nullptr) w->filling = TakeSpare();
   Batch& b = *w->filling;
@@ -146,6 +150,11 @@ void ApplyPool::Run(Worker* w) {
     std::lock_guard<std::mutex> lock(spare_mu_);
     spare_.push_back(std::move(batch));
   }
+}
+
+absl::Status ApplyPool::StopAt(absl::Status damage) {
+  absl::Status earlier = Finish();
+  return earlier.ok() ? damage : earlier;
 }
 
 absl::Status ApplyPool::Finish() {

@@ -55,6 +55,12 @@ class ApplyPool {
                    absl::string_view payload, absl::string_view file,
                    uint64_t offset);
 
+  // For damage the reading thread found in a record after every one added:
+  // waits for the workers and returns the earliest error they met (it is
+  // about an earlier record), or else `damage`. So the error names the first
+  // damage whatever the number of workers.
+  absl::Status StopAt(absl::Status damage);
+
   // Waits until every item is applied. The error of the failed item with the
   // lowest LSN, prefixed with its file and offset; OK if none failed.
   absl::Status Finish();

@@ -48,6 +48,14 @@ absl::Status Replayer::ApplyOnWorker(const ApplyPool::Item& item) {
 absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
                             uint8_t type, absl::string_view payload,
                             absl::string_view file, uint64_t offset) {
+  if (pool_.workers() == 0) {
+    // One thread: apply the record as decoded for routing, not twice.
+    absl::Status s = type == log::kDelete ? ApplyDelete(lsn, session)
+                                          : ApplyUpdate(lsn, update_);
+    if (s.ok()) return s;
+    return absl::Status(
+        s.code(), absl::StrCat(file, " offset ", offset, ": ", s.message()));
+  }
   return pool_.Add(table_->ShardIndexFor(session), lsn, type, payload, file,
                    offset);
 }
@@ -91,14 +99,12 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
   // Damage found here is reported only if no earlier record failed on a
   // worker: the error always names the first damage, however many threads.
   auto data_loss = [&](absl::string_view what) {
-    absl::Status earlier = pool_.Finish();
-    if (!earlier.ok()) return earlier;
-    return absl::DataLossError(
-        absl::StrCat(file, " offset ", offset, ": ", what));
+    return pool_.StopAt(absl::DataLossError(
+        absl::StrCat(file, " offset ", offset, ": ", what)));
   };
   switch (type) {
     case log::kUpdate:
-      // Decoded here for the session id (the route); the worker decodes its
+      // Decoded here for the session id (the route); a worker decodes its
       // copy again, which costs less than shipping the views.
       if (!DecodeUpdate(payload, &update_)) {
         return data_loss(
