@@ -85,6 +85,9 @@ class WalstateContestant : public Contestant {
         " bytes_replayed=", r.bytes_replayed,
         " segments_read=", r.segments_read,
         " ticks_committed=", r.ticks_committed,
+        " snapshot_s=", absl::ToDoubleSeconds(r.snapshot_duration),
+        " log_s=", absl::ToDoubleSeconds(r.replay_duration),
+        " index_s=", absl::ToDoubleSeconds(r.index_duration),
         " approximate_memory_bytes=", s.approximate_memory_bytes);
   }
 

@@ -113,7 +113,9 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       table->Reserve(static_cast<size_t>(
           std::min<uint64_t>(c.sessions, *file_bytes / log::FramedSize(1))));
     }
+    const absl::Time load_start = absl::Now();
     auto loaded = LoadSnapshot(fs, path, c.lsn, table.get(), workers);
+    report.snapshot_duration += absl::Now() - load_start;
     if (loaded.ok()) {
       out.table = std::move(table);
       report.snapshot_file = c.file;
@@ -139,6 +141,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   }
 
   const uint64_t base = report.snapshot_lsn;
+  const absl::Time replay_start = absl::Now();
   log::LogReaderOptions ropts;
   ropts.fs = fs;
   ropts.dir = options.dir;
@@ -208,7 +211,10 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   }
 
   out.open_ticks = replayer.open_ticks();
+  const absl::Time index_start = absl::Now();
+  report.replay_duration = index_start - replay_start;
   out.table->RebuildIndexes();
+  report.index_duration = absl::Now() - index_start;
 
   const log::ReadReport& rr = (*reader)->report();
   report.segments_read = rr.files;

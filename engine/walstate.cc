@@ -53,7 +53,10 @@ std::string RecoveryReport::ToString() const {
                     p.file, " offset ", p.offset, ": ", p.detail, "\n");
   }
   absl::StrAppend(&out, "sessions: ", sessions, ", last LSN ", last_lsn,
-                  ", took ", absl::FormatDuration(duration), "\n");
+                  ", took ", absl::FormatDuration(duration), " (snapshot ",
+                  absl::FormatDuration(snapshot_duration), ", log ",
+                  absl::FormatDuration(replay_duration), ", indexes ",
+                  absl::FormatDuration(index_duration), ")\n");
   return out;
 }
 
@@ -458,7 +461,9 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
 
   uint64_t lsn = 0;
   {
-    SessionTable::Shard& shard = table_->ShardFor(session);
+    // Hashed once, for the shard and the map.
+    const SessionTable::SessionKey key(session);
+    SessionTable::Shard& shard = table_->ShardFor(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     absl::Status s = table_->CheckUniqueLocked(session, *values, immediate);
     if (!s.ok()) return s;
@@ -473,13 +478,13 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
       if (!appended.ok()) return Fail(appended.status(), "appending update");
       lsn = *appended;
       KillPoint("engine.after_append");
-      node = table_->SetFieldsLocked(shard, session, values, immediate, move);
+      node = table_->SetFieldsLocked(shard, key, values, immediate, move);
     }
     if (!batched.empty()) {
-      node = table_->SetFieldsLocked(shard, session, values, batched, move);
+      node = table_->SetFieldsLocked(shard, key, values, batched, move);
       table_->MarkDirtyLocked(shard, node, batched_set);
     }
-    node->second.last_update = options_.clock();
+    node->entry.set_last_update(options_.clock());
   }
   if (immediate.empty()) {
     batched_updates_.fetch_add(1, std::memory_order_relaxed);
@@ -513,9 +518,10 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
   if (!health_status.ok()) return health_status;
   uint64_t lsn = 0;
   {
-    SessionTable::Shard& shard = table_->ShardFor(session);
+    const SessionTable::SessionKey key(session);
+    SessionTable::Shard& shard = table_->ShardFor(key);
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (!shard.sessions.contains(session)) {
+    if (table_->FindLocked(shard, key) == nullptr) {
       return absl::NotFoundError(
           absl::StrCat("session ", session, " not found"));
     }
@@ -542,7 +548,7 @@ absl::Status EngineImpl::Flush() {
   for (size_t i = 0; i < table_->shard_count() && !any_dirty; ++i) {
     SessionTable::Shard& shard = table_->shard(i);
     std::lock_guard<std::mutex> lock(shard.mu);
-    any_dirty = !shard.dirty.empty();
+    any_dirty = shard.dirty_count > 0;
   }
   if (!any_dirty) return absl::OkStatus();
 
@@ -555,24 +561,23 @@ absl::Status EngineImpl::Flush() {
   uint64_t unwritten_bytes = 0;
   uint64_t last_lsn = tick;
   std::string payload;
-  std::vector<std::string> keys;
   std::vector<const Schema::Field*> dirty_fields;
   constexpr size_t kSessionsPerLock = 128;
   for (size_t i = 0; i < table_->shard_count(); ++i) {
     SessionTable::Shard& shard = table_->shard(i);
+    size_t end = 0;
     {
       std::lock_guard<std::mutex> lock(shard.mu);
-      if (shard.dirty.empty()) continue;
-      // Ids, not nodes: a session may be deleted before its slice is written.
-      keys.clear();
-      for (const SessionTable::Node* node : shard.dirty) {
-        keys.push_back(node->first);
-      }
-      shard.dirty.clear();
+      if (shard.dirty_count == 0) continue;
+      // The sessions dirty now. Those made dirty while the tick runs go to
+      // the end of the list, past `end`, and wait for the next tick; one
+      // erased meanwhile leaves a null in its place, so the positions below
+      // `end` stay valid without holding the lock throughout.
+      end = shard.dirty.size();
     }
     // The shard lock is taken per slice of sessions, so updates of other
     // sessions in the shard wait at most one slice.
-    for (size_t k = 0; k < keys.size(); k += kSessionsPerLock) {
+    for (size_t k = 0; k < end; k += kSessionsPerLock) {
       // A tick keeps a core busy for a long time; on a small machine an
       // IMMEDIATE caller woken from its fdatasync would otherwise wait up to
       // a scheduler slice (4 ms at HZ=250) for a core. Yielding every slice
@@ -580,11 +585,11 @@ absl::Status EngineImpl::Flush() {
       // (tests/log:tick_latency measured busy p99 2.8 ms -> 0.4 ms).
       std::this_thread::yield();
       std::lock_guard<std::mutex> lock(shard.mu);
-      const size_t end = std::min(keys.size(), k + kSessionsPerLock);
-      for (size_t j = k; j < end; ++j) {
-        auto it = shard.sessions.find(keys[j]);
-        if (it == shard.sessions.end() || it->second.dirty.empty()) continue;
-        SessionTable::Entry& entry = it->second;
+      const size_t slice_end = std::min(end, k + kSessionsPerLock);
+      for (size_t j = k; j < slice_end; ++j) {
+        SessionTable::Node* node = shard.dirty[j];
+        if (node == nullptr) continue;
+        SessionTable::Entry& entry = node->entry;
         // Every dirty field, whatever its declared tier: a field declared
         // IMMEDIATE is dirty only when an update overrode it to BATCHED.
         dirty_fields.clear();
@@ -593,16 +598,17 @@ absl::Status EngineImpl::Flush() {
         }
         // Straight from the session's state into the record: no copy of
         // the values, and the shard lock keeps the state still meanwhile.
-        absl::Status s =
-            EncodeUpdate(keys[j], tick, *entry.state, dirty_fields, &payload);
+        absl::Status s = EncodeUpdate(node->id(), tick, *entry.state,
+                                      dirty_fields, &payload);
         if (!s.ok()) return Fail(s, "encoding tick entry");
         auto lsn = writer_->Append(log::kTickEntry, payload);
         if (!lsn.ok()) return Fail(lsn.status(), "appending tick entry");
         last_lsn = *lsn;
-        entry.dirty = FieldSet();
+        table_->ClearDirtyLocked(shard, node);
         ++entries;
         unwritten_bytes += log::FramedSize(payload.size());
       }
+      if (slice_end == end) table_->CompactDirtyLocked(shard);
     }
     // Bound what an IMMEDIATE update's fdatasync would have to carry.
     if (unwritten_bytes >= options_.tick_write_bytes) {
@@ -679,8 +685,8 @@ absl::Status EngineImpl::CompactNow() {
       std::lock_guard<std::mutex> lock(shard.mu);
       const uint64_t captured = writer_->last_lsn();
       max_captured = std::max(max_captured, captured);
-      for (const auto& [session, entry] : shard.sessions) {
-        w.Add(session, *entry.state, captured);
+      for (const SessionTable::Node* node : shard.sessions) {
+        w.Add(node->id(), *node->entry.state, captured);
       }
     }
     if (w.buffered_bytes() >= (1u << 20)) {
@@ -768,10 +774,12 @@ absl::StatusOr<uint64_t> EngineImpl::ExpireIdleSessions() {
     SessionTable::Shard& shard = table_->shard(i);
     std::lock_guard<std::mutex> lock(shard.mu);
     victims.clear();
-    for (const auto& [session, entry] : shard.sessions) {
+    for (const SessionTable::Node* node : shard.sessions) {
       // Sessions recovered at Open count as touched then.
-      absl::Time touched = std::max(entry.last_update, opened_at_);
-      if (now - touched > options_.session_ttl) victims.push_back(session);
+      absl::Time touched = std::max(node->entry.last_update(), opened_at_);
+      if (now - touched > options_.session_ttl) {
+        victims.emplace_back(node->id());
+      }
     }
     for (const std::string& session : victims) {
       absl::Status s =

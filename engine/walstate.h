@@ -117,6 +117,11 @@ struct RecoveryReport {
   uint64_t last_lsn = 0;
   uint64_t sessions = 0;
   absl::Duration duration;
+  // Where the time went: loading the snapshot, reading and applying the log
+  // after it, and building the secondary indexes (suspended until then).
+  absl::Duration snapshot_duration;
+  absl::Duration replay_duration;
+  absl::Duration index_duration;
   std::vector<log::Problem> problems;  // every damage found, also salvaged
 
   // A few human-readable lines.

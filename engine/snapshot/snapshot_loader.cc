@@ -71,16 +71,17 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
           absl::StrCat("state of session ", id, " does not parse as ",
                        schema.descriptor()->full_name()));
     }
-    SessionTable::Shard& shard = table->ShardFor(id);
+    const SessionTable::SessionKey key(id);
+    SessionTable::Shard& shard = table->ShardFor(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     bool inserted = false;
     SessionTable::Node* node =
-        table->PutLocked(shard, id, std::move(state), &inserted);
+        table->PutLocked(shard, key, std::move(state), &inserted);
     if (!inserted) {
       return absl::DataLossError(
           absl::StrCat("session ", id, " appears twice in the snapshot"));
     }
-    node->second.snapshot_lsn = capture_lsn;
+    node->entry.snapshot_lsn = capture_lsn;
     return absl::OkStatus();
   };
   ApplyPool pool(workers, [&](const ApplyPool::Item& item) -> absl::Status {

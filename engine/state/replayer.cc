@@ -12,10 +12,11 @@ namespace {
 // True if `session`'s state came from a snapshot captured after record `lsn`
 // was applied: applying it again could move some fields back in time (a
 // tick entry older than the captured state) while others stay newer.
-bool AlreadyInSnapshot(const SessionTable::Shard& shard,
-                       absl::string_view session, uint64_t lsn) {
-  auto it = shard.sessions.find(session);
-  return it != shard.sessions.end() && lsn <= it->second.snapshot_lsn;
+bool AlreadyInSnapshot(const SessionTable& table,
+                       const SessionTable::Shard& shard,
+                       const SessionTable::SessionKey& session, uint64_t lsn) {
+  const SessionTable::Node* node = table.FindLocked(shard, session);
+  return node != nullptr && lsn <= node->entry.snapshot_lsn;
 }
 
 }  // namespace
@@ -61,19 +62,17 @@ absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
 }
 
 absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
-  SessionTable::Shard& shard = table_->ShardFor(update.session);
+  const SessionTable::SessionKey key(update.session);
+  SessionTable::Shard& shard = table_->ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
   // One lookup serves the snapshot check and the update.
-  auto it = shard.sessions.find(update.session);
-  SessionTable::Node* existing = nullptr;
-  if (it != shard.sessions.end()) {
-    if (lsn <= it->second.snapshot_lsn) return absl::OkStatus();
-    existing = &*it;
+  SessionTable::Node* existing = table_->FindLocked(shard, key);
+  if (existing != nullptr && lsn <= existing->entry.snapshot_lsn) {
+    return absl::OkStatus();
   }
   bool kept_unknown = false;
-  auto node =
-      table_->SetEncodedFieldsLocked(shard, update.session, update.values,
-                                     update.fields, &kept_unknown, existing);
+  auto node = table_->SetEncodedFieldsLocked(
+      shard, key, update.values, update.fields, &kept_unknown, existing);
   if (!node.ok()) {
     return absl::DataLossError(
         absl::StrCat("record at LSN ", lsn, ": ", node.status().message()));
@@ -85,10 +84,11 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
 }
 
 absl::Status Replayer::ApplyDelete(uint64_t lsn, absl::string_view session) {
-  SessionTable::Shard& shard = table_->ShardFor(session);
+  const SessionTable::SessionKey key(session);
+  SessionTable::Shard& shard = table_->ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
-  if (!AlreadyInSnapshot(shard, session, lsn)) {
-    table_->EraseLocked(shard, session);
+  if (!AlreadyInSnapshot(*table_, shard, key, lsn)) {
+    table_->EraseLocked(shard, key);
   }
   return absl::OkStatus();
 }

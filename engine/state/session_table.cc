@@ -1,8 +1,11 @@
 #include "engine/state/session_table.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
 #include <thread>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -105,24 +108,48 @@ bool OnlyListedFields(absl::string_view encoded,
 
 }  // namespace
 
+SessionTable::SessionKey::SessionKey(absl::string_view session)
+    : id(session), hash(absl::HashOf(session)) {}
+
+size_t SessionTable::NodeHash::operator()(const Node* node) const {
+  return absl::HashOf(node->id());
+}
+
+SessionTable::Shard::~Shard() {
+  for (Node* node : sessions) FreeNode(node);
+}
+
+void SessionTable::FreeNode(Node* node) {
+  node->~Node();
+  ::operator delete(node);
+}
+
 SessionTable::SessionTable(const Schema& schema, size_t shard_count)
     : schema_(schema) {
   shards_.reserve(shard_count);
   for (size_t i = 0; i < shard_count; ++i) {
     shards_.push_back(std::make_unique<Shard>());
   }
-  indexes_.resize(schema.indexed_fields().size());
   index_slot_.assign(schema.fields().size(), -1);
   for (size_t i = 0; i < schema.indexed_fields().size(); ++i) {
     const Schema::Field* f = schema.indexed_fields()[i];
     index_slot_[f->index] = static_cast<int>(i);
-    indexes_[i].by_string =
-        f->descriptor->cpp_type() == FieldDescriptor::CPPTYPE_STRING;
+    indexes_.push_back(NewIndex(*f));
   }
 }
 
-size_t SessionTable::ShardIndexFor(absl::string_view session) const {
-  return absl::HashOf(session) % shards_.size();
+SessionTable::~SessionTable() {
+  for (Index& index : indexes_) {
+    for (Slot slot : index) {
+      if (slot & 1) delete reinterpret_cast<HolderList*>(slot & ~Slot{1});
+    }
+  }
+}
+
+SessionTable::Index SessionTable::NewIndex(const Schema::Field& field) const {
+  const bool by_string =
+      field.descriptor->cpp_type() == FieldDescriptor::CPPTYPE_STRING;
+  return Index(0, SlotHash{&field, by_string}, SlotEq{&field, by_string});
 }
 
 void SessionTable::Reserve(size_t sessions) {
@@ -134,13 +161,7 @@ void SessionTable::Reserve(size_t sessions) {
     shard->sessions.reserve(per_shard);
   }
   std::lock_guard<std::mutex> lock(index_mu_);
-  for (Index& index : indexes_) {
-    if (index.by_string) {
-      index.strings.reserve(sessions);
-    } else {
-      index.numbers.reserve(sessions);
-    }
-  }
+  for (Index& index : indexes_) index.reserve(sessions);
 }
 
 void SessionTable::RebuildIndexes() {
@@ -148,20 +169,48 @@ void SessionTable::RebuildIndexes() {
   if (indexes_.empty()) return;
   const size_t sessions = size();
   // One thread per index: each reads every state (nobody writes them now)
-  // and fills only its own map, so they share nothing but the states.
+  // and fills only its own set, so they share nothing but the states.
   auto build = [&](size_t slot) {
     Index& index = indexes_[slot];
-    index.strings.clear();
-    index.numbers.clear();
-    if (index.by_string) {
-      index.strings.reserve(sessions);
-    } else {
-      index.numbers.reserve(sessions);
+    for (Slot s : index) {
+      if (s & 1) delete reinterpret_cast<HolderList*>(s & ~Slot{1});
     }
+    index.clear();
+    index.reserve(sessions);
     const Schema::Field& field = *schema_.indexed_fields()[slot];
+    // Each insert chases node -> state -> value -> index slot, a cache miss
+    // at every step once the table outgrows the cache. A batch of nodes
+    // takes each step together, prefetching what the next step reads, so
+    // that a batch's misses overlap instead of queueing one behind another.
+    constexpr size_t kBatch = 16;
+    const Node* batch[kBatch];
+    IndexValue values[kBatch];
+    bool set[kBatch];
+    size_t n = 0;
+    auto flush = [&] {
+      for (size_t i = 0; i < n; ++i) {
+        __builtin_prefetch(batch[i]->entry.state.get());
+      }
+      for (size_t i = 0; i < n; ++i) {
+        set[i] = ValueOf(*batch[i]->entry.state, field, &values[i]);
+        if (set[i]) __builtin_prefetch(values[i].text.data());
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (set[i]) index.prefetch(values[i]);
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (set[i]) InsertLocked(index, values[i], *batch[i]);
+      }
+      n = 0;
+    };
     for (const auto& shard : shards_) {
-      for (const Node& node : shard->sessions) IndexAddLocked(node, field);
+      for (const Node* node : shard->sessions) {
+        __builtin_prefetch(node);
+        batch[n++] = node;
+        if (n == kBatch) flush();
+      }
     }
+    flush();
   };
   std::vector<std::thread> threads;
   for (size_t slot = 1; slot < indexes_.size(); ++slot) {
@@ -171,14 +220,14 @@ void SessionTable::RebuildIndexes() {
   for (std::thread& t : threads) t.join();
 }
 
-bool SessionTable::KeyOf(const Message& state, const Schema::Field& field,
-                         Key* key) const {
+bool SessionTable::ValueOf(const Message& state, const Schema::Field& field,
+                           IndexValue* key, bool check_presence) {
   const auto* r = state.GetReflection();
   const FieldDescriptor* f = field.descriptor;
   // Unset values are not indexed. Without explicit presence (proto3 plain
   // scalars) HasField is false for the default value, which is what "unset"
   // looks like there.
-  if (!r->HasField(state, f)) return false;
+  if (check_presence && !r->HasField(state, f)) return false;
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING: {
       std::string scratch;
@@ -213,8 +262,8 @@ bool SessionTable::KeyOf(const Message& state, const Schema::Field& field,
   }
 }
 
-bool SessionTable::KeyFromText(const Schema::Field& field,
-                               absl::string_view text, Key* key) const {
+bool SessionTable::ValueFromText(const Schema::Field& field,
+                                 absl::string_view text, IndexValue* key) {
   switch (field.descriptor->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
       key->text = text;
@@ -239,14 +288,48 @@ bool SessionTable::KeyFromText(const Schema::Field& field,
   }
 }
 
-const SessionTable::Holders* SessionTable::FindHolders(const Index& index,
-                                                       const Key& key) const {
-  if (index.by_string) {
-    auto it = index.strings.find(key.text);
-    return it == index.strings.end() ? nullptr : &it->second;
+const SessionTable::Node* SessionTable::FirstHolder(Slot slot) {
+  if (slot & 1) {
+    return reinterpret_cast<const HolderList*>(slot & ~Slot{1})->front();
   }
-  auto it = index.numbers.find(key.number);
-  return it == index.numbers.end() ? nullptr : &it->second;
+  return reinterpret_cast<const Node*>(slot);
+}
+
+absl::Span<const SessionTable::Node* const> SessionTable::HoldersOf(
+    const Slot& slot, const Node** one) {
+  if (slot & 1) return *reinterpret_cast<const HolderList*>(slot & ~Slot{1});
+  *one = reinterpret_cast<const Node*>(slot);
+  return absl::MakeConstSpan(one, 1);
+}
+
+size_t SessionTable::SlotHash::operator()(const IndexValue& value) const {
+  return by_string ? absl::HashOf(value.text) : absl::HashOf(value.number);
+}
+
+// A slot's holders all have the field set: only set values are indexed. The
+// has-bit is not read: it shares a word with other fields' bits, which their
+// writers change under their own shard's lock, not index_mu_; the indexed
+// field itself changes only under index_mu_.
+size_t SessionTable::SlotHash::operator()(Slot slot) const {
+  IndexValue value;
+  ValueOf(*FirstHolder(slot)->entry.state, *field, &value,
+          /*check_presence=*/false);
+  return (*this)(value);
+}
+
+bool SessionTable::SlotEq::operator()(Slot a, const IndexValue& b) const {
+  IndexValue value;
+  ValueOf(*FirstHolder(a)->entry.state, *field, &value,
+          /*check_presence=*/false);
+  return by_string ? value.text == b.text : value.number == b.number;
+}
+
+bool SessionTable::SlotEq::operator()(Slot a, Slot b) const {
+  if (a == b) return true;
+  IndexValue value;
+  ValueOf(*FirstHolder(b)->entry.state, *field, &value,
+          /*check_presence=*/false);
+  return (*this)(a, value);
 }
 
 absl::Status SessionTable::CheckUniqueLocked(
@@ -260,19 +343,18 @@ absl::Status SessionTable::CheckUniqueLocked(
   std::lock_guard<std::mutex> lock(index_mu_);
   for (const Schema::Field* field : fields) {
     if (field->index_kind != UNIQUE) continue;
-    Key key;
-    if (!KeyOf(values, *field, &key)) continue;
-    const Holders* holders =
-        FindHolders(indexes_[index_slot_[field->index]], key);
-    if (holders == nullptr) continue;
-    for (const Node* holder : *holders) {
-      if (holder->first != session) {
-        const std::string shown = indexes_[index_slot_[field->index]].by_string
-                                      ? std::string(key.text)
-                                      : schema_.IndexKey(values, *field);
+    IndexValue key;
+    if (!ValueOf(values, *field, &key)) continue;
+    const Index& index = indexes_[index_slot_[field->index]];
+    auto it = index.find(key);
+    if (it == index.end()) continue;
+    const Node* one = nullptr;
+    for (const Node* holder : HoldersOf(*it, &one)) {
+      if (holder->id() != session) {
         return absl::AlreadyExistsError(absl::StrCat(
-            "session ", session, ": ", field->descriptor->name(), " \"", shown,
-            "\" is already held by session ", holder->first,
+            "session ", session, ": ", field->descriptor->name(), " \"",
+            schema_.IndexKey(values, *field), "\" is already held by session ",
+            holder->id(),
             " (UNIQUE index); delete or change that session first"));
       }
     }
@@ -282,52 +364,57 @@ absl::Status SessionTable::CheckUniqueLocked(
 
 void SessionTable::IndexRemoveLocked(const Node& node,
                                      const Schema::Field& field) {
-  Key key;
-  if (!KeyOf(*node.second.state, field, &key)) return;
+  IndexValue key;
+  if (!ValueOf(*node.entry.state, field, &key)) return;
   Index& index = indexes_[index_slot_[field.index]];
-  auto drop = [&](Holders& holders) {
-    auto it = std::find(holders.begin(), holders.end(), &node);
-    if (it != holders.end()) holders.erase(it);
-  };
-  if (!index.by_string) {
-    auto it = index.numbers.find(key.number);
-    if (it == index.numbers.end()) return;
-    drop(it->second);
-    if (it->second.empty()) index.numbers.erase(it);
+  auto it = index.find(key);
+  if (it == index.end()) return;
+  const Slot slot = *it;
+  if (!(slot & 1)) {
+    if (reinterpret_cast<const Node*>(slot) == &node) index.erase(it);
     return;
   }
-  auto it = index.strings.find(key.text);
-  if (it == index.strings.end()) return;
-  drop(it->second);
-  if (it->second.empty()) {
-    index.strings.erase(it);
-  } else if (it->first.data() == key.text.data()) {
-    // The map key is a view into this session's value, which is about to
-    // change: point it at another holder's equal value. That value changes
-    // only under index_mu_, which is held, so reading it is safe although
-    // the other session's shard is not locked.
-    Holders holders = std::move(it->second);
-    index.strings.erase(it);
-    std::string scratch;
-    const Message& other = *holders.front()->second.state;
-    absl::string_view text = other.GetReflection()->GetStringReference(
-        other, field.descriptor, &scratch);
-    index.strings.try_emplace(text, std::move(holders));
+  // Several holders. The slot's key is read from the first one, but all
+  // hold the same value, so the slot stays where it is whichever remains.
+  auto* list = reinterpret_cast<HolderList*>(slot & ~Slot{1});
+  auto pos = std::find(list->begin(), list->end(), &node);
+  if (pos == list->end()) return;
+  list->erase(pos);
+  if (list->size() == 1) {
+    // Back to a plain pointer. Replacing an element in place keeps its hash
+    // (same value), which the set allows through a const_cast.
+    const_cast<Slot&>(*it) = reinterpret_cast<Slot>(list->front());
+    delete list;
   }
 }
 
 void SessionTable::IndexAddLocked(const Node& node,
                                   const Schema::Field& field) {
-  Key key;
-  if (!KeyOf(*node.second.state, field, &key)) return;
-  Index& index = indexes_[index_slot_[field.index]];
-  if (index.by_string) {
-    // A new key is a view of this session's value; an existing one already
-    // points into an earlier holder's.
-    index.strings[key.text].push_back(&node);
-  } else {
-    index.numbers[key.number].push_back(&node);
+  IndexValue key;
+  if (!ValueOf(*node.entry.state, field, &key)) return;
+  InsertLocked(indexes_[index_slot_[field.index]], key, node);
+}
+
+void SessionTable::InsertLocked(Index& index, const IndexValue& key,
+                                const Node& node) {
+  bool added = false;
+  auto it = index.lazy_emplace(key, [&](const Index::constructor& construct) {
+    construct(reinterpret_cast<Slot>(&node));
+    added = true;
+  });
+  if (added) return;
+  Slot& slot = const_cast<Slot&>(*it);
+  if (slot & 1) {
+    auto* list = reinterpret_cast<HolderList*>(slot & ~Slot{1});
+    if (std::find(list->begin(), list->end(), &node) == list->end()) {
+      list->push_back(&node);
+    }
+    return;
   }
+  const Node* first = reinterpret_cast<const Node*>(slot);
+  if (first == &node) return;
+  auto* list = new HolderList{first, &node};
+  slot = reinterpret_cast<Slot>(list) | 1;
 }
 
 bool SessionTable::TouchesIndex(
@@ -339,21 +426,36 @@ bool SessionTable::TouchesIndex(
   return false;
 }
 
-SessionTable::Node* SessionTable::FindOrCreateLocked(
-    Shard& shard, absl::string_view session) {
-  auto [it, inserted] = shard.sessions.try_emplace(session);
-  if (inserted) {
-    it->second.state = schema_.NewMessage();
-    size_.fetch_add(1, std::memory_order_relaxed);
-  }
-  return &*it;
+SessionTable::Node* SessionTable::FindLocked(const Shard& shard,
+                                             const SessionKey& session) const {
+  auto it = shard.sessions.find(session);
+  return it == shard.sessions.end() ? nullptr : *it;
+}
+
+SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
+                                                     const SessionKey& session,
+                                                     bool* inserted_out) {
+  bool inserted = false;
+  auto it = shard.sessions.lazy_emplace(
+      session, [&](const Sessions::constructor& construct) {
+        void* block = ::operator new(sizeof(Node) + session.id.size());
+        Node* node = new (block) Node(session.id.size());
+        std::memcpy(reinterpret_cast<char*>(node + 1), session.id.data(),
+                    session.id.size());
+        construct(node);
+        inserted = true;
+      });
+  if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
+  if (inserted_out != nullptr) *inserted_out = inserted;
+  return *it;
 }
 
 SessionTable::Node* SessionTable::SetFieldsLocked(
-    Shard& shard, absl::string_view session, Message* values,
+    Shard& shard, const SessionKey& session, Message* values,
     absl::Span<const Schema::Field* const> fields, bool move) {
   Node* node = FindOrCreateLocked(shard, session);
-  Message* state = node->second.state.get();
+  if (node->entry.state == nullptr) node->entry.state = schema_.NewMessage();
+  Message* state = node->entry.state.get();
   auto set = [&] {
     if (move) {
       SwapListedFields(state, values, fields);
@@ -379,7 +481,7 @@ SessionTable::Node* SessionTable::SetFieldsLocked(
 }
 
 SessionTable::Node* SessionTable::CopyFieldsLocked(
-    Shard& shard, absl::string_view session, const Message& values,
+    Shard& shard, const SessionKey& session, const Message& values,
     absl::Span<const Schema::Field* const> fields) {
   // Not moved from, so not changed.
   return SetFieldsLocked(shard, session, const_cast<Message*>(&values), fields,
@@ -387,11 +489,11 @@ SessionTable::Node* SessionTable::CopyFieldsLocked(
 }
 
 absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
-    Shard& shard, absl::string_view session, absl::string_view encoded,
+    Shard& shard, const SessionKey& session, absl::string_view encoded,
     absl::Span<const uint32_t> numbers, bool* kept_unknown, Node* existing) {
   if (!OnlyListedFields(encoded, numbers)) {
     return absl::DataLossError(absl::StrCat(
-        "values of session ", session,
+        "values of session ", session.id,
         " do not parse, or hold a field the record does not list"));
   }
   // Known fields to clear (then merge into), unknown numbers to replace.
@@ -407,7 +509,8 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
   }
   Node* node =
       existing != nullptr ? existing : FindOrCreateLocked(shard, session);
-  Message* state = node->second.state.get();
+  if (node->entry.state == nullptr) node->entry.state = schema_.NewMessage();
+  Message* state = node->entry.state.get();
   const auto* r = state->GetReflection();
   const bool touches_index = TouchesIndex(fields);
   std::unique_lock<std::mutex> index_lock(index_mu_, std::defer_lock);
@@ -439,7 +542,7 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
     }
   }
   if (!parsed) {
-    return absl::DataLossError(absl::StrCat("values of session ", session,
+    return absl::DataLossError(absl::StrCat("values of session ", session.id,
                                             " do not parse as ",
                                             schema_.descriptor()->full_name()));
   }
@@ -447,22 +550,44 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
 }
 
 void SessionTable::MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields) {
-  // A session already marked dirty is in the dirty set, or in the set a
-  // running tick took, which writes its current values: no set insert.
-  if (node->second.dirty.empty()) shard.dirty.insert(node);
-  node->second.dirty |= fields;
+  if (node->entry.dirty.empty() && !fields.empty()) {
+    node->dirty_pos_ = static_cast<uint32_t>(shard.dirty.size());
+    shard.dirty.push_back(node);
+    ++shard.dirty_count;
+  }
+  node->entry.dirty |= fields;
+}
+
+void SessionTable::ClearDirtyLocked(Shard& shard, Node* node) {
+  if (node->entry.dirty.empty()) return;
+  shard.dirty[node->dirty_pos_] = nullptr;
+  --shard.dirty_count;
+  node->entry.dirty = FieldSet();
+}
+
+void SessionTable::CompactDirtyLocked(Shard& shard) {
+  size_t kept = 0;
+  for (Node* node : shard.dirty) {
+    if (node == nullptr) continue;
+    node->dirty_pos_ = static_cast<uint32_t>(kept);
+    shard.dirty[kept++] = node;
+  }
+  shard.dirty.resize(kept);
+  // A tick of many sessions leaves a large, empty vector behind.
+  if (shard.dirty.capacity() > 1024 && kept < shard.dirty.capacity() / 8) {
+    shard.dirty.shrink_to_fit();
+  }
 }
 
 SessionTable::Node* SessionTable::PutLocked(Shard& shard,
-                                            absl::string_view session,
+                                            const SessionKey& session,
                                             std::unique_ptr<Message> state,
                                             bool* inserted_out) {
-  auto [it, inserted] = shard.sessions.try_emplace(session);
-  if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
+  bool inserted = false;
+  Node* node = FindOrCreateLocked(shard, session, &inserted);
   if (inserted_out != nullptr) *inserted_out = inserted;
-  Node* node = &*it;
   if (schema_.indexed_fields().empty() || indexes_suspended_) {
-    node->second.state = std::move(state);
+    node->entry.state = std::move(state);
     return node;
   }
   std::lock_guard<std::mutex> lock(index_mu_);
@@ -471,24 +596,26 @@ SessionTable::Node* SessionTable::PutLocked(Shard& shard,
       IndexRemoveLocked(*node, *f);
     }
   }
-  node->second.state = std::move(state);
+  node->entry.state = std::move(state);
   for (const Schema::Field* f : schema_.indexed_fields()) {
     IndexAddLocked(*node, *f);
   }
   return node;
 }
 
-bool SessionTable::EraseLocked(Shard& shard, absl::string_view session) {
+bool SessionTable::EraseLocked(Shard& shard, const SessionKey& session) {
   auto it = shard.sessions.find(session);
   if (it == shard.sessions.end()) return false;
+  Node* node = *it;
   if (!schema_.indexed_fields().empty() && !indexes_suspended_) {
     std::lock_guard<std::mutex> lock(index_mu_);
     for (const Schema::Field* f : schema_.indexed_fields()) {
-      IndexRemoveLocked(*it, *f);
+      IndexRemoveLocked(*node, *f);
     }
   }
-  shard.dirty.erase(&*it);
+  ClearDirtyLocked(shard, node);
   shard.sessions.erase(it);
+  FreeNode(node);
   size_.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
@@ -499,28 +626,29 @@ absl::Status SessionTable::Get(absl::string_view session, Message* out) const {
         absl::StrCat("Get: output is a ", out->GetDescriptor()->full_name(),
                      ", the store holds ", schema_.descriptor()->full_name()));
   }
-  const Shard& shard = ShardFor(session);
+  const SessionKey key(session);
+  const Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
-  auto it = shard.sessions.find(session);
-  if (it == shard.sessions.end()) {
+  const Node* node = FindLocked(shard, key);
+  if (node == nullptr) {
     return absl::NotFoundError(absl::StrCat("session ", session, " not found"));
   }
-  out->CopyFrom(*it->second.state);
+  out->CopyFrom(*node->entry.state);
   return absl::OkStatus();
 }
 
 bool SessionTable::Contains(absl::string_view session) const {
-  const Shard& shard = ShardFor(session);
+  const SessionKey key(session);
+  const Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
-  return shard.sessions.contains(session);
+  return FindLocked(shard, key) != nullptr;
 }
 
 void SessionTable::ForEach(
     const std::function<void(absl::string_view, const Message&)>& fn) const {
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    for (const auto& [session, entry] : shard->sessions)
-      fn(session, *entry.state);
+    for (const Node* node : shard->sessions) fn(node->id(), *node->entry.state);
   }
 }
 
@@ -534,12 +662,16 @@ absl::StatusOr<std::vector<std::string>> SessionTable::Lookup(
                      "[(walstate.index) = UNIQUE] or MULTI)"));
   }
   std::vector<std::string> out;
-  Key key;
-  if (!KeyFromText(*f, value, &key)) return out;
+  IndexValue key;
+  if (!ValueFromText(*f, value, &key)) return out;
   std::lock_guard<std::mutex> lock(index_mu_);
-  const Holders* holders = FindHolders(indexes_[index_slot_[f->index]], key);
-  if (holders != nullptr) {
-    for (const Node* holder : *holders) out.push_back(holder->first);
+  const Index& index = indexes_[index_slot_[f->index]];
+  auto it = index.find(key);
+  if (it != index.end()) {
+    const Node* one = nullptr;
+    for (const Node* holder : HoldersOf(*it, &one)) {
+      out.emplace_back(holder->id());
+    }
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -549,7 +681,7 @@ size_t SessionTable::dirty_count() const {
   size_t n = 0;
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    n += shard->dirty.size();
+    n += shard->dirty_count;
   }
   return n;
 }
@@ -561,20 +693,24 @@ uint64_t SessionTable::ApproximateMemory() const {
   uint64_t bytes = 0;
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    bytes += shard->sessions.bucket_count() * (sizeof(void*) + 1);
-    bytes += shard->dirty.bucket_count() * (sizeof(Node*) + 1);
-    for (const auto& [session, entry] : shard->sessions) {
-      bytes += block(sizeof(Node));
-      if (session.capacity() > 15) bytes += block(session.capacity() + 1);
-      bytes += entry.state->SpaceUsedLong();
+    bytes += shard->sessions.bucket_count() * (sizeof(Node*) + 1);
+    bytes += shard->dirty.capacity() * sizeof(Node*);
+    for (const Node* node : shard->sessions) {
+      bytes += block(sizeof(Node) + node->id().size());
+      bytes += node->entry.state->SpaceUsedLong();
     }
   }
   std::lock_guard<std::mutex> lock(index_mu_);
   for (const Index& index : indexes_) {
-    bytes += index.strings.bucket_count() *
-             (sizeof(absl::string_view) + sizeof(Holders) + 1);
-    bytes +=
-        index.numbers.bucket_count() * (sizeof(uint64_t) + sizeof(Holders) + 1);
+    bytes += index.bucket_count() * (sizeof(Slot) + 1);
+    for (Slot slot : index) {
+      if (slot & 1) {
+        bytes += block(sizeof(HolderList)) +
+                 block(reinterpret_cast<const HolderList*>(slot & ~Slot{1})
+                           ->capacity() *
+                       sizeof(const Node*));
+      }
+    }
   }
   return bytes;
 }

@@ -2,17 +2,17 @@
 // with the secondary indexes and the per-session dirty marks of BATCHED
 // fields.
 //
-// Locking: a shard's mutex guards its map and dirty set; index_mu_ guards the
-// indexes. Order: shard, then index. The engine holds a shard's lock while it
-// applies a change AND appends its log record, so that log order equals the
+// Locking: a shard's mutex guards its map and dirty list; index_mu_ guards
+// the indexes. Order: shard, then index. The engine holds a shard's lock while
+// it applies a change AND appends its log record, so that log order equals the
 // order in which changes to one session became visible.
 //
-// Memory: sessions live in node maps, so an entry and its id never move.
-// That lets the dirty sets hold pointers (marking a session dirty allocates
-// nothing) and the indexes hold views: an index key is a view of the indexed
-// string inside a holder's state, and holders are node pointers. An indexed
-// field is only ever changed with index_mu_ held and its index updated in the
-// same critical section, so no view outlives what it points to.
+// Memory: a session is one heap block (Node: entry and id) that never moves,
+// and a shard's map holds pointers to them. That lets the dirty lists and
+// the indexes hold node pointers too, and lets an index entry be one word:
+// its key is read from a holder's state, never copied. An indexed field is
+// only ever changed with index_mu_ held and its index updated in the same
+// critical section, so an index never holds a key that no holder has.
 //
 // std::mutex rather than absl::Mutex: Debian's Abseil is not built with TSan
 // instrumentation, so TSan could not see absl::Mutex's synchronization.
@@ -28,10 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/container/inlined_vector.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -68,33 +65,105 @@ class SessionTable {
   struct Entry {
     std::unique_ptr<google::protobuf::Message> state;
     FieldSet dirty;  // BATCHED fields changed since the last tick
-    absl::Time last_update;
     // Recovery only: the state came from a snapshot and already holds this
     // session's records up to this LSN (record::SessionState::lsn).
     uint64_t snapshot_lsn = 0;
+    absl::Time last_update() const {
+      return absl::FromUnixNanos(last_update_ns);
+    }
+    void set_last_update(absl::Time t) {
+      last_update_ns = absl::ToUnixNanos(t);
+    }
+    // 8 bytes rather than absl::Time's 16: with a 25-byte id that keeps a
+    // session's node in glibc's 80-byte size class.
+    int64_t last_update_ns = 0;
   };
-  using Sessions = absl::node_hash_map<std::string, Entry>;
-  // A session's id and entry; its address is stable while it exists.
-  using Node = Sessions::value_type;
+
+  // A session: its entry and its id, in one heap block (the id's bytes
+  // follow the node) whose address never changes while the session exists.
+  // One block rather than a map node plus a heap string: one cache miss and
+  // one allocation less per session.
+  class Node {
+   public:
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+    absl::string_view id() const {
+      return absl::string_view(reinterpret_cast<const char*>(this + 1),
+                               id_size_);
+    }
+    Entry entry;
+
+   private:
+    friend class SessionTable;
+    explicit Node(size_t id_size) : id_size_(static_cast<uint32_t>(id_size)) {}
+    ~Node() = default;
+    // Position in the shard's dirty list while entry.dirty is not empty.
+    uint32_t dirty_pos_ = 0;
+    uint32_t id_size_;
+  };
+
+  // A session id with its hash, computed once for both the shard and the
+  // map lookup. Implicit, so that an id can be passed where a key is taken.
+  struct SessionKey {
+    SessionKey(absl::string_view session);  // NOLINT(runtime/explicit)
+    SessionKey(const std::string& session)  // NOLINT(runtime/explicit)
+        : SessionKey(absl::string_view(session)) {}
+    SessionKey(const char* session)  // NOLINT(runtime/explicit)
+        : SessionKey(absl::string_view(session)) {}
+    absl::string_view id;
+    size_t hash;
+  };
+
+  // The sessions of one shard: node pointers, looked up by id.
+  struct NodeHash {
+    using is_transparent = void;
+    size_t operator()(const SessionKey& key) const { return key.hash; }
+    size_t operator()(const Node* node) const;
+  };
+  struct NodeEq {
+    using is_transparent = void;
+    bool operator()(const Node* a, const Node* b) const { return a == b; }
+    bool operator()(const Node* a, const SessionKey& b) const {
+      return a->id() == b.id;
+    }
+    bool operator()(const SessionKey& a, const Node* b) const {
+      return a.id == b->id();
+    }
+  };
+  using Sessions = absl::flat_hash_set<Node*, NodeHash, NodeEq>;
+
   struct Shard {
+    Shard() = default;
+    Shard(const Shard&) = delete;
+    ~Shard();
     mutable std::mutex mu;
     Sessions sessions;
-    absl::flat_hash_set<Node*> dirty;  // sessions with Entry::dirty set
+    // Sessions with Entry::dirty set, in the order they became dirty; a
+    // session made clean or erased leaves a null (CompactDirtyLocked drops
+    // them). A vector rather than a set: marking a session dirty touches
+    // only its node and the vector's end, both already in cache.
+    std::vector<Node*> dirty;
+    size_t dirty_count = 0;  // non-null entries of `dirty`
   };
 
   explicit SessionTable(const Schema& schema, size_t shard_count = 256);
+  ~SessionTable();
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
 
   const Schema& schema() const { return schema_; }
   size_t shard_count() const { return shards_.size(); }
   Shard& shard(size_t i) { return *shards_[i]; }
-  size_t ShardIndexFor(absl::string_view session) const;
-  Shard& ShardFor(absl::string_view session) {
-    return *shards_[ShardIndexFor(session)];
+  size_t ShardIndexFor(const SessionKey& key) const {
+    // The top bits: the map uses the low ones (its probe position and 7-bit
+    // tag), which would otherwise be the same for every session of a shard.
+    return (key.hash >> 48) % shards_.size();
   }
-  const Shard& ShardFor(absl::string_view session) const {
-    return *shards_[ShardIndexFor(session)];
+  Shard& ShardFor(const SessionKey& key) {
+    return *shards_[ShardIndexFor(key)];
+  }
+  const Shard& ShardFor(const SessionKey& key) const {
+    return *shards_[ShardIndexFor(key)];
   }
 
   // Sizes the maps for about `sessions` sessions (before a snapshot load),
@@ -120,11 +189,11 @@ class SessionTable {
   // `values` and returns its node, keeping the indexes current. With
   // `move`, the values are swapped in (no copy) and `values` is left holding
   // unspecified values of those fields; without, they are copied.
-  Node* SetFieldsLocked(Shard& shard, absl::string_view session,
+  Node* SetFieldsLocked(Shard& shard, const SessionKey& session,
                         google::protobuf::Message* values,
                         absl::Span<const Schema::Field* const> fields,
                         bool move);
-  Node* CopyFieldsLocked(Shard& shard, absl::string_view session,
+  Node* CopyFieldsLocked(Shard& shard, const SessionKey& session,
                          const google::protobuf::Message& values,
                          absl::Span<const Schema::Field* const> fields);
 
@@ -135,7 +204,7 @@ class SessionTable {
   // if `encoded` does not parse or holds a field it does not list.
   // `existing`, if not null, is the session's node, already looked up.
   absl::StatusOr<Node*> SetEncodedFieldsLocked(
-      Shard& shard, absl::string_view session, absl::string_view encoded,
+      Shard& shard, const SessionKey& session, absl::string_view encoded,
       absl::Span<const uint32_t> numbers, bool* kept_unknown,
       Node* existing = nullptr);
 
@@ -143,14 +212,23 @@ class SessionTable {
   // shard's dirty set if it was clean.
   void MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields);
 
+  // The tick: clears the session's dirty fields and its place in the dirty
+  // list (the session must be dirty).
+  void ClearDirtyLocked(Shard& shard, Node* node);
+  // Drops the nulls cleared and erased sessions left in the dirty list.
+  void CompactDirtyLocked(Shard& shard);
+
+  // The session's node, or null.
+  Node* FindLocked(const Shard& shard, const SessionKey& session) const;
+
   // Replaces the whole state of `session` (snapshot load); sets *inserted,
   // if given, to whether the session is new.
-  Node* PutLocked(Shard& shard, absl::string_view session,
+  Node* PutLocked(Shard& shard, const SessionKey& session,
                   std::unique_ptr<google::protobuf::Message> state,
                   bool* inserted = nullptr);
 
   // Removes `session`; false if it did not exist.
-  bool EraseLocked(Shard& shard, absl::string_view session);
+  bool EraseLocked(Shard& shard, const SessionKey& session);
 
   // --- These take the locks they need. ---
 
@@ -169,34 +247,63 @@ class SessionTable {
   uint64_t ApproximateMemory() const;
 
  private:
-  // Sessions holding one key. Nearly always one.
-  using Holders = absl::InlinedVector<const Node*, 1>;
-  // One index. String-typed fields are keyed by a view of the value inside
-  // one holder's state (re-pointed when that holder lets go of it); integer,
-  // bool and enum fields by their value as 64 bits.
-  struct Index {
-    bool by_string = true;
-    absl::flat_hash_map<absl::string_view, Holders> strings;
-    absl::flat_hash_map<uint64_t, Holders> numbers;
-  };
-  // An index key: the string's view, or the number. False if the field is
-  // unset (unset values are not indexed).
-  struct Key {
+  // An index key: the string's view, or the number.
+  struct IndexValue {
     absl::string_view text;
     uint64_t number = 0;
   };
-  bool KeyOf(const google::protobuf::Message& state, const Schema::Field& field,
-             Key* key) const;
-  // Key from the text form Lookup takes ("42", "true", or the string).
-  bool KeyFromText(const Schema::Field& field, absl::string_view text,
-                   Key* key) const;
-  const Holders* FindHolders(const Index& index, const Key& key) const;
+  // An index entry is one word: a node pointer when one session holds the
+  // key (nearly always), or, tagged with the low bit, a pointer to a heap
+  // vector of the holders. The key itself is not stored: it is read from
+  // the first holder's state, which is why an indexed field may change only
+  // after its node left the index and must be re-added after (index_mu_
+  // held throughout). 8 bytes a slot instead of a key view plus a holder
+  // list (32): the indexes were most of the table's overhead.
+  using Slot = uintptr_t;
+  using HolderList = std::vector<const Node*>;
+  struct SlotHash {
+    using is_transparent = void;
+    const Schema::Field* field;
+    bool by_string;
+    size_t operator()(Slot slot) const;
+    size_t operator()(const IndexValue& value) const;
+  };
+  struct SlotEq {
+    using is_transparent = void;
+    const Schema::Field* field;
+    bool by_string;
+    bool operator()(Slot a, Slot b) const;
+    bool operator()(Slot a, const IndexValue& b) const;
+    bool operator()(const IndexValue& a, Slot b) const { return (*this)(b, a); }
+  };
+  using Index = absl::flat_hash_set<Slot, SlotHash, SlotEq>;
 
-  Node* FindOrCreateLocked(Shard& shard, absl::string_view session);
+  // The value `field` has in `state`; false if it is unset (unset values
+  // are not indexed) or, without `check_presence`, empty.
+  static bool ValueOf(const google::protobuf::Message& state,
+                      const Schema::Field& field, IndexValue* value,
+                      bool check_presence = true);
+  // Value from the text form Lookup takes ("42", "true", or the string).
+  static bool ValueFromText(const Schema::Field& field, absl::string_view text,
+                            IndexValue* value);
+  static const Node* FirstHolder(Slot slot);
+  // The holders of `slot`; `one` is storage for a single holder.
+  static absl::Span<const Node* const> HoldersOf(const Slot& slot,
+                                                 const Node** one);
+  Index NewIndex(const Schema::Field& field) const;
+
+  // A new session's node has no state yet: the caller sets one before it
+  // lets go of the shard lock.
+  Node* FindOrCreateLocked(Shard& shard, const SessionKey& session,
+                           bool* inserted = nullptr);
   bool TouchesIndex(absl::Span<const Schema::Field* const> fields) const;
   // index_mu_ held.
   void IndexRemoveLocked(const Node& node, const Schema::Field& field);
   void IndexAddLocked(const Node& node, const Schema::Field& field);
+  // Adds `node` as a holder of `key` (its value) to `index`.
+  static void InsertLocked(Index& index, const IndexValue& key,
+                           const Node& node);
+  static void FreeNode(Node* node);
 
   const Schema& schema_;
   std::vector<std::unique_ptr<Shard>> shards_;

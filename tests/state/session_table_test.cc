@@ -1,4 +1,4 @@
-// SessionTable: indexes held as views, dirty marks held as node pointers, the
+// SessionTable: one-word index slots, the dirty list, inline ids, the
 // three ways fields are set (copy, move, encoded), on a runtime-built message
 // with string, integer and bool indexes.
 #include "engine/state/session_table.h"
@@ -161,7 +161,7 @@ TEST_F(SessionTableTest, MoveHandsTheValuesOverWithoutCopying) {
   Set("m", values.get(), {F("tag"), F("account")}, /*move=*/true);
   auto& shard = table_->ShardFor("m");
   std::lock_guard<std::mutex> lock(shard.mu);
-  const Message& state = *shard.sessions.find("m")->second.state;
+  const Message& state = *table_->FindLocked(shard, "m")->entry.state;
   const std::string& now = state.GetReflection()->GetStringReference(
       state, F("tag")->descriptor, nullptr);
   EXPECT_EQ(now.data(), bytes);  // the same buffer, handed over
@@ -182,7 +182,8 @@ TEST_F(SessionTableTest, EncodedValuesMustHoldOnlyListedFields) {
   auto bad =
       table_->SetEncodedFieldsLocked(shard, "e", encoded, {1, 2}, &unknown);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_FALSE(shard.sessions.contains("e"));  // refused before creating it
+  EXPECT_EQ(table_->FindLocked(shard, "e"),
+            nullptr);  // refused before creating it
   auto ok = table_->SetEncodedFieldsLocked(shard, "e", encoded,
                                            {1, 2, 3, 4, 5, 77}, &unknown);
   ASSERT_TRUE(ok.ok()) << ok.status();
@@ -190,7 +191,7 @@ TEST_F(SessionTableTest, EncodedValuesMustHoldOnlyListedFields) {
   // A listed field absent from the values is cleared.
   auto cleared = table_->SetEncodedFieldsLocked(shard, "e", "", {1}, &unknown);
   ASSERT_TRUE(cleared.ok());
-  const Message& state = *(*cleared)->second.state;
+  const Message& state = *(*cleared)->entry.state;
   EXPECT_EQ(state.GetReflection()->GetString(state, F("tag")->descriptor), "");
   EXPECT_EQ(state.GetReflection()->GetInt64(state, F("account")->descriptor),
             3);
@@ -212,11 +213,87 @@ TEST_F(SessionTableTest, ErasedSessionsLeaveTheDirtySet) {
     table_->MarkDirtyLocked(shard, node, FieldSet(1));
     table_->MarkDirtyLocked(shard, node, FieldSet(2));
     EXPECT_EQ(shard.dirty.size(), 1u);
-    EXPECT_EQ(node->second.dirty.bits(), 3u);
+    EXPECT_EQ(shard.dirty_count, 1u);
+    EXPECT_EQ(node->entry.dirty.bits(), 3u);
   }
   EXPECT_EQ(table_->dirty_count(), 1u);
   EXPECT_TRUE(Erase("d"));
   EXPECT_EQ(table_->dirty_count(), 0u);
+}
+
+// The dirty list as the tick uses it: positions taken at the start stay
+// valid while sessions are cleared, erased and newly marked, and the list
+// always holds exactly the dirty sessions, in the order they became dirty.
+TEST_F(SessionTableTest, DirtyListFollowsMarksClearsAndErases) {
+  std::mt19937_64 rng(11);
+  auto values = Values("t", 1, false);
+  auto& shard = table_->shard(0);
+  std::vector<std::string> ids;  // sessions of shard 0
+  for (int i = 0; ids.size() < 24; ++i) {
+    std::string id = absl::StrCat("d", i);
+    if (&table_->ShardFor(id) == &shard) ids.push_back(id);
+  }
+  std::vector<std::string> model;  // dirty sessions, oldest first
+  std::lock_guard<std::mutex> lock(shard.mu);
+  for (int op = 0; op < 4000; ++op) {
+    const std::string& id = ids[rng() % ids.size()];
+    SessionTable::Node* node = table_->FindLocked(shard, id);
+    const bool dirty = std::find(model.begin(), model.end(), id) != model.end();
+    switch (rng() % 5) {
+      case 0:
+      case 1:
+        node = table_->SetFieldsLocked(shard, id, values.get(), {F("note")},
+                                       /*move=*/false);
+        table_->MarkDirtyLocked(shard, node, FieldSet(1u << (rng() % 3)));
+        if (!dirty) model.push_back(id);
+        break;
+      case 2:
+        if (node != nullptr && dirty) {
+          table_->ClearDirtyLocked(shard, node);
+          model.erase(std::find(model.begin(), model.end(), id));
+        }
+        break;
+      case 3:
+        if (table_->EraseLocked(shard, id) && dirty) {
+          model.erase(std::find(model.begin(), model.end(), id));
+        }
+        break;
+      default:
+        table_->CompactDirtyLocked(shard);
+        EXPECT_EQ(shard.dirty.size(), model.size());
+        break;
+    }
+    std::vector<std::string> listed;
+    for (const SessionTable::Node* n : shard.dirty) {
+      if (n == nullptr) continue;
+      EXPECT_FALSE(n->entry.dirty.empty()) << n->id();
+      listed.emplace_back(n->id());
+    }
+    ASSERT_EQ(listed, model) << "after op " << op;
+    ASSERT_EQ(shard.dirty_count, model.size());
+  }
+}
+
+// Ids are stored inline after the node: any length and any bytes.
+TEST_F(SessionTableTest, IdsOfAnyLengthAndBytes) {
+  const std::vector<std::string> ids = {
+      "", std::string("a\0b", 3), std::string(1000, 'x'), "\xff\xfe", "short"};
+  auto values = Values("t", 0, false);
+  for (const std::string& id : ids) Set(id, values.get(), {F("note")});
+  EXPECT_EQ(table_->size(), ids.size());
+  for (const std::string& id : ids) {
+    auto& shard = table_->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    const SessionTable::Node* node = table_->FindLocked(shard, id);
+    ASSERT_NE(node, nullptr) << id.size();
+    EXPECT_EQ(node->id(), id);
+  }
+  std::set<std::string> seen;
+  table_->ForEach(
+      [&](absl::string_view id, const Message&) { seen.emplace(id); });
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+  for (const std::string& id : ids) EXPECT_TRUE(Erase(id));
+  EXPECT_EQ(table_->size(), 0u);
 }
 
 // Random operations against a model that recomputes every index by scanning

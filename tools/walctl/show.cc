@@ -110,8 +110,8 @@ uint64_t MaxCaptureLsn(SessionTable& table) {
   for (size_t i = 0; i < table.shard_count(); ++i) {
     SessionTable::Shard& shard = table.shard(i);
     std::lock_guard<std::mutex> lock(shard.mu);
-    for (const auto& [session, entry] : shard.sessions) {
-      max_lsn = std::max(max_lsn, entry.snapshot_lsn);
+    for (const SessionTable::Node* node : shard.sessions) {
+      max_lsn = std::max(max_lsn, node->entry.snapshot_lsn);
     }
   }
   return max_lsn;
