@@ -132,7 +132,9 @@ class SessionTable {
   };
   using Sessions = absl::flat_hash_set<Node*, NodeHash, NodeEq>;
 
-  struct Shard {
+  // Aligned to a cache line: the lock and the map's header share the first
+  // two, and no shard shares a line with another.
+  struct alignas(64) Shard {
     Shard() = default;
     Shard(const Shard&) = delete;
     ~Shard();

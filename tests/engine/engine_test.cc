@@ -382,6 +382,11 @@ TEST_F(EngineTest, DamagedNewestSnapshotFallsBackToPrevious) {
   EXPECT_TRUE(store->Contains("s1"));
   EXPECT_TRUE(store->Contains("s2"));
   EXPECT_TRUE(store->Contains("s3"));
+  // The phases are parts of the whole, the failed load included.
+  EXPECT_GT(r.snapshot_duration, absl::ZeroDuration());
+  EXPECT_LE(r.snapshot_duration + r.replay_duration + r.index_duration,
+            r.duration);
+  EXPECT_THAT(r.ToString(), HasSubstr("indexes "));
 }
 
 TEST_F(EngineTest, CompactionDeletesOnlyWhatIsNoLongerNeeded) {
