@@ -186,6 +186,9 @@ class EngineImpl : public Engine {
   mutable std::mutex status_mu_;
   absl::Status failure_;  // the I/O error that stopped the engine
   bool closed_ = false;
+  // Set, under status_mu_, once failure_ or closed_ is: every update checks
+  // it, and a shared mutex there is a point all writers contend on.
+  std::atomic<bool> stopped_{false};
   uint64_t ticks_ = 0;
   uint64_t last_tick_sessions_ = 0;
   absl::Time last_tick_time_ = absl::InfinitePast();
@@ -380,11 +383,15 @@ absl::Status EngineImpl::health() const {
   return absl::OkStatus();
 }
 
-absl::Status EngineImpl::CheckWritable() const { return health(); }
+absl::Status EngineImpl::CheckWritable() const {
+  if (!stopped_.load(std::memory_order_acquire)) return absl::OkStatus();
+  return health();
+}
 
 absl::Status EngineImpl::Fail(const absl::Status& s, absl::string_view what) {
   std::lock_guard<std::mutex> lock(status_mu_);
   if (failure_.ok()) {
+    stopped_.store(true, std::memory_order_release);
     failure_ = absl::FailedPreconditionError(absl::StrCat(
         "store ", dir_, " stopped accepting updates after an I/O error (", what,
         ": ", s.message(),
@@ -870,6 +877,7 @@ absl::Status EngineImpl::Close() {
   {
     std::lock_guard<std::mutex> lock(status_mu_);
     closed_ = true;
+    stopped_.store(true, std::memory_order_release);
     if (s.ok() && !failure_.ok()) s = failure_;
   }
   lock_.reset();
