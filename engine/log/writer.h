@@ -5,7 +5,10 @@
 // buffered; SyncTo() makes a prefix durable. Concurrent SyncTo() callers share
 // fdatasyncs (group commit): one caller becomes the leader, writes everything
 // buffered, calls fdatasync once and wakes every waiter its sync covered;
-// callers whose records arrived later form the next group.
+// callers whose records arrived later form the next group, and the leader
+// wakes one of them first to lead it. Each SyncTo() waiter sleeps on its own
+// condition variable: a sync wakes only the callers it covered (plus that
+// next leader), and they return without taking the writer's mutex again.
 //
 // A segment is closed and a new one started when the next record would take
 // it past `max_segment_bytes` (a record larger than that gets a segment of its
@@ -30,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -111,6 +115,8 @@ class LogWriter {
 
  private:
   struct PendingSegment;  // a segment whose header or records await writing
+  struct SyncWaiter;      // a SyncTo() caller asleep until a leader wakes it
+  using WakeList = absl::InlinedVector<SyncWaiter*, 16>;
 
   explicit LogWriter(const WriterOptions& options);
 
@@ -119,12 +125,22 @@ class LogWriter {
   // The pending buffer records of the current segment go to (mu_ held).
   PendingSegment* PendingForCurrentLocked();
   // Waits until every record <= `lsn` is written (sync=false) or durable
-  // (sync=true), leading the I/O when no one else does (mu_ held).
+  // (sync=true), leading the I/O when no one else does. Called with mu_ held;
+  // may return with it released (see lock.owns_lock()).
   absl::Status WaitForLocked(std::unique_lock<std::mutex>& lock, uint64_t lsn,
                              bool sync);
   // Leader: takes all pending buffers, writes them with mu_ released, syncs if
   // `sync`, and publishes the result. Requires !io_busy_ and no poison.
-  void WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync);
+  // Returns with mu_ held; the SyncTo() waiters it released are in `wake`,
+  // for the caller to Wake() once it has dropped mu_.
+  void WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
+                      WakeList* wake);
+  // After I/O ended (mu_ held, io_busy_ false): moves from sync_waiters_ to
+  // `wake` those that can go on (durable, or the writer is poisoned) and, if
+  // others still wait, one of them to lead their sync (first in `wake`).
+  void TakeWakeableLocked(WakeList* wake);
+  // Wakes each waiter with the state chosen for it (mu_ not held).
+  static void Wake(const WakeList& wake);
   // I/O helpers; called only by the thread owning io_busy_ (or by Create).
   absl::Status OpenSegmentFile(uint64_t number, const std::string& header);
   absl::Status SyncFile();
@@ -135,7 +151,10 @@ class LogWriter {
   // io_busy_ marks the one thread doing I/O (the group-commit leader or a
   // flusher).
   mutable std::mutex mu_;
+  // For Flush() and Close(), which wait for written_lsn_ or !io_busy_.
   std::condition_variable cv_;
+  // SyncTo() callers waiting for a sync, in arrival order.
+  std::vector<SyncWaiter*> sync_waiters_;
   bool io_busy_ = false;
   bool closed_ = false;
   absl::Status poison_;
