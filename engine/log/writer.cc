@@ -62,6 +62,9 @@ void MarkFirstFrameAfterSync(std::string* data, uint64_t salt) {
                  FramedSize(h.length));
 }
 
+// How many syncs skip lingering after one that gathered nothing.
+constexpr uint32_t kLingerBackoff = 8;
+
 // Buffers larger than this are freed after a write instead of being reused.
 constexpr size_t kMaxSpareCapacity = 4u << 20;
 constexpr size_t kMaxSpares = 4;
@@ -331,18 +334,23 @@ absl::StatusOr<uint64_t> LogWriter::Append(uint8_t type,
   segment_bytes_ += framed;
   segment_records_++;
   stats_.buffered_bytes += framed;
+  if (++appends_since_release_ >= released_callers_ && lingering_) {
+    linger_cv_.notify_one();
+  }
   return lsn;
 }
 
 void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
                                WakeList* wake) {
   io_busy_ = true;
+  if (sync) LingerLocked(lock);
   std::vector<std::unique_ptr<PendingSegment>> batch;
   batch.swap(pending_);
   stats_.buffered_bytes = 0;
   uint64_t written = written_lsn_;  // last LSN handed to the file system
   uint64_t durable = durable_lsn_;
   lock.unlock();
+  const auto io_start = std::chrono::steady_clock::now();
 
   uint64_t syncs = 0;
   uint64_t bytes = 0;
@@ -420,8 +428,15 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
     KillPoint("writer.after_sync");
   }
 
+  const auto io_end = std::chrono::steady_clock::now();
   lock.lock();
   io_busy_ = false;
+  if (sync && s.ok()) {
+    sync_time_ = (3 * sync_time_ + (io_end - io_start)) / 4;
+    released_at_ = io_end;
+    released_callers_ = 0;  // counted as they are released
+    appends_since_release_ = 0;
+  }
   stats_.syncs += syncs;
   stats_.bytes_written += bytes;
   stats_.segments_created += created;
@@ -458,6 +473,7 @@ void LogWriter::TakeWakeableLocked(WakeList* wake) {
       w->wake_as = SyncWaiter::kRecheck;
     } else if (w->lsn <= durable_lsn_) {
       w->wake_as = SyncWaiter::kDurable;
+      released_callers_++;
     } else if (next_leader == nullptr && !io_busy_) {
       w->wake_as = SyncWaiter::kRecheck;
       next_leader = w;
@@ -470,6 +486,28 @@ void LogWriter::TakeWakeableLocked(WakeList* wake) {
   }
   sync_waiters_.resize(kept);
   if (next_leader != nullptr) wake->insert(wake->begin(), next_leader);
+}
+
+void LogWriter::LingerLocked(std::unique_lock<std::mutex>& lock) {
+  if (appends_since_release_ >= released_callers_) return;
+  if (linger_backoff_ > 0) {
+    linger_backoff_--;
+    return;
+  }
+  const auto deadline = released_at_ + std::min<std::chrono::nanoseconds>(
+                                           sync_time_, options_.max_linger);
+  if (std::chrono::steady_clock::now() >= deadline) return;
+  stats_.lingers++;
+  const uint64_t appends_before = appends_since_release_;
+  lingering_ = true;
+  linger_cv_.wait_until(lock, deadline, [this] {
+    return appends_since_release_ >= released_callers_;
+  });
+  lingering_ = false;
+  if (appends_since_release_ == appends_before) {
+    stats_.fruitless_lingers++;
+    linger_backoff_ = kLingerBackoff;
+  }
 }
 
 void LogWriter::Wake(const WakeList& wake) {
@@ -490,6 +528,8 @@ absl::Status LogWriter::WaitForLocked(std::unique_lock<std::mutex>& lock,
     if (!io_busy_) {
       WakeList wake;
       WriteOutLocked(lock, sync, &wake);
+      // The leader comes back too, as much as the callers it released.
+      if (sync && durable_lsn_ >= lsn) released_callers_++;
       if (wake.empty()) continue;
       // Settle this caller's own outcome before dropping mu_ for the wakes.
       absl::Status result = poison_;

@@ -10,6 +10,13 @@
 // condition variable: a sync wakes only the callers it covered (plus that
 // next leader), and they return without taking the writer's mutex again.
 //
+// A leader may linger before it takes the batch: when the callers the
+// previous sync released have not all appended again yet, it waits for them,
+// at most until one sync's duration after that release. Without this, busy
+// callers settle into two cohorts that take turns, each fdatasync carrying
+// half of them. A caller alone never lingers (it is the only one released),
+// and lingers that gather nothing turn lingering off for a while.
+//
 // A segment is closed and a new one started when the next record would take
 // it past `max_segment_bytes` (a record larger than that gets a segment of its
 // own). The old segment is fdatasynced before the new one is created, and the
@@ -26,6 +33,7 @@
 #ifndef WALSTATE_ENGINE_LOG_WRITER_H_
 #define WALSTATE_ENGINE_LOG_WRITER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -51,6 +59,9 @@ struct WriterOptions {
   bool preallocate = false;
   // Stored in every segment header: the session message's descriptor set.
   std::string schema;
+  // Longest a sync leader lingers for released callers (see LogWriter); the
+  // wait also ends one smoothed sync duration after their release. 0: never.
+  std::chrono::microseconds max_linger = std::chrono::milliseconds(2);
 };
 
 struct WriterStats {
@@ -59,7 +70,11 @@ struct WriterStats {
   uint64_t syncs = 0;           // fdatasyncs issued on segments
   uint64_t synced_records = 0;  // records made durable by those syncs
   uint64_t sync_requests = 0;   // SyncTo calls that had to wait for a sync
-  uint64_t bytes_written = 0;   // record and header bytes written
+  // Syncs whose leader waited for released callers to append again, and how
+  // many of those waits ended at the deadline with none of them back.
+  uint64_t lingers = 0;
+  uint64_t fruitless_lingers = 0;
+  uint64_t bytes_written = 0;  // record and header bytes written
   // Writeback started right after a write that was not synced at once (a
   // Flush), and how many of those hints the file system refused.
   uint64_t writeback_hints = 0;
@@ -141,6 +156,9 @@ class LogWriter {
   void TakeWakeableLocked(WakeList* wake);
   // Wakes each waiter with the state chosen for it (mu_ not held).
   static void Wake(const WakeList& wake);
+  // A sync leader holding io_busy_ waits, with mu_ released, for the callers
+  // the previous sync released to append again (see the file comment).
+  void LingerLocked(std::unique_lock<std::mutex>& lock);
   // I/O helpers; called only by the thread owning io_busy_ (or by Create).
   absl::Status OpenSegmentFile(uint64_t number, const std::string& header);
   absl::Status SyncFile();
@@ -155,6 +173,15 @@ class LogWriter {
   std::condition_variable cv_;
   // SyncTo() callers waiting for a sync, in arrival order.
   std::vector<SyncWaiter*> sync_waiters_;
+  // Lingering: SyncTo() callers the last sync released, when, Appends since
+  // then, and the smoothed duration of a write + fdatasync.
+  uint64_t released_callers_ = 0;
+  std::chrono::steady_clock::time_point released_at_;
+  uint64_t appends_since_release_ = 0;
+  std::chrono::nanoseconds sync_time_{0};
+  bool lingering_ = false;
+  std::condition_variable linger_cv_;
+  uint32_t linger_backoff_ = 0;  // syncs to go before lingering again
   bool io_busy_ = false;
   bool closed_ = false;
   absl::Status poison_;
