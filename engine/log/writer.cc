@@ -32,6 +32,26 @@ struct LogWriter::PendingSegment {
   }
 };
 
+// A SyncTo() caller asleep until a leader's sync covers its LSN. It sleeps on
+// its own mutex and condition variable rather than the writer's: a leader
+// wakes only the callers its sync covered (waking every waiter made them all
+// fight for mu_ on a 2-core machine just to see that most must sleep again),
+// and those return without taking mu_ again.
+struct LogWriter::SyncWaiter {
+  enum State {
+    kWaiting,
+    kDurable,  // lsn is durable: return OK
+    kRecheck,  // lead the next sync, or see the poison: retake mu_ and look
+  };
+  uint64_t lsn = 0;  // set before it is queued, then read-only
+  // What the leader that dequeued it decided (guarded by the writer's mu_
+  // until then, and only that leader reads it afterwards).
+  State wake_as = kWaiting;
+  std::mutex mu;
+  std::condition_variable cv;
+  State state = kWaiting;  // guarded by mu
+};
+
 namespace {
 
 // Sets kRecordFlagAfterSync on the first frame of `data` (framed records
@@ -41,6 +61,9 @@ void MarkFirstFrameAfterSync(std::string* data, uint64_t salt) {
   SetRecordFlags(salt, kRecordFlagAfterSync, data->data(),
                  FramedSize(h.length));
 }
+
+// How many syncs skip lingering after one that gathered nothing.
+constexpr uint32_t kLingerBackoff = 8;
 
 // Buffers larger than this are freed after a write instead of being reused.
 constexpr size_t kMaxSpareCapacity = 4u << 20;
@@ -311,17 +334,23 @@ absl::StatusOr<uint64_t> LogWriter::Append(uint8_t type,
   segment_bytes_ += framed;
   segment_records_++;
   stats_.buffered_bytes += framed;
+  if (++appends_since_release_ >= released_callers_ && lingering_) {
+    linger_cv_.notify_one();
+  }
   return lsn;
 }
 
-void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
+void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
+                               WakeList* wake) {
   io_busy_ = true;
+  if (sync) LingerLocked(lock);
   std::vector<std::unique_ptr<PendingSegment>> batch;
   batch.swap(pending_);
   stats_.buffered_bytes = 0;
   uint64_t written = written_lsn_;  // last LSN handed to the file system
   uint64_t durable = durable_lsn_;
   lock.unlock();
+  const auto io_start = std::chrono::steady_clock::now();
 
   uint64_t syncs = 0;
   uint64_t bytes = 0;
@@ -350,7 +379,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
         file_.reset();
       }
       s = OpenSegmentFile(seg->number, seg->header);
-      syncs++;  // the header sync (counted even if it failed)
+      syncs++;          // the header sync (counted even if it failed)
       hint_length = 0;  // the previous file was synced before it was closed
       if (!s.ok()) break;
       KillPoint("writer.after_create");
@@ -399,8 +428,15 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
     KillPoint("writer.after_sync");
   }
 
+  const auto io_end = std::chrono::steady_clock::now();
   lock.lock();
   io_busy_ = false;
+  if (sync && s.ok()) {
+    sync_time_ = (3 * sync_time_ + (io_end - io_start)) / 4;
+    released_at_ = io_end;
+    released_callers_ = 0;  // counted as they are released
+    appends_since_release_ = 0;
+  }
   stats_.syncs += syncs;
   stats_.bytes_written += bytes;
   stats_.segments_created += created;
@@ -420,7 +456,68 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync) {
     seg->Reset();
     spare_.push_back(std::move(seg));
   }
-  cv_.notify_all();
+  TakeWakeableLocked(wake);
+  cv_.notify_all();  // Flush() and Close() waiters; cheap when there are none
+}
+
+void LogWriter::TakeWakeableLocked(WakeList* wake) {
+  if (sync_waiters_.empty()) return;
+  const bool poisoned = !poison_.ok();
+  // The next leader is woken first so that its write starts while the
+  // others are still waking. Until it runs, a new SyncTo() caller finding
+  // no I/O in progress may lead instead; the woken one then waits again.
+  SyncWaiter* next_leader = nullptr;
+  size_t kept = 0;
+  for (SyncWaiter* w : sync_waiters_) {
+    if (poisoned) {
+      w->wake_as = SyncWaiter::kRecheck;
+    } else if (w->lsn <= durable_lsn_) {
+      w->wake_as = SyncWaiter::kDurable;
+      released_callers_++;
+    } else if (next_leader == nullptr && !io_busy_) {
+      w->wake_as = SyncWaiter::kRecheck;
+      next_leader = w;
+      continue;
+    } else {
+      sync_waiters_[kept++] = w;
+      continue;
+    }
+    wake->push_back(w);
+  }
+  sync_waiters_.resize(kept);
+  if (next_leader != nullptr) wake->insert(wake->begin(), next_leader);
+}
+
+void LogWriter::LingerLocked(std::unique_lock<std::mutex>& lock) {
+  if (appends_since_release_ >= released_callers_) return;
+  if (linger_backoff_ > 0) {
+    linger_backoff_--;
+    return;
+  }
+  const auto deadline = released_at_ + std::min<std::chrono::nanoseconds>(
+                                           sync_time_, options_.max_linger);
+  if (std::chrono::steady_clock::now() >= deadline) return;
+  stats_.lingers++;
+  const uint64_t appends_before = appends_since_release_;
+  lingering_ = true;
+  linger_cv_.wait_until(lock, deadline, [this] {
+    return appends_since_release_ >= released_callers_;
+  });
+  lingering_ = false;
+  if (appends_since_release_ == appends_before) {
+    stats_.fruitless_lingers++;
+    linger_backoff_ = kLingerBackoff;
+  }
+}
+
+void LogWriter::Wake(const WakeList& wake) {
+  for (SyncWaiter* w : wake) {
+    // Notified under w->mu: the waiter may return and destroy w as soon as
+    // it can see the new state, which needs w->mu.
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->state = w->wake_as;
+    w->cv.notify_one();
+  }
 }
 
 absl::Status LogWriter::WaitForLocked(std::unique_lock<std::mutex>& lock,
@@ -429,10 +526,39 @@ absl::Status LogWriter::WaitForLocked(std::unique_lock<std::mutex>& lock,
     if (!poison_.ok()) return poison_;
     if ((sync ? durable_lsn_ : written_lsn_) >= lsn) return absl::OkStatus();
     if (!io_busy_) {
-      WriteOutLocked(lock, sync);
-    } else {
-      cv_.wait(lock);
+      WakeList wake;
+      WriteOutLocked(lock, sync, &wake);
+      // The leader comes back too, as much as the callers it released.
+      if (sync && durable_lsn_ >= lsn) released_callers_++;
+      if (wake.empty()) continue;
+      // Settle this caller's own outcome before dropping mu_ for the wakes.
+      absl::Status result = poison_;
+      const bool done =
+          !result.ok() || (sync ? durable_lsn_ : written_lsn_) >= lsn;
+      lock.unlock();
+      Wake(wake);
+      if (done) return result;
+      lock.lock();
+      continue;
     }
+    if (!sync) {
+      cv_.wait(lock);
+      continue;
+    }
+    SyncWaiter waiter;
+    waiter.lsn = lsn;
+    sync_waiters_.push_back(&waiter);
+    lock.unlock();
+    SyncWaiter::State state;
+    {
+      std::unique_lock<std::mutex> waiter_lock(waiter.mu);
+      waiter.cv.wait(waiter_lock,
+                     [&] { return waiter.state != SyncWaiter::kWaiting; });
+      state = waiter.state;
+    }
+    // The leader published durable_lsn_ >= lsn under mu_ before it woke us.
+    if (state == SyncWaiter::kDurable) return absl::OkStatus();
+    lock.lock();
   }
 }
 
@@ -479,6 +605,7 @@ absl::Status LogWriter::Close() {
   closed_ = true;  // later Appends fail; buffered ones are still synced
   absl::Status s = poison_;
   if (s.ok()) s = WaitForLocked(lock, next_lsn_ - 1, /*sync=*/true);
+  if (!lock.owns_lock()) lock.lock();
   while (io_busy_) cv_.wait(lock);
   io_busy_ = true;
   std::unique_ptr<WritableFile> file = std::move(file_);
@@ -491,7 +618,13 @@ absl::Status LogWriter::Close() {
     s = WithAdvice(Annotate(close_status, "closing log segment"), kStopped);
     if (poison_.ok()) poison_ = s;
   }
+  // A SyncTo() waiter woken to lead may have queued again meanwhile; all it
+  // waited for is durable now, or the writer is poisoned.
+  WakeList wake;
+  TakeWakeableLocked(&wake);
   cv_.notify_all();
+  lock.unlock();
+  Wake(wake);
   return s;
 }
 

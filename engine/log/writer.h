@@ -5,7 +5,17 @@
 // buffered; SyncTo() makes a prefix durable. Concurrent SyncTo() callers share
 // fdatasyncs (group commit): one caller becomes the leader, writes everything
 // buffered, calls fdatasync once and wakes every waiter its sync covered;
-// callers whose records arrived later form the next group.
+// callers whose records arrived later form the next group, and the leader
+// wakes one of them first to lead it. Each SyncTo() waiter sleeps on its own
+// condition variable: a sync wakes only the callers it covered (plus that
+// next leader), and they return without taking the writer's mutex again.
+//
+// A leader may linger before it takes the batch: when the callers the
+// previous sync released have not all appended again yet, it waits for them,
+// at most until one sync's duration after that release. Without this, busy
+// callers settle into two cohorts that take turns, each fdatasync carrying
+// half of them. A caller alone never lingers (it is the only one released),
+// and lingers that gather nothing turn lingering off for a while.
 //
 // A segment is closed and a new one started when the next record would take
 // it past `max_segment_bytes` (a record larger than that gets a segment of its
@@ -23,6 +33,7 @@
 #ifndef WALSTATE_ENGINE_LOG_WRITER_H_
 #define WALSTATE_ENGINE_LOG_WRITER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -30,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -47,6 +59,9 @@ struct WriterOptions {
   bool preallocate = false;
   // Stored in every segment header: the session message's descriptor set.
   std::string schema;
+  // Longest a sync leader lingers for released callers (see LogWriter); the
+  // wait also ends one smoothed sync duration after their release. 0: never.
+  std::chrono::microseconds max_linger = std::chrono::milliseconds(2);
 };
 
 struct WriterStats {
@@ -55,7 +70,11 @@ struct WriterStats {
   uint64_t syncs = 0;           // fdatasyncs issued on segments
   uint64_t synced_records = 0;  // records made durable by those syncs
   uint64_t sync_requests = 0;   // SyncTo calls that had to wait for a sync
-  uint64_t bytes_written = 0;   // record and header bytes written
+  // Syncs whose leader waited for released callers to append again, and how
+  // many of those waits ended at the deadline with none of them back.
+  uint64_t lingers = 0;
+  uint64_t fruitless_lingers = 0;
+  uint64_t bytes_written = 0;  // record and header bytes written
   // Writeback started right after a write that was not synced at once (a
   // Flush), and how many of those hints the file system refused.
   uint64_t writeback_hints = 0;
@@ -111,6 +130,8 @@ class LogWriter {
 
  private:
   struct PendingSegment;  // a segment whose header or records await writing
+  struct SyncWaiter;      // a SyncTo() caller asleep until a leader wakes it
+  using WakeList = absl::InlinedVector<SyncWaiter*, 16>;
 
   explicit LogWriter(const WriterOptions& options);
 
@@ -119,12 +140,25 @@ class LogWriter {
   // The pending buffer records of the current segment go to (mu_ held).
   PendingSegment* PendingForCurrentLocked();
   // Waits until every record <= `lsn` is written (sync=false) or durable
-  // (sync=true), leading the I/O when no one else does (mu_ held).
+  // (sync=true), leading the I/O when no one else does. Called with mu_ held;
+  // may return with it released (see lock.owns_lock()).
   absl::Status WaitForLocked(std::unique_lock<std::mutex>& lock, uint64_t lsn,
                              bool sync);
   // Leader: takes all pending buffers, writes them with mu_ released, syncs if
   // `sync`, and publishes the result. Requires !io_busy_ and no poison.
-  void WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync);
+  // Returns with mu_ held; the SyncTo() waiters it released are in `wake`,
+  // for the caller to Wake() once it has dropped mu_.
+  void WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
+                      WakeList* wake);
+  // After I/O ended (mu_ held, io_busy_ false): moves from sync_waiters_ to
+  // `wake` those that can go on (durable, or the writer is poisoned) and, if
+  // others still wait, one of them to lead their sync (first in `wake`).
+  void TakeWakeableLocked(WakeList* wake);
+  // Wakes each waiter with the state chosen for it (mu_ not held).
+  static void Wake(const WakeList& wake);
+  // A sync leader holding io_busy_ waits, with mu_ released, for the callers
+  // the previous sync released to append again (see the file comment).
+  void LingerLocked(std::unique_lock<std::mutex>& lock);
   // I/O helpers; called only by the thread owning io_busy_ (or by Create).
   absl::Status OpenSegmentFile(uint64_t number, const std::string& header);
   absl::Status SyncFile();
@@ -135,7 +169,19 @@ class LogWriter {
   // io_busy_ marks the one thread doing I/O (the group-commit leader or a
   // flusher).
   mutable std::mutex mu_;
+  // For Flush() and Close(), which wait for written_lsn_ or !io_busy_.
   std::condition_variable cv_;
+  // SyncTo() callers waiting for a sync, in arrival order.
+  std::vector<SyncWaiter*> sync_waiters_;
+  // Lingering: SyncTo() callers the last sync released, when, Appends since
+  // then, and the smoothed duration of a write + fdatasync.
+  uint64_t released_callers_ = 0;
+  std::chrono::steady_clock::time_point released_at_;
+  uint64_t appends_since_release_ = 0;
+  std::chrono::nanoseconds sync_time_{0};
+  bool lingering_ = false;
+  std::condition_variable linger_cv_;
+  uint32_t linger_backoff_ = 0;  // syncs to go before lingering again
   bool io_busy_ = false;
   bool closed_ = false;
   absl::Status poison_;

@@ -189,6 +189,180 @@ TEST(GroupCommitTest, FailureUnderContentionPoisonsEveryone) {
   }
 }
 
+// Waits until `writer` counts `n` SyncTo calls that had to wait; such a call
+// is queued (as leader or waiter) in the same critical section.
+void WaitForSyncRequests(LogWriter* writer, uint64_t n) {
+  while (writer->stats().sync_requests < n) std::this_thread::yield();
+}
+
+// A sync wakes the callers it covered at once, even while the next group's
+// sync is still running, and a caller it did not cover leads that next sync
+// without any new caller arriving to lead it.
+TEST(GroupCommitTest, CoveredWaitersReturnWhileTheNextGroupSyncs) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  LogWriter* writer = w->get();
+  const int syncs_before = fs.syncs();
+
+  auto lsn1 = writer->Append(kUpdate, "one");
+  auto lsn2 = writer->Append(kUpdate, "two");
+  ASSERT_TRUE(lsn1.ok() && lsn2.ok());
+  fs.HoldSyncs();
+  absl::Status s1, s2, s3;
+  std::thread leader([&] { s1 = writer->SyncTo(*lsn1); });
+  fs.WaitForHeldSyncs(1);
+  std::thread covered([&] { s2 = writer->SyncTo(*lsn2); });
+  WaitForSyncRequests(writer, 2);
+  // Appended after the leader took its batch: the next group.
+  auto lsn3 = writer->Append(kUpdate, "three");
+  ASSERT_TRUE(lsn3.ok());
+  std::atomic<bool> third_done{false};
+  std::thread next([&] {
+    s3 = writer->SyncTo(*lsn3);
+    third_done = true;
+  });
+  WaitForSyncRequests(writer, 3);
+
+  fs.LetSyncsThrough(1);
+  leader.join();
+  covered.join();
+  EXPECT_TRUE(s1.ok()) << s1;
+  EXPECT_TRUE(s2.ok()) << s2;
+  // The third caller was woken to lead and is now in its own fdatasync.
+  fs.WaitForHeldSyncs(1);
+  EXPECT_FALSE(third_done.load());
+  EXPECT_EQ(writer->durable_lsn(), *lsn2);
+
+  fs.ReleaseSyncs();
+  next.join();
+  EXPECT_TRUE(s3.ok()) << s3;
+  EXPECT_EQ(writer->durable_lsn(), *lsn3);
+  EXPECT_EQ(fs.syncs(), syncs_before + 2);
+  ASSERT_TRUE(writer->Close().ok());
+}
+
+// Two callers released by one sync: when one comes back, the leader of its
+// sync waits for the other to append too, and one fdatasync carries both.
+TEST(GroupCommitTest, LeaderLingersForReleasedCallers) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  options.max_linger = std::chrono::seconds(60);
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  LogWriter* writer = w->get();
+
+  // A slow sync (held for 400 ms) releases two callers, so that the smoothed
+  // sync time, and with it the linger deadline, is far beyond any delay of
+  // this test (the deadline is checked below through the stats).
+  auto a = writer->Append(kUpdate, "a");
+  auto b = writer->Append(kUpdate, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  fs.HoldSyncs();
+  absl::Status sa, sb;
+  std::thread ta([&] { sa = writer->SyncTo(*a); });
+  fs.WaitForHeldSyncs(1);
+  std::thread tb([&] { sb = writer->SyncTo(*b); });
+  WaitForSyncRequests(writer, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  fs.ReleaseSyncs();
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  const int syncs_before = fs.syncs();
+
+  auto c = writer->Append(kUpdate, "c");
+  ASSERT_TRUE(c.ok());
+  uint64_t d_lsn = 0;
+  std::thread td([&] {
+    // Only once the leader lingers: otherwise its batch would hold d anyway.
+    while (writer->stats().lingers < 1) std::this_thread::yield();
+    auto d = writer->Append(kUpdate, "d");
+    ASSERT_TRUE(d.ok());
+    d_lsn = *d;
+  });
+  absl::Status sc = writer->SyncTo(*c);
+  td.join();
+  ASSERT_TRUE(sc.ok()) << sc;
+  WriterStats stats = writer->stats();
+  EXPECT_EQ(stats.lingers, 1u);
+  EXPECT_EQ(stats.fruitless_lingers, 0u);
+  // d was appended during the linger and went out with c's fdatasync.
+  EXPECT_EQ(stats.durable_lsn, d_lsn);
+  EXPECT_EQ(fs.syncs(), syncs_before + 1);
+  ASSERT_TRUE(writer->Close().ok());
+}
+
+// A caller that the previous sync released alone never lingers, and neither
+// does anyone with max_linger 0.
+TEST(GroupCommitTest, LoneCallerNeverLingers) {
+  for (int max_linger_ms : {2, 0}) {
+    const std::string dir = NewTempDir();
+    FaultyFileSystem fs;
+    WriterOptions options;
+    options.fs = &fs;
+    options.dir = dir;
+    options.max_linger = std::chrono::milliseconds(max_linger_ms);
+    auto w = LogWriter::Create(options, 1, 1);
+    ASSERT_TRUE(w.ok()) << w.status();
+    for (int i = 0; i < 50; ++i) {
+      auto lsn = (*w)->Append(kUpdate, absl::StrCat("r", i));
+      ASSERT_TRUE(lsn.ok());
+      ASSERT_TRUE((*w)->SyncTo(*lsn).ok());
+    }
+    EXPECT_EQ((*w)->stats().lingers, 0u) << max_linger_ms;
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+}
+
+// A linger nobody answers ends at its deadline, and lingering then pauses.
+TEST(GroupCommitTest, UnansweredLingerEndsAtItsDeadline) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  options.max_linger = std::chrono::milliseconds(50);
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  LogWriter* writer = w->get();
+
+  auto a = writer->Append(kUpdate, "a");
+  auto b = writer->Append(kUpdate, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  fs.HoldSyncs();
+  absl::Status sa, sb;
+  std::thread ta([&] { sa = writer->SyncTo(*a); });
+  fs.WaitForHeldSyncs(1);
+  std::thread tb([&] { sb = writer->SyncTo(*b); });
+  WaitForSyncRequests(writer, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  fs.ReleaseSyncs();
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(sa.ok() && sb.ok());
+
+  // Only one of the two released callers comes back.
+  auto c = writer->Append(kUpdate, "c");
+  ASSERT_TRUE(c.ok());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(writer->SyncTo(*c).ok());
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  WriterStats stats = writer->stats();
+  EXPECT_LE(stats.lingers, 1u);
+  EXPECT_EQ(stats.fruitless_lingers, stats.lingers);
+  EXPECT_EQ(stats.durable_lsn, *c);
+  ASSERT_TRUE(writer->Close().ok());
+}
+
 }  // namespace
 }  // namespace log
 }  // namespace walstate

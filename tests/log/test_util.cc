@@ -236,7 +236,14 @@ absl::Status FaultyFileSystem::SyncDir(const std::string& dir) {
 }
 
 absl::Status FaultyFileSystem::OnSync(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
+  if (hold_syncs_) {
+    ++held_syncs_;
+    held_cv_.notify_all();
+    held_cv_.wait(l, [this] { return !hold_syncs_ || sync_permits_ > 0; });
+    if (hold_syncs_) --sync_permits_;
+    --held_syncs_;
+  }
   ++syncs_;
   ++syncs_by_path_[path];
   ops_.push_back(absl::StrCat("sync ", path));

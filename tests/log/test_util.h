@@ -5,6 +5,7 @@
 #define WALSTATE_TESTS_LOG_TEST_UTIL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -104,6 +105,27 @@ class FaultyFileSystem : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     fail_writebacks_ = true;
   }
+  // Until ReleaseSyncs(), every WritableFile::Sync waits before it reaches
+  // the file system, except as many as LetSyncsThrough() allowed.
+  void HoldSyncs() {
+    std::lock_guard<std::mutex> l(mu_);
+    hold_syncs_ = true;
+  }
+  void LetSyncsThrough(int n) {
+    std::lock_guard<std::mutex> l(mu_);
+    sync_permits_ += n;
+    held_cv_.notify_all();
+  }
+  void ReleaseSyncs() {
+    std::lock_guard<std::mutex> l(mu_);
+    hold_syncs_ = false;
+    held_cv_.notify_all();
+  }
+  // Waits until `n` syncs are waiting to be let through.
+  void WaitForHeldSyncs(int n) {
+    std::unique_lock<std::mutex> l(mu_);
+    held_cv_.wait(l, [&] { return held_syncs_ >= n; });
+  }
   // NewWritableFile of a path containing `part` fails.
   void FailCreate(const std::string& part) {
     std::lock_guard<std::mutex> l(mu_);
@@ -200,6 +222,10 @@ class FaultyFileSystem : public FileSystem {
   bool fail_truncate_ = false;
   int writebacks_ = 0;
   bool fail_writebacks_ = false;
+  bool hold_syncs_ = false;
+  int sync_permits_ = 0;
+  int held_syncs_ = 0;
+  std::condition_variable held_cv_;
   std::map<std::string, int> syncs_by_path_;
   std::vector<std::string> ops_;
 };
