@@ -273,6 +273,8 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   wopts.dir = dir_;
   wopts.max_segment_bytes = options_.max_segment_bytes;
   wopts.preallocate = options_.preallocate_segments;
+  wopts.max_linger = absl::ToChronoMicroseconds(
+      std::max(absl::ZeroDuration(), options_.group_commit_max_wait));
   wopts.schema = schema_->blob();
   auto writer =
       log::LogWriter::Create(wopts, next_segment, recovered->next_lsn);
@@ -893,6 +895,8 @@ Stats EngineImpl::stats() const {
   st.durable_lsn = ws.durable_lsn;
   st.fsyncs = ws.syncs;
   st.synced_records = ws.synced_records;
+  st.group_commit_waits = ws.lingers;
+  st.group_commit_waits_in_vain = ws.fruitless_lingers;
   st.immediate_updates = immediate_updates_.load();
   st.batched_updates = batched_updates_.load();
   st.deletes = deletes_.load();

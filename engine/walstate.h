@@ -63,6 +63,14 @@ struct Options {
   uint64_t max_segment_bytes = 64ull << 20;
   // Reserve each segment's space when it is created.
   bool preallocate_segments = false;
+  // Group commit: when concurrent IMMEDIATE callers released by the last
+  // fdatasync have not all written again, the next sync waits for them, at
+  // most one average sync's duration and never longer than this. It makes
+  // busy callers share syncs instead of alternating in two halves (8 busy
+  // threads: ~5.5 records per sync instead of ~3.7), at the price of that
+  // wait when they do not come back. A lone caller never waits. Zero: never
+  // wait (lowest latency under light concurrency).
+  absl::Duration group_commit_max_wait = absl::Milliseconds(2);
 
   // A snapshot is written once the log since the last one exceeds
   // max(compaction_min_log_bytes, size of the last snapshot).
@@ -142,6 +150,10 @@ struct Stats {
   uint64_t snapshots_written = 0;
   uint64_t fsyncs = 0;          // fdatasyncs of log segments
   uint64_t synced_records = 0;  // records made durable by them
+  // Syncs that waited for released callers (Options::group_commit_max_wait),
+  // and those of them that waited in vain.
+  uint64_t group_commit_waits = 0;
+  uint64_t group_commit_waits_in_vain = 0;
   uint64_t immediate_updates = 0;
   uint64_t batched_updates = 0;
   uint64_t deletes = 0;
