@@ -50,14 +50,16 @@ size_t UpdateEncoder::Prepare(absl::string_view session, uint64_t tick,
   parts_.clear();
   values_size_ = 0;
   numbers_size_ = 0;
-  // Sizes first: they also cache the submessages' sizes, which the
-  // serialization relies on.
+  // Which fields are present first, then their sizes: a tick visits
+  // sessions whose submessages are separate, cold allocations, and finding
+  // them all before sizing any lets their cache misses overlap (one miss
+  // latency per session rather than one per submessage).
   const google::protobuf::Reflection* reflection = message.GetReflection();
   for (const Schema::Field* f : fields) {
     const google::protobuf::FieldDescriptor* d = f->descriptor;
     Part part{d, nullptr, true};
     if (d->is_repeated()) {
-      values_size_ += WireFormat::FieldByteSize(d, message);
+      // Sized below by reflection.
     } else if (!reflection->HasField(message, d)) {
       // FieldByteSize counts a length byte for an absent singular field,
       // which the serializer does not write.
@@ -68,16 +70,26 @@ size_t UpdateEncoder::Prepare(absl::string_view session, uint64_t tick,
       // a tick's fields): the size comes from the submessage's own
       // ByteSizeLong(), and EncodeTo calls its serializer.
       part.submessage = &reflection->GetMessage(message, d);
-      values_size_ +=
-          CodedOutputStream::VarintSize32(
-              Tag(d->number(), WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) +
-          WireFormatLite::MessageSize(*part.submessage);
-    } else {
-      values_size_ += WireFormat::FieldByteSize(d, message);
+      // Two lines: the larger submessages (CostTracker's twelve fields)
+      // span more than one.
+      __builtin_prefetch(part.submessage);
+      __builtin_prefetch(reinterpret_cast<const char*>(part.submessage) + 64);
     }
     numbers_size_ +=
         CodedOutputStream::VarintSize32(static_cast<uint32_t>(d->number()));
     parts_.push_back(part);
+  }
+  // Sizes also cache the submessages' sizes, which EncodeTo relies on.
+  for (const Part& part : parts_) {
+    if (!part.present) continue;
+    if (part.submessage != nullptr) {
+      values_size_ += CodedOutputStream::VarintSize32(
+                          Tag(part.descriptor->number(),
+                              WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) +
+                      WireFormatLite::MessageSize(*part.submessage);
+    } else {
+      values_size_ += WireFormat::FieldByteSize(part.descriptor, message);
+    }
   }
   // Field order and omitted defaults as the generated serializer has them.
   total_ = 0;
