@@ -87,15 +87,9 @@ struct Options {
 
   // During a tick, buffered records are written every this many bytes and
   // synced every tick_sync_bytes, so an IMMEDIATE update's fdatasync never has
-  // to carry a large tick with it. Each write also starts its writeback, so
-  // on a disk that keeps up with the tick the intermediate syncs only slow
-  // the tick down (on the bench VM, IMMEDIATE p99 and max during a
-  // 3x10^5-session tick were the same with them every 4 MiB and with none);
-  // what they still bound is the backlog on a disk slower than the tick.
-  // 16 MiB: no intermediate sync in a tick of up to ~4x10^4 bench sessions,
-  // 2 instead of 10 at 10^5.
+  // to carry a large tick with it.
   uint64_t tick_write_bytes = 256 << 10;
-  uint64_t tick_sync_bytes = 16 << 20;
+  uint64_t tick_sync_bytes = 4 << 20;
 };
 
 struct UpdateOptions {
