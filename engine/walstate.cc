@@ -573,7 +573,7 @@ absl::Status EngineImpl::Flush() {
   uint64_t unsynced_bytes = 0;
   uint64_t unwritten_bytes = 0;
   uint64_t last_lsn = tick;
-  std::string payload;
+  UpdateEncoder encoder;
   std::vector<const Schema::Field*> dirty_fields;
   constexpr size_t kSessionsPerLock = 128;
   for (size_t i = 0; i < table_->shard_count(); ++i) {
@@ -609,17 +609,23 @@ absl::Status EngineImpl::Flush() {
         for (const Schema::Field& f : schema_->fields()) {
           if (entry.dirty.Contains(f.index)) dirty_fields.push_back(&f);
         }
-        // Straight from the session's state into the record: no copy of
-        // the values, and the shard lock keeps the state still meanwhile.
-        absl::Status s = EncodeUpdate(node->id(), tick, *entry.state,
-                                      dirty_fields, &payload);
-        if (!s.ok()) return Fail(s, "encoding tick entry");
-        auto lsn = writer_->Append(log::kTickEntry, payload);
+        // Straight from the session's state into the writer's buffer: no
+        // copy of the values, and the shard lock keeps the state still
+        // meanwhile. Sized here, so that the writer's lock, which IMMEDIATE
+        // updates need too, is held only for the serialization.
+        const size_t size =
+            encoder.Prepare(node->id(), tick, *entry.state, dirty_fields);
+        absl::Status encoded;
+        auto lsn = writer_->AppendEncoded(log::kTickEntry, size, [&](char* p) {
+          encoded = encoder.EncodeTo(p);
+          return encoded;
+        });
+        if (!encoded.ok()) return Fail(encoded, "encoding tick entry");
         if (!lsn.ok()) return Fail(lsn.status(), "appending tick entry");
         last_lsn = *lsn;
         table_->ClearDirtyLocked(shard, node);
         ++entries;
-        unwritten_bytes += log::FramedSize(payload.size());
+        unwritten_bytes += log::FramedSize(size);
       }
       if (slice_end == end) table_->CompactDirtyLocked(shard);
     }

@@ -162,20 +162,27 @@ HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
 
 void EncodeRecord(uint64_t salt, uint64_t lsn, uint8_t type,
                   absl::string_view payload, std::string* out) {
+  char* p = StartRecord(payload.size(), out);
+  if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+  FinishRecord(salt, lsn, type, payload.size(), p - kRecordHeaderSize);
+}
+
+char* StartRecord(size_t payload_size, std::string* out) {
   const size_t start = out->size();
-  const size_t framed = FramedSize(payload.size());
-  out->resize(start + framed, '\0');
-  char* p = out->data() + start;
-  PutFixed32(p + 8, static_cast<uint32_t>(payload.size()));
-  p[12] = static_cast<char>(type);
-  p[13] = 0;
-  p[14] = 0;
-  p[15] = 0;
-  PutFixed64(p + 16, lsn);
-  if (!payload.empty()) {
-    std::memcpy(p + kRecordHeaderSize, payload.data(), payload.size());
-  }
-  PutFixed64(p, XXH3_64bits_withSeed(p + 8, framed - 8, salt));
+  out->resize(start + FramedSize(payload_size), '\0');
+  return out->data() + start + kRecordHeaderSize;
+}
+
+void FinishRecord(uint64_t salt, uint64_t lsn, uint8_t type,
+                  size_t payload_size, char* frame) {
+  PutFixed32(frame + 8, static_cast<uint32_t>(payload_size));
+  frame[12] = static_cast<char>(type);
+  frame[13] = 0;
+  frame[14] = 0;
+  frame[15] = 0;
+  PutFixed64(frame + 16, lsn);
+  PutFixed64(frame, XXH3_64bits_withSeed(frame + 8,
+                                         FramedSize(payload_size) - 8, salt));
 }
 
 void SetRecordFlags(uint64_t salt, uint8_t flags, char* frame,

@@ -162,6 +162,15 @@ HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
 void EncodeRecord(uint64_t salt, uint64_t lsn, uint8_t type,
                   absl::string_view payload, std::string* out);
 
+// EncodeRecord in two steps, for a payload encoded in place: StartRecord
+// appends a zero-filled frame for `payload_size` bytes to `out` and returns
+// where the payload goes (kRecordHeaderSize bytes into the frame); once the
+// payload is there, FinishRecord fills in the header of the frame at `frame`
+// and hashes it. The result is the bytes EncodeRecord writes.
+char* StartRecord(size_t payload_size, std::string* out);
+void FinishRecord(uint64_t salt, uint64_t lsn, uint8_t type,
+                  size_t payload_size, char* frame);
+
 // The decoded fixed part of a record frame.
 struct RecordHeader {
   uint64_t hash = 0;

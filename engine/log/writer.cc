@@ -306,31 +306,32 @@ LogWriter::PendingSegment* LogWriter::PendingForCurrentLocked() {
   return pending_.back().get();
 }
 
-absl::StatusOr<uint64_t> LogWriter::Append(uint8_t type,
-                                           absl::string_view payload) {
-  if (payload.size() > kMaxRecordSize) {
+absl::StatusOr<std::string*> LogWriter::PrepareAppendLocked(
+    uint8_t type, size_t payload_size) {
+  if (payload_size > kMaxRecordSize) {
     return absl::InvalidArgumentError(
-        absl::StrCat("log record of ", payload.size(),
+        absl::StrCat("log record of ", payload_size,
                      " bytes exceeds the maximum of ", kMaxRecordSize));
   }
   if (type == kInvalid) {
     return absl::InvalidArgumentError("log record type 0 is invalid");
   }
-  const uint64_t framed = FramedSize(payload.size());
-  std::lock_guard<std::mutex> lock(mu_);
   if (!poison_.ok()) return poison_;
   if (closed_) {
     return absl::FailedPreconditionError(
         absl::StrCat("log writer for ", options_.dir, " is closed"));
   }
   if (segment_records_ > 0 &&
-      segment_bytes_ + framed > options_.max_segment_bytes) {
+      segment_bytes_ + FramedSize(payload_size) > options_.max_segment_bytes) {
     StartSegmentLocked();
   }
-  PendingSegment* seg = PendingForCurrentLocked();
+  return &PendingForCurrentLocked()->data;
+}
+
+uint64_t LogWriter::FinishAppendLocked(size_t payload_size) {
+  const uint64_t framed = FramedSize(payload_size);
   const uint64_t lsn = next_lsn_++;
-  EncodeRecord(segment_salt_, lsn, type, payload, &seg->data);
-  seg->last_lsn = lsn;
+  pending_.back()->last_lsn = lsn;
   segment_bytes_ += framed;
   segment_records_++;
   stats_.buffered_bytes += framed;
@@ -338,6 +339,37 @@ absl::StatusOr<uint64_t> LogWriter::Append(uint8_t type,
     linger_cv_.notify_one();
   }
   return lsn;
+}
+
+absl::StatusOr<uint64_t> LogWriter::Append(uint8_t type,
+                                           absl::string_view payload) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::string*> data = PrepareAppendLocked(type, payload.size());
+  if (!data.ok()) return data.status();
+  EncodeRecord(segment_salt_, next_lsn_, type, payload, *data);
+  return FinishAppendLocked(payload.size());
+}
+
+absl::StatusOr<uint64_t> LogWriter::AppendEncoded(
+    uint8_t type, size_t payload_size,
+    absl::FunctionRef<absl::Status(char* payload)> encode) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::string*> data = PrepareAppendLocked(type, payload_size);
+  if (!data.ok()) return data.status();
+  std::string& buffer = **data;
+  const size_t start = buffer.size();
+  char* payload = StartRecord(payload_size, &buffer);
+  absl::Status s = encode(payload);
+  if (!s.ok()) {
+    // Only the frame goes. A segment started above for it stays, empty: the
+    // next record goes there, and a segment of no records is valid (what
+    // Create() then Close() leaves).
+    buffer.resize(start);
+    return s;
+  }
+  FinishRecord(segment_salt_, next_lsn_, type, payload_size,
+               payload - kRecordHeaderSize);
+  return FinishAppendLocked(payload_size);
 }
 
 void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -107,6 +108,17 @@ class LogWriter {
   // is poisoned, closed, or `payload` exceeds kMaxRecordSize.
   absl::StatusOr<uint64_t> Append(uint8_t type, absl::string_view payload);
 
+  // Append() of a `payload_size`-byte payload that `encode` writes straight
+  // into the writer's buffer (exactly payload_size bytes at the pointer it
+  // is given), which saves building the payload elsewhere and copying it.
+  // The frame is the one Append() would write for the same bytes. `encode`
+  // runs with the writer's lock held, so it must be short and must not call
+  // the writer. If it fails, its error is returned and nothing is appended:
+  // no LSN is used, and the writer is not poisoned (no I/O failed).
+  absl::StatusOr<uint64_t> AppendEncoded(
+      uint8_t type, size_t payload_size,
+      absl::FunctionRef<absl::Status(char* payload)> encode);
+
   // Writes everything buffered to the segment files (no fdatasync).
   absl::Status Flush();
 
@@ -135,6 +147,14 @@ class LogWriter {
 
   explicit LogWriter(const WriterOptions& options);
 
+  // Checks an Append's arguments and the writer's state, starts a new
+  // segment if the record would not fit the current one, and returns the
+  // buffer the record's frame is to be appended to (mu_ held).
+  absl::StatusOr<std::string*> PrepareAppendLocked(uint8_t type,
+                                                   size_t payload_size);
+  // Accounts for the record just encoded at the end of that buffer (mu_
+  // held).
+  uint64_t FinishAppendLocked(size_t payload_size);
   // Starts a new logical segment for the next Append (mu_ held).
   void StartSegmentLocked();
   // The pending buffer records of the current segment go to (mu_ held).

@@ -31,6 +31,44 @@ absl::Status EncodeUpdate(absl::string_view session, uint64_t tick,
                           absl::Span<const Schema::Field* const> fields,
                           std::string* out);
 
+// EncodeUpdate in two steps, for a caller that encodes into a buffer it does
+// not own (the log writer's, LogWriter::AppendEncoded): Prepare() computes
+// the size outside the buffer owner's lock, EncodeTo() then writes exactly
+// that many bytes in place. Between the two, `message` and `fields` must
+// stay alive and unchanged, and `session` must stay valid.
+class UpdateEncoder {
+ public:
+  // Returns the payload size. Refreshes the sizes cached in `message`'s
+  // submessages, as EncodeUpdate does.
+  size_t Prepare(absl::string_view session, uint64_t tick,
+                 const google::protobuf::Message& message,
+                 absl::Span<const Schema::Field* const> fields);
+
+  // Writes the Prepare()d payload: exactly size() bytes at `out`. Internal if
+  // the serializer wrote another size (the bytes at `out` are then garbage).
+  absl::Status EncodeTo(char* out) const;
+
+  size_t size() const { return total_; }
+
+ private:
+  // How EncodeTo writes one listed field of the values.
+  struct Part {
+    const google::protobuf::FieldDescriptor* descriptor;
+    // Set for a present singular submessage: its generated serializer is
+    // called directly, sized by the ByteSizeLong() of Prepare.
+    const google::protobuf::Message* submessage;
+    bool present;  // false: an absent singular field, not written
+  };
+
+  absl::string_view session_;
+  uint64_t tick_ = 0;
+  const google::protobuf::Message* message_ = nullptr;
+  absl::InlinedVector<Part, 8> parts_;
+  size_t values_size_ = 0;
+  size_t numbers_size_ = 0;
+  size_t total_ = 0;
+};
+
 // A decoded record::Update; the views point into the payload it came from.
 struct UpdateView {
   absl::string_view session;

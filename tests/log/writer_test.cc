@@ -2,6 +2,7 @@
 // poisoning rules after I/O errors.
 #include "engine/log/writer.h"
 
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -343,6 +344,162 @@ TEST(WriterTest, ArgumentAndStateErrors) {
   EXPECT_FALSE((*w)->Flush().ok());
   EXPECT_FALSE((*w)->SyncTo(1).ok());
   EXPECT_EQ(ReadLog(dir, RecoveryMode::kStrict).records.size(), 1u);
+}
+
+TEST(WriterTest, StartAndFinishRecordEncodeWhatEncodeRecordDoes) {
+  for (size_t size : {0, 1, 7, 8, 9, 23, 24, 25, 100, 4096}) {
+    const std::string payload = MakePayload(size, size);
+    std::string want = "prefix";
+    EncodeRecord(0x1234, 77, kTickEntry, payload, &want);
+    std::string got = "prefix";
+    char* p = StartRecord(size, &got);
+    ASSERT_EQ(p, got.data() + 6 + kRecordHeaderSize);
+    ASSERT_EQ(got.size(), 6 + FramedSize(size));
+    if (size > 0) std::memcpy(p, payload.data(), size);
+    FinishRecord(0x1234, 77, kTickEntry, size, p - kRecordHeaderSize);
+    EXPECT_TRUE(got == want) << size;
+  }
+}
+
+// The payload `encode` writes in place: the bytes of `payload`.
+absl::StatusOr<uint64_t> AppendInPlace(LogWriter* w, uint8_t type,
+                                       const std::string& payload) {
+  return w->AppendEncoded(type, payload.size(), [&](char* p) {
+    if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
+    return absl::OkStatus();
+  });
+}
+
+TEST(WriterTest, AppendEncodedWritesTheFramesAppendWrites) {
+  const std::string dir = NewTempDir();
+  WriterOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  std::vector<ExpectedRecord> written;
+  const std::vector<size_t> sizes = {0, 1, 7, 8, 9, 100, 4096, 3, 0, 17};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ExpectedRecord r;
+    r.type = i % 2 == 0 ? kTickEntry : kUpdate;
+    r.payload = MakePayload(i + 1, sizes[i]);
+    auto lsn = i % 3 == 0 ? (*w)->Append(r.type, r.payload)
+                          : AppendInPlace(w->get(), r.type, r.payload);
+    ASSERT_TRUE(lsn.ok()) << lsn.status();
+    r.lsn = *lsn;
+    EXPECT_EQ(r.lsn, i + 1);
+    written.push_back(r);
+  }
+  EXPECT_EQ((*w)->stats().buffered_bytes, [&] {
+    uint64_t n = 0;
+    for (size_t s : sizes) n += FramedSize(s);
+    return n;
+  }());
+  ASSERT_TRUE((*w)->Close().ok());
+
+  // The file byte for byte: its header, then each record framed by
+  // EncodeRecord, the first flagged as following a sync (of the header).
+  const std::string file = testing::ReadBytes(SegmentPaths(dir).front());
+  FileHeader header;
+  std::string detail;
+  ASSERT_EQ(DecodeFileHeader(file, &header, &detail), HeaderStatus::kOk)
+      << detail;
+  std::string want = file.substr(0, header.header_size);
+  for (const ExpectedRecord& r : written) {
+    const size_t start = want.size();
+    EncodeRecord(header.salt, r.lsn, r.type, r.payload, &want);
+    if (start == header.header_size) {
+      SetRecordFlags(header.salt, kRecordFlagAfterSync, &want[start],
+                     want.size() - start);
+    }
+  }
+  EXPECT_TRUE(file == want);
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ExpectSameRecords(written, result.records);
+}
+
+TEST(WriterTest, FailedEncodeAppendsNothing) {
+  const std::string dir = NewTempDir();
+  WriterOptions options;
+  options.fs = FileSystem::Default();
+  options.dir = dir;
+  // Room for one 40-byte record per segment: the second record of a segment
+  // starts the next one, also when its encode then fails.
+  options.max_segment_bytes = 200;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const absl::Status broken = absl::InternalError("encoder broke");
+  auto fail = [&](char* p) {
+    std::memset(p, 'x', 40);  // half written, then given up
+    return broken;
+  };
+  std::vector<ExpectedRecord> written;
+  for (int i = 0; i < 6; ++i) {
+    if (i % 2 == 1) {
+      const WriterStats before = (*w)->stats();
+      auto failed = (*w)->AppendEncoded(kTickEntry, 40, fail);
+      EXPECT_EQ(failed.status(), broken);
+      EXPECT_TRUE((*w)->status().ok());  // not an I/O error: no poison
+      const WriterStats after = (*w)->stats();
+      EXPECT_EQ(after.last_lsn, before.last_lsn);
+      EXPECT_EQ(after.current_segment_bytes - before.current_segment_bytes,
+                after.buffered_bytes - before.buffered_bytes)
+          << "only a new segment's header may have been added";
+    }
+    ExpectedRecord r;
+    r.type = kTickEntry;
+    r.payload = MakePayload(i, 40);
+    auto lsn = AppendInPlace(w->get(), r.type, r.payload);
+    ASSERT_TRUE(lsn.ok()) << lsn.status();
+    r.lsn = *lsn;
+    written.push_back(r);
+    if (i == 2) {
+      ASSERT_TRUE((*w)->Flush().ok());
+    }
+  }
+  for (size_t i = 0; i < written.size(); ++i) {
+    EXPECT_EQ(written[i].lsn, i + 1);
+  }
+  ASSERT_TRUE((*w)->Close().ok());
+  auto result = ReadLog(dir, RecoveryMode::kStrict);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_TRUE(result.report.problems.empty()) << Describe(result.report);
+  ExpectSameRecords(written, result.records);
+  EXPECT_GE(SegmentPaths(dir).size(), 3u);
+}
+
+TEST(WriterTest, AppendEncodedChecksEverythingBeforeEncoding) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  int calls = 0;
+  auto count = [&](char*) {
+    ++calls;
+    return absl::OkStatus();
+  };
+  EXPECT_EQ((*w)->AppendEncoded(kInvalid, 1, count).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*w)->AppendEncoded(kUpdate, size_t{kMaxRecordSize} + 1, count)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(calls, 0);
+  EXPECT_TRUE((*w)->status().ok());
+  auto ok = (*w)->AppendEncoded(kUpdate, 0, count);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, 1u);
+  EXPECT_EQ(calls, 1);
+  // A poisoned writer refuses before encoding too.
+  fs.FailAppendNumber(1);
+  absl::Status s = (*w)->Flush();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ((*w)->AppendEncoded(kUpdate, 1, count).status(), s);
+  EXPECT_EQ(calls, 1);
 }
 
 TEST(WriterTest, MaxSizeRecordRoundTrips) {

@@ -81,6 +81,73 @@ TEST_F(UpdateCodecTest, EncodesTheBytesTheGeneratedCodeWrites) {
   }
 }
 
+TEST_F(UpdateCodecTest, EncoderInPlaceWritesWhatEncodeUpdateWrites) {
+  // Submessages take a path of their own (their generated serializer): an
+  // empty but present one, an absent one, and one next to other fields.
+  GatewaySession m = full_;
+  m.mutable_warmup()->Clear();
+  m.clear_calibration();
+  const std::vector<std::vector<std::string>> subsets = {
+      {"warmup"},
+      {"calibration"},
+      {"warmup", "calibration", "ltm"},
+      {"fingerprint", "resolved_conversation_ttl", "cost", "ltm"},
+      {},
+  };
+  UpdateEncoder encoder;
+  std::string payload;
+  for (const auto& names : subsets) {
+    auto fs = Fields(names);
+    const size_t size = encoder.Prepare("session-7", 42, m, fs);
+    EXPECT_EQ(size, encoder.size());
+    // Surrounded by guard bytes: it must write exactly `size` of them.
+    std::string buffer(size + 32, '\x5a');
+    ASSERT_TRUE(encoder.EncodeTo(&buffer[16]).ok());
+    EXPECT_EQ(buffer.substr(0, 16), std::string(16, '\x5a'));
+    EXPECT_EQ(buffer.substr(16 + size), std::string(16, '\x5a'));
+    ASSERT_TRUE(EncodeUpdate("session-7", 42, m, fs, &payload).ok());
+    // (EXPECT_TRUE: the payloads hold 5000-byte strings.)
+    EXPECT_TRUE(buffer.substr(16, size) == payload);
+    EXPECT_TRUE(payload == GeneratedPayload("session-7", 42, m, fs))
+        << (names.empty() ? "no fields" : names.front());
+  }
+}
+
+TEST_F(UpdateCodecTest, EncodesDynamicMessagesAsGeneratedOnes) {
+  // Tools decode and re-encode with a schema from a file header: dynamic
+  // messages, whose submessages are dynamic too.
+  auto dynamic_schema = Schema::FromBlob(schema_->blob());
+  ASSERT_TRUE(dynamic_schema.ok()) << dynamic_schema.status();
+  std::unique_ptr<google::protobuf::Message> dynamic =
+      (*dynamic_schema)->NewMessage();
+  ASSERT_TRUE(dynamic->ParseFromString(full_.SerializeAsString()));
+  std::vector<const Schema::Field*> fs;
+  for (const char* name :
+       {"fingerprint", "warmup", "calibration", "cost", "ltm"}) {
+    fs.push_back((*dynamic_schema)->FindByName(name));
+  }
+  std::string payload;
+  ASSERT_TRUE(EncodeUpdate("s", 5, *dynamic, fs, &payload).ok());
+  EXPECT_TRUE(payload ==
+              GeneratedPayload("s", 5, full_,
+                               Fields({"fingerprint", "warmup", "calibration",
+                                       "cost", "ltm"})));
+}
+
+TEST_F(UpdateCodecTest, EncoderReportsAMessageChangedSincePrepare) {
+  GatewaySession m = full_;
+  m.mutable_warmup()->set_last_warmup_at_ms(1700000000000);
+  UpdateEncoder encoder;
+  const size_t size =
+      encoder.Prepare("s", 1, m, Fields({"warmup", "calibration"}));
+  // Smaller than the size computed (a larger one could overrun the buffer,
+  // which is why the engine holds the session's lock across both steps).
+  m.mutable_warmup()->clear_last_warmup_at_ms();
+  std::string buffer(size, '\0');
+  absl::Status s = encoder.EncodeTo(&buffer[0]);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+}
+
 TEST_F(UpdateCodecTest, UnsetListedFieldsAreAbsentFromValues) {
   GatewaySession partial;
   partial.mutable_cost()->set_worker_cost(2);
