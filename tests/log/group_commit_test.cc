@@ -246,6 +246,25 @@ TEST(GroupCommitTest, CoveredWaitersReturnWhileTheNextGroupSyncs) {
   ASSERT_TRUE(writer->Close().ok());
 }
 
+// Two callers wait on one sync, held for 400 ms: the sync releases both,
+// and the smoothed sync time (which bounds a linger) becomes long.
+void ReleaseTwoCallersAfterASlowSync(LogWriter* writer, FaultyFileSystem* fs) {
+  auto a = writer->Append(kUpdate, "a");
+  auto b = writer->Append(kUpdate, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  fs->HoldSyncs();
+  absl::Status sa, sb;
+  std::thread ta([&] { sa = writer->SyncTo(*a); });
+  fs->WaitForHeldSyncs(1);
+  std::thread tb([&] { sb = writer->SyncTo(*b); });
+  WaitForSyncRequests(writer, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  fs->ReleaseSyncs();
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(sa.ok() && sb.ok());
+}
+
 // Two callers released by one sync: when one comes back, the leader of its
 // sync waits for the other to append too, and one fdatasync carries both.
 TEST(GroupCommitTest, LeaderLingersForReleasedCallers) {
@@ -259,23 +278,10 @@ TEST(GroupCommitTest, LeaderLingersForReleasedCallers) {
   ASSERT_TRUE(w.ok()) << w.status();
   LogWriter* writer = w->get();
 
-  // A slow sync (held for 400 ms) releases two callers, so that the smoothed
-  // sync time, and with it the linger deadline, is far beyond any delay of
-  // this test (the deadline is checked below through the stats).
-  auto a = writer->Append(kUpdate, "a");
-  auto b = writer->Append(kUpdate, "b");
-  ASSERT_TRUE(a.ok() && b.ok());
-  fs.HoldSyncs();
-  absl::Status sa, sb;
-  std::thread ta([&] { sa = writer->SyncTo(*a); });
-  fs.WaitForHeldSyncs(1);
-  std::thread tb([&] { sb = writer->SyncTo(*b); });
-  WaitForSyncRequests(writer, 2);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  fs.ReleaseSyncs();
-  ta.join();
-  tb.join();
-  ASSERT_TRUE(sa.ok() && sb.ok());
+  // The smoothed sync time, and with it the linger deadline, is then far
+  // beyond any delay of this test (the deadline is checked below through
+  // the stats).
+  ASSERT_NO_FATAL_FAILURE(ReleaseTwoCallersAfterASlowSync(writer, &fs));
   const int syncs_before = fs.syncs();
 
   auto c = writer->Append(kUpdate, "c");
@@ -334,20 +340,7 @@ TEST(GroupCommitTest, UnansweredLingerEndsAtItsDeadline) {
   ASSERT_TRUE(w.ok()) << w.status();
   LogWriter* writer = w->get();
 
-  auto a = writer->Append(kUpdate, "a");
-  auto b = writer->Append(kUpdate, "b");
-  ASSERT_TRUE(a.ok() && b.ok());
-  fs.HoldSyncs();
-  absl::Status sa, sb;
-  std::thread ta([&] { sa = writer->SyncTo(*a); });
-  fs.WaitForHeldSyncs(1);
-  std::thread tb([&] { sb = writer->SyncTo(*b); });
-  WaitForSyncRequests(writer, 2);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  fs.ReleaseSyncs();
-  ta.join();
-  tb.join();
-  ASSERT_TRUE(sa.ok() && sb.ok());
+  ASSERT_NO_FATAL_FAILURE(ReleaseTwoCallersAfterASlowSync(writer, &fs));
 
   // Only one of the two released callers comes back.
   auto c = writer->Append(kUpdate, "c");
