@@ -440,8 +440,11 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
       session, [&](const Sessions::constructor& construct) {
         void* block = ::operator new(sizeof(Node) + session.id.size());
         Node* node = new (block) Node(session.id.size());
-        std::memcpy(reinterpret_cast<char*>(node + 1), session.id.data(),
-                    session.id.size());
+        // An empty id may have no data pointer at all.
+        if (!session.id.empty()) {
+          std::memcpy(reinterpret_cast<char*>(node + 1), session.id.data(),
+                      session.id.size());
+        }
         construct(node);
         inserted = true;
       });
