@@ -62,8 +62,10 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   const Schema& schema = table->schema();
   // Parsing a session is most of the work: it runs on the pool, each worker
   // owning a set of shards, while this thread reads and verifies.
-  auto load = [&](absl::string_view id, absl::string_view state_bytes,
+  auto load = [&](const SessionTable::SessionKey& key,
+                  absl::string_view state_bytes,
                   uint64_t capture_lsn) -> absl::Status {
+    const absl::string_view id = key.id;
     auto state = schema.NewMessage();
     if (!state->ParseFromArray(state_bytes.data(),
                                static_cast<int>(state_bytes.size()))) {
@@ -71,7 +73,6 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
           absl::StrCat("state of session ", id, " does not parse as ",
                        schema.descriptor()->full_name()));
     }
-    const SessionTable::SessionKey key(id);
     SessionTable::Shard& shard = table->ShardFor(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     bool inserted = false;
@@ -90,7 +91,8 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     if (!DecodeSessionState(item.payload, &id, &state_bytes, &capture_lsn)) {
       return absl::DataLossError("session record does not parse");
     }
-    return load(id, state_bytes, capture_lsn);
+    // Hashed by the reading thread, which routed it.
+    return load({id, item.hash}, state_bytes, capture_lsn);
   });
   record::SnapshotEnd end;
   LoadedSnapshot loaded;
@@ -112,17 +114,18 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
         return fail(absl::DataLossError(absl::StrCat(
             path, " offset ", rec.offset, ": session record does not parse")));
       }
+      const SessionTable::SessionKey key(id);
       if (pool.workers() == 0) {
         // One thread: load what was just decoded, not decode it twice.
-        absl::Status s = load(id, state_bytes, capture_lsn);
+        absl::Status s = load(key, state_bytes, capture_lsn);
         if (!s.ok()) {
           return absl::Status(
               s.code(),
               absl::StrCat(path, " offset ", rec.offset, ": ", s.message()));
         }
       } else {
-        absl::Status s = pool.Add(table->ShardIndexFor(id), rec.lsn, rec.type,
-                                  rec.payload, path, rec.offset);
+        absl::Status s = pool.Add(table->ShardIndexFor(key), key.hash, rec.lsn,
+                                  rec.type, rec.payload, path, rec.offset);
         if (!s.ok()) return s;
       }
       ++loaded.sessions;

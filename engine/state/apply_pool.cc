@@ -52,6 +52,7 @@ absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes) {
   Item item;
   item.lsn = e.lsn;
   item.type = e.type;
+  item.hash = e.hash;
   item.payload = absl::string_view(bytes).substr(e.begin, e.size);
   absl::Status s = apply_(item);
   if (s.ok()) return s;
@@ -64,15 +65,15 @@ absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes) {
       s.code(), absl::StrCat(file, " offset ", e.offset, ": ", s.message()));
 }
 
-absl::Status ApplyPool::Add(uint64_t route, uint64_t lsn, uint8_t type,
-                            absl::string_view payload, absl::string_view file,
-                            uint64_t offset) {
+absl::Status ApplyPool::Add(uint64_t route, uint64_t hash, uint64_t lsn,
+                            uint8_t type, absl::string_view payload,
+                            absl::string_view file, uint64_t offset) {
   // Wait for the workers, so the error is the lowest-LSN one, whichever
   // worker met it first.
   if (failed_.load(std::memory_order_relaxed)) return Finish();
   if (workers_.empty()) {
     // One thread: apply straight from the reader's buffer, no copy.
-    Item item{lsn, type, payload};
+    Item item{lsn, type, payload, hash};
     absl::Status s = apply_(item);
     if (!s.ok()) {
       s = absl::Status(
@@ -88,6 +89,7 @@ absl::Status ApplyPool::Add(uint64_t route, uint64_t lsn, uint8_t type,
     files_.emplace_back(file);
   }
   Entry e{lsn,
+          hash,
           offset,
           0,
           static_cast<uint32_t>(payload.size()),

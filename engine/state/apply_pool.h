@@ -32,6 +32,7 @@ class ApplyPool {
     uint64_t lsn = 0;
     uint8_t type = 0;
     absl::string_view payload;
+    uint64_t hash = 0;  // as given to Add
   };
   using ApplyFn = std::function<absl::Status(const Item& item)>;
 
@@ -47,11 +48,13 @@ class ApplyPool {
   size_t workers() const { return workers_.size(); }
 
   // Applies `payload` (copied) on worker `route % workers()`, after every
-  // item added before with a route that maps to the same worker. `file` and
-  // `offset` name the record in errors. LSNs must increase from call to
+  // item added before with a route that maps to the same worker. `hash` is
+  // handed to the worker in Item::hash (the session key's hash, which the
+  // reading thread computed to route it). `file` and `offset` name the
+  // record in errors. LSNs must increase from call to
   // call. Once an item has failed, waits for the workers and returns what
   // Finish() does; the caller should stop adding then.
-  absl::Status Add(uint64_t route, uint64_t lsn, uint8_t type,
+  absl::Status Add(uint64_t route, uint64_t hash, uint64_t lsn, uint8_t type,
                    absl::string_view payload, absl::string_view file,
                    uint64_t offset);
 
@@ -68,6 +71,7 @@ class ApplyPool {
  private:
   struct Entry {
     uint64_t lsn;
+    uint64_t hash;
     uint64_t offset;
     size_t begin;
     uint32_t size;

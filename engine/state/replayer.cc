@@ -36,33 +36,35 @@ absl::Status Replayer::ApplyOnWorker(const ApplyPool::Item& item) {
       return absl::DataLossError(
           absl::StrCat("delete record at LSN ", item.lsn, " does not parse"));
     }
-    return ApplyDelete(item.lsn, del.session());
+    return ApplyDelete(item.lsn, {del.session(), item.hash});
   }
   UpdateView update;
   if (!DecodeUpdate(item.payload, &update)) {
     return absl::DataLossError(
         absl::StrCat("record at LSN ", item.lsn, " does not parse"));
   }
-  return ApplyUpdate(item.lsn, update);
+  return ApplyUpdate(item.lsn, update, {update.session, item.hash});
 }
 
 absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
                             uint8_t type, absl::string_view payload,
                             absl::string_view file, uint64_t offset) {
+  // Hashed once: the worker gets the hash with the record.
+  const SessionTable::SessionKey key(session);
   if (pool_.workers() == 0) {
     // One thread: apply the record as decoded for routing, not twice.
-    absl::Status s = type == log::kDelete ? ApplyDelete(lsn, session)
-                                          : ApplyUpdate(lsn, update_);
+    absl::Status s = type == log::kDelete ? ApplyDelete(lsn, key)
+                                          : ApplyUpdate(lsn, update_, key);
     if (s.ok()) return s;
     return absl::Status(
         s.code(), absl::StrCat(file, " offset ", offset, ": ", s.message()));
   }
-  return pool_.Add(table_->ShardIndexFor(session), lsn, type, payload, file,
-                   offset);
+  return pool_.Add(table_->ShardIndexFor(key), key.hash, lsn, type, payload,
+                   file, offset);
 }
 
-absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
-  const SessionTable::SessionKey key(update.session);
+absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update,
+                                   const SessionTable::SessionKey& key) {
   SessionTable::Shard& shard = table_->ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
   // One lookup serves the snapshot check and the update.
@@ -83,8 +85,8 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update) {
   return absl::OkStatus();
 }
 
-absl::Status Replayer::ApplyDelete(uint64_t lsn, absl::string_view session) {
-  const SessionTable::SessionKey key(session);
+absl::Status Replayer::ApplyDelete(uint64_t lsn,
+                                   const SessionTable::SessionKey& key) {
   SessionTable::Shard& shard = table_->ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
   if (!AlreadyInSnapshot(*table_, shard, key, lsn)) {

@@ -66,8 +66,9 @@ class Replayer {
 
  private:
   absl::Status ApplyOnWorker(const ApplyPool::Item& item);
-  absl::Status ApplyUpdate(uint64_t lsn, const UpdateView& update);
-  absl::Status ApplyDelete(uint64_t lsn, absl::string_view session);
+  absl::Status ApplyUpdate(uint64_t lsn, const UpdateView& update,
+                           const SessionTable::SessionKey& key);
+  absl::Status ApplyDelete(uint64_t lsn, const SessionTable::SessionKey& key);
   absl::Status Hand(absl::string_view session, uint64_t lsn, uint8_t type,
                     absl::string_view payload, absl::string_view file,
                     uint64_t offset);

@@ -139,11 +139,14 @@ SessionTable::SessionTable(const Schema& schema, size_t shard_count)
 }
 
 SessionTable::~SessionTable() {
-  for (Index& index : indexes_) {
-    for (Slot slot : index) {
-      if (slot & 1) delete reinterpret_cast<HolderList*>(slot & ~Slot{1});
-    }
+  for (Index& index : indexes_) ClearIndex(index);
+}
+
+void SessionTable::ClearIndex(Index& index) {
+  for (Slot slot : index) {
+    if (slot & 1) delete reinterpret_cast<HolderList*>(slot & ~Slot{1});
   }
+  index.clear();
 }
 
 SessionTable::Index SessionTable::NewIndex(const Schema::Field& field) const {
@@ -172,10 +175,7 @@ void SessionTable::RebuildIndexes() {
   // and fills only its own set, so they share nothing but the states.
   auto build = [&](size_t slot) {
     Index& index = indexes_[slot];
-    for (Slot s : index) {
-      if (s & 1) delete reinterpret_cast<HolderList*>(s & ~Slot{1});
-    }
-    index.clear();
+    ClearIndex(index);
     index.reserve(sessions);
     const Schema::Field& field = *schema_.indexed_fields()[slot];
     // Each insert chases node -> state -> value -> index slot, a cache miss
@@ -434,7 +434,8 @@ SessionTable::Node* SessionTable::FindLocked(const Shard& shard,
 
 SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
                                                      const SessionKey& session,
-                                                     bool* inserted_out) {
+                                                     bool* inserted_out,
+                                                     bool with_state) {
   bool inserted = false;
   auto it = shard.sessions.lazy_emplace(
       session, [&](const Sessions::constructor& construct) {
@@ -448,7 +449,10 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
         construct(node);
         inserted = true;
       });
-  if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
+  if (inserted) {
+    size_.fetch_add(1, std::memory_order_relaxed);
+    if (with_state) (*it)->entry.state = schema_.NewMessage();
+  }
   if (inserted_out != nullptr) *inserted_out = inserted;
   return *it;
 }
@@ -457,7 +461,6 @@ SessionTable::Node* SessionTable::SetFieldsLocked(
     Shard& shard, const SessionKey& session, Message* values,
     absl::Span<const Schema::Field* const> fields, bool move) {
   Node* node = FindOrCreateLocked(shard, session);
-  if (node->entry.state == nullptr) node->entry.state = schema_.NewMessage();
   Message* state = node->entry.state.get();
   auto set = [&] {
     if (move) {
@@ -512,7 +515,6 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
   }
   Node* node =
       existing != nullptr ? existing : FindOrCreateLocked(shard, session);
-  if (node->entry.state == nullptr) node->entry.state = schema_.NewMessage();
   Message* state = node->entry.state.get();
   const auto* r = state->GetReflection();
   const bool touches_index = TouchesIndex(fields);
@@ -587,7 +589,9 @@ SessionTable::Node* SessionTable::PutLocked(Shard& shard,
                                             std::unique_ptr<Message> state,
                                             bool* inserted_out) {
   bool inserted = false;
-  Node* node = FindOrCreateLocked(shard, session, &inserted);
+  // No empty state for a new session: `state` is put in below.
+  Node* node = FindOrCreateLocked(shard, session, &inserted,
+                                  /*with_state=*/false);
   if (inserted_out != nullptr) *inserted_out = inserted;
   if (schema_.indexed_fields().empty() || indexes_suspended_) {
     node->entry.state = std::move(state);

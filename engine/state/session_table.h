@@ -110,6 +110,10 @@ class SessionTable {
         : SessionKey(absl::string_view(session)) {}
     SessionKey(const char* session)  // NOLINT(runtime/explicit)
         : SessionKey(absl::string_view(session)) {}
+    // With the hash computed before (by the thread that routed a record
+    // during recovery): it must be SessionKey(session).hash.
+    SessionKey(absl::string_view session, size_t known_hash)
+        : id(session), hash(known_hash) {}
     absl::string_view id;
     size_t hash;
   };
@@ -293,11 +297,13 @@ class SessionTable {
   static absl::Span<const Node* const> HoldersOf(const Slot& slot,
                                                  const Node** one);
   Index NewIndex(const Schema::Field& field) const;
+  // Empties `index`, freeing its holder lists.
+  static void ClearIndex(Index& index);
 
-  // A new session's node has no state yet: the caller sets one before it
-  // lets go of the shard lock.
+  // A new session gets an empty state; without `with_state` it has none,
+  // and the caller sets one before it lets go of the shard lock.
   Node* FindOrCreateLocked(Shard& shard, const SessionKey& session,
-                           bool* inserted = nullptr);
+                           bool* inserted = nullptr, bool with_state = true);
   bool TouchesIndex(absl::Span<const Schema::Field* const> fields) const;
   // index_mu_ held.
   void IndexRemoveLocked(const Node& node, const Schema::Field& field);

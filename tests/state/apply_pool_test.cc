@@ -23,6 +23,7 @@ TEST(ApplyPoolTest, KeepsTheOrderOfEachRoute) {
       EXPECT_EQ(item.payload, absl::StrCat("r", item.lsn % 13, "/", item.lsn,
                                            std::string(item.lsn % 300, 'x')));
       EXPECT_EQ(item.type, item.lsn % 3);
+      EXPECT_EQ(item.hash, item.lsn * 31);  // handed through unchanged
       std::lock_guard<std::mutex> lock(mu);
       seen[item.lsn % 13].push_back(item.lsn);
       return absl::OkStatus();
@@ -31,7 +32,7 @@ TEST(ApplyPoolTest, KeepsTheOrderOfEachRoute) {
     constexpr uint64_t kItems = 40000;
     for (uint64_t lsn = 1; lsn <= kItems; ++lsn) {
       const uint64_t route = lsn % 13;
-      ASSERT_TRUE(pool.Add(route, lsn, static_cast<uint8_t>(lsn % 3),
+      ASSERT_TRUE(pool.Add(route, lsn * 31, lsn, static_cast<uint8_t>(lsn % 3),
                            absl::StrCat("r", route, "/", lsn,
                                         std::string(lsn % 300, 'x')),
                            "file", lsn * 8)
@@ -65,7 +66,7 @@ TEST(ApplyPoolTest, ReportsTheEarliestFailureWithItsPosition) {
       return absl::OkStatus();
     });
     for (uint64_t lsn = 1; lsn <= 10000; ++lsn) {
-      absl::Status s = pool.Add(lsn, lsn, 1, "payload",
+      absl::Status s = pool.Add(lsn, 0, lsn, 1, "payload",
                                 absl::StrCat("seg-", lsn / 5000), lsn * 16);
       if (!s.ok()) break;  // a later Add reports the failure early
     }
