@@ -189,7 +189,8 @@ absl::Status Populate(Contestant* c, const Workload& w, ExpectedState* e,
 absl::StatusOr<TailResult> ApplyTail(Contestant* c, const Workload& w,
                                      ExpectedState* e, uint64_t sessions,
                                      uint64_t records, uint64_t tick_size,
-                                     uint64_t* cursor) {
+                                     uint64_t* cursor,
+                                     std::vector<double>* call_nanos) {
   TailResult result;
   if (sessions == 0) return result;
   // A stride coprime with `sessions` visits every session once per pass, so
@@ -218,9 +219,20 @@ absl::StatusOr<TailResult> ApplyTail(Contestant* c, const Workload& w,
     }
     int64_t t0 = NowNanos();
     int64_t c0 = ThreadCpuNanos();
-    for (size_t k = 0; k < n; ++k) {
-      absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
-      if (!st.ok()) return st;
+    if (call_nanos == nullptr) {
+      for (size_t k = 0; k < n; ++k) {
+        absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
+        if (!st.ok()) return st;
+      }
+    } else {
+      int64_t before = t0;
+      for (size_t k = 0; k < n; ++k) {
+        absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
+        if (!st.ok()) return st;
+        const int64_t after = NowNanos();
+        call_nanos->push_back(static_cast<double>(after - before));
+        before = after;
+      }
     }
     result.update_cpu_nanos += ThreadCpuNanos() - c0;
     result.update_nanos += NowNanos() - t0;

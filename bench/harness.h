@@ -52,7 +52,9 @@ absl::Status Populate(Contestant* c, const Workload& w, ExpectedState* e,
 // strided order starting at *cursor, ticking every `tick_size` updates (and
 // at the end); tick_size 0 leaves them dirty, for the caller to tick. Returns
 // caller-thread nanoseconds spent in UpdateBatched and the number of ticks in
-// *ticks.
+// *ticks. With `call_nanos`, also the wall time of each UpdateBatched call
+// (one clock read per call, which each figure includes), for its median: the
+// mean alone hides whether a few slow calls or every call are slow.
 struct TailResult {
   int64_t update_nanos = 0;
   int64_t update_cpu_nanos = 0;  // thread CPU time of the same calls
@@ -62,7 +64,8 @@ struct TailResult {
 absl::StatusOr<TailResult> ApplyTail(Contestant* c, const Workload& w,
                                      ExpectedState* e, uint64_t sessions,
                                      uint64_t records, uint64_t tick_size,
-                                     uint64_t* cursor);
+                                     uint64_t* cursor,
+                                     std::vector<double>* call_nanos = nullptr);
 
 // Verifies the contestant's in-memory state against `e`.
 absl::Status VerifyContestant(const Contestant& c, const Workload& w,

@@ -494,8 +494,9 @@ void TickScenario(const std::vector<std::string>& names,
     for (uint64_t d : sizes) {
       for (size_t i : Order(names.size(), r)) {
         Open& o = open[i];
+        std::vector<double> calls;
         auto tr = ApplyTail(o.c.get(), w, &o.e, preload, d, /*tick_size=*/0,
-                            &cursor[i]);
+                            &cursor[i], &calls);
         if (!tr.ok()) Fail(tr.status());
         int64_t cpu0 = ProcessCpuNanos();
         int64_t t0 = NowNanos();
@@ -510,6 +511,8 @@ void TickScenario(const std::vector<std::string>& names,
         row->samples["us_per_session"].push_back((t1 - t0) / 1e3 / d);
         row->samples["batched_ns_per_op"].push_back(
             static_cast<double>(tr->update_nanos) / d);
+        row->samples["batched_p50_ns"].push_back(Percentile(&calls, 0.5));
+        row->samples["batched_p99_ns"].push_back(Percentile(&calls, 0.99));
       }
     }
     // IMMEDIATE latency while a tick of `under` sessions flushes, and idle.

@@ -273,11 +273,17 @@ def targets(results):
                     for d in sizes]
             vals = sorted(v for v in vals if v is not None)
             return vals[len(vals) // 2] if vals else None
+        # The median of single calls, as the target says; runs from before
+        # the per-call figures existed only have the mean.
+        b50 = middle("batched_p50_ns")
         b = middle("batched_ns_per_op")
         bc = middle("batched_cpu_ns_per_op")
+        key = b50 if b50 is not None else b
         out.append(("BATCHED update < 1 µs median on the caller's thread",
-                    "%s ns wall, %s ns CPU" % (fmt(b), fmt(bc)),
-                    verdict(b is not None and b < 1000, b, 1000, "max")))
+                    "%s ns median call (mean %s ns wall, %s ns CPU)"
+                    % (fmt(b50), fmt(b), fmt(bc)) if b50 is not None else
+                    "%s ns wall, %s ns CPU (mean)" % (fmt(b), fmt(bc)),
+                    verdict(key is not None and key < 1000, key, 1000, "max")))
         for d in sizes:
             x = ratio(med(results, "tick_flush", "walstate", "tick_ms", dirty=d),
                       med(results, "tick_flush", "floor", "tick_ms", dirty=d))
@@ -542,7 +548,13 @@ def render(results, meta, outdir):
                metric_table(results, "tick_flush", "batched_ns_per_op", "", p,
                             "D"), "", "The same, thread CPU time (ns/op):", "",
                metric_table(results, "tick_flush", "batched_cpu_ns_per_op", "",
-                            p, "D"), ""]
+                            p, "D"), "",
+               "Single BATCHED calls (wall time of each, one clock read"
+               " included): median and 99th percentile, ns:", "",
+               metric_table(results, "tick_flush", "batched_p50_ns", "", p,
+                            "D"), "",
+               metric_table(results, "tick_flush", "batched_p99_ns", "", p,
+                            "D"), ""]
     if meta.get("notes"):
         md += ["## Notes", "", meta["notes"], ""]
     md += ["Raw figures: `latest.json` (every sample of every round)."]
