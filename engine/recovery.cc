@@ -19,7 +19,16 @@ struct Candidate {
   uint64_t lsn = 0;
   const char* role = "";
   uint64_t sessions = 0;  // as the MANIFEST says
+  // Where the record at `lsn` is in the log (a hint; 0, 0 if unknown).
+  uint64_t log_segment = 0;
+  uint64_t log_offset = 0;
 };
+
+Candidate CandidateOf(const record::Manifest::SnapshotRef& ref,
+                      const char* role) {
+  return Candidate{ref.file(),     ref.lsn(),         role,
+                   ref.sessions(), ref.log_segment(), ref.log_offset()};
+}
 
 }  // namespace
 
@@ -67,15 +76,11 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   std::vector<Candidate> candidates;
   if (out.has_manifest) {
     if (out.manifest.has_current() && !out.manifest.current().file().empty()) {
-      candidates.push_back({out.manifest.current().file(),
-                            out.manifest.current().lsn(), "current",
-                            out.manifest.current().sessions()});
+      candidates.push_back(CandidateOf(out.manifest.current(), "current"));
     }
     if (out.manifest.has_previous() &&
         !out.manifest.previous().file().empty()) {
-      candidates.push_back({out.manifest.previous().file(),
-                            out.manifest.previous().lsn(), "previous",
-                            out.manifest.previous().sessions()});
+      candidates.push_back(CandidateOf(out.manifest.previous(), "previous"));
     }
   }
   const size_t published = candidates.size();
@@ -89,6 +94,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   const bool history_cut = published > 0 && candidates.empty();
 
   std::string failures;
+  const Candidate* used = nullptr;
   for (const Candidate& c : candidates) {
     // The MANIFEST only ever names a snapshot file of this directory; a name
     // like "../x" must not make recovery read (and later trust) a file
@@ -121,6 +127,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       report.snapshot_file = c.file;
       report.snapshot_lsn = c.lsn;
       report.snapshot_sessions = loaded->sessions;
+      used = &c;
       break;
     }
     absl::StrAppend(&failures, failures.empty() ? "" : "; ", c.role,
@@ -147,6 +154,12 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   ropts.dir = options.dir;
   ropts.mode = options.mode;
   ropts.start_lsn = base + 1;
+  if (used != nullptr) {
+    // The snapshot's records before `base` need not be read, not even to
+    // skip them (up to a segment's worth, twice: both passes).
+    ropts.start_hint_segment = used->log_segment;
+    ropts.start_hint_offset = used->log_offset;
+  }
   Replayer replayer(out.table.get(), base, workers);
   {
     // First pass: which ticks committed. It reads exactly the records the
@@ -218,6 +231,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
 
   const log::ReadReport& rr = (*reader)->report();
   report.segments_read = rr.files;
+  report.bytes_skipped = rr.skipped_bytes;
   report.problems = rr.problems;
   report.ticks_committed = replayer.ticks_committed();
   report.ticks_aborted = replayer.ticks_aborted();

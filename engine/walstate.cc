@@ -41,9 +41,10 @@ std::string RecoveryReport::ToString() const {
   }
   if (fell_back) absl::StrAppend(&out, "fell back: ", fallback_reason, "\n");
   absl::StrAppend(&out, "replayed: ", records_replayed, " records, ",
-                  bytes_replayed, " bytes from ", segments_read,
-                  " segments; ticks committed ", ticks_committed, ", aborted ",
-                  ticks_aborted, "\n");
+                  bytes_replayed, " bytes from ", segments_read, " segments (",
+                  bytes_skipped,
+                  " bytes before the snapshot skipped); ticks committed ",
+                  ticks_committed, ", aborted ", ticks_aborted, "\n");
   if (torn_bytes_dropped > 0) {
     absl::StrAppend(&out, "torn tail dropped: ", torn_bytes_dropped,
                     " bytes at ", torn_file, " offset ", torn_offset, "\n");
@@ -674,7 +675,9 @@ absl::Status EngineImpl::CompactNow() {
   std::lock_guard<std::mutex> compact_lock(compact_mu_);
   absl::Status health_status = CheckWritable();
   if (!health_status.ok()) return health_status;
-  const uint64_t lsn = writer_->last_lsn();
+  // The LSN and where its record is, read together.
+  const log::WriterStats at_start = writer_->stats();
+  const uint64_t lsn = at_start.last_lsn;
   if (manifest_.has_current() && manifest_.current().lsn() == lsn) {
     return absl::OkStatus();  // nothing new since the last snapshot
   }
@@ -726,6 +729,10 @@ absl::Status EngineImpl::CompactNow() {
   auto* current = next.mutable_current();
   current->set_file(w.file_name());
   current->set_lsn(lsn);
+  if (at_start.last_record_segment != 0) {
+    current->set_log_segment(at_start.last_record_segment);
+    current->set_log_offset(at_start.last_record_offset);
+  }
   current->set_sessions(w.sessions());
   current->set_bytes(w.bytes());
   if (manifest_.has_current()) *next.mutable_previous() = manifest_.current();

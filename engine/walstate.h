@@ -117,6 +117,9 @@ struct RecoveryReport {
   uint64_t segments_read = 0;
   uint64_t records_replayed = 0;
   uint64_t bytes_replayed = 0;
+  // Log bytes before the snapshot's LSN that were not read: the MANIFEST
+  // says where the snapshot's last record is.
+  uint64_t bytes_skipped = 0;
   uint64_t ticks_committed = 0;
   uint64_t ticks_aborted = 0;  // left open by a crash; their entries dropped
   uint64_t torn_bytes_dropped = 0;

@@ -146,6 +146,12 @@ class FileScanner {
   // header_ok()).
   uint64_t next_lsn() const { return expected_; }
 
+  // Before the first Next(): if an intact frame of this file carrying `lsn`
+  // starts at `offset`, moves past it (the records before it are never read)
+  // and returns the bytes skipped; otherwise stays at the first record and
+  // returns 0. An I/O error while looking stops the scanner (status()).
+  uint64_t SkipPast(uint64_t offset, uint64_t lsn);
+
  private:
   // Makes bytes [off, off + n) available; off + n must be <= file_size_.
   // nullptr after an I/O error (recorded in status_).
@@ -420,6 +426,27 @@ void FileScanner::ClassifyBadHeader(HeaderStatus hs, const char* p,
                         : absl::StrCat(detail,
                                        ", and not the last log segment, so "
                                        "not a torn write"));
+}
+
+uint64_t FileScanner::SkipPast(uint64_t offset, uint64_t lsn) {
+  if (done_ || !header_ok_ || pos_ != header_.header_size || offset < pos_ ||
+      offset >= file_size_) {
+    return 0;
+  }
+  // The frame's hash covers its LSN and this file's salt: a stale or wrong
+  // offset cannot pass for the record.
+  const uint64_t first = expected_;
+  expected_ = lsn;
+  RecordHeader h;
+  if (CheckFrame(offset, &h) != FrameError::kNone) {
+    expected_ = first;
+    return 0;
+  }
+  const uint64_t skipped = offset - pos_;
+  pos_ = offset + FramedSize(h.length);
+  expected_ = lsn + 1;
+  report_.last_good_offset = pos_;
+  return skipped;
 }
 
 FrameError FileScanner::CheckFrame(uint64_t off, RecordHeader* h) {
@@ -945,6 +972,10 @@ bool LogReader::Impl::OpenNextSegment() {
     }
     have_expected_ = true;
     expected_first_ = h.first_lsn;
+    if (options_.start_hint_segment == numbers_[i] && options_.start_lsn > 1) {
+      report_.skipped_bytes +=
+          s->SkipPast(options_.start_hint_offset, options_.start_lsn - 1);
+    }
     Begin(*s);
     cur_ = std::move(s);
     return true;

@@ -73,6 +73,8 @@ struct ReadReport {
   std::string last_good_file;
   uint64_t last_good_offset = 0;
   uint64_t torn_bytes = 0;  // bytes of torn tail found
+  // Bytes of records before start_lsn not read thanks to the start hint.
+  uint64_t skipped_bytes = 0;
   bool has_torn_tail() const;
   bool has_corruption() const;  // anything other than a torn tail
 };
@@ -115,6 +117,13 @@ struct LogReaderOptions {
   RecoveryMode mode = RecoveryMode::kTolerateTornTail;
   // Skip records with LSN < start_lsn (whole segments when possible).
   uint64_t start_lsn = 0;
+  // Where the frame of record start_lsn - 1 starts (segment number, byte
+  // offset), e.g. from the MANIFEST: the records before it in that segment
+  // are then not read at all. A hint: it is taken only if an intact frame of
+  // this segment carrying exactly that LSN is there; otherwise, or when 0,
+  // the segment is read from its start.
+  uint64_t start_hint_segment = 0;
+  uint64_t start_hint_offset = 0;
 };
 
 // Reads every log segment ("seg-*.wal") of a directory in segment-number

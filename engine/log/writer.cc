@@ -332,6 +332,8 @@ uint64_t LogWriter::FinishAppendLocked(size_t payload_size) {
   const uint64_t framed = FramedSize(payload_size);
   const uint64_t lsn = next_lsn_++;
   pending_.back()->last_lsn = lsn;
+  stats_.last_record_segment = segment_number_;
+  stats_.last_record_offset = segment_bytes_;
   segment_bytes_ += framed;
   segment_records_++;
   stats_.buffered_bytes += framed;

@@ -84,6 +84,11 @@ struct WriterStats {
   uint64_t current_segment = 0;
   uint64_t current_segment_bytes = 0;  // including buffered bytes
   uint64_t buffered_bytes = 0;
+  // Where the frame of record last_lsn starts: segment number and offset
+  // (0, 0 before this writer's first append). A snapshot at last_lsn stores
+  // it so that recovery can start reading the log right after that record.
+  uint64_t last_record_segment = 0;
+  uint64_t last_record_offset = 0;
 };
 
 class LogWriter {

@@ -969,6 +969,57 @@ TEST_F(ReaderTest, StartLsnSkipsWholeSegmentsWithoutReadingThem) {
             absl::StatusCode::kDataLoss);
 }
 
+TEST_F(ReaderTest, StartHintSkipsTheRecordsBeforeStartLsnInItsSegment) {
+  // Damage LSN 7: a read from LSN 9 must read segment 2 from its start and
+  // meets it, unless the hint (frame of LSN 8) lets it jump past.
+  FlipBit(segs_[1], FrameStart(1, 1) + 30, 0);
+  ASSERT_EQ(ReadLog(dir_, kTolerant, 9).status.code(),
+            absl::StatusCode::kDataLoss);
+  for (RecoveryMode mode : {kStrict, kTolerant, kSalvage}) {
+    ReadResult r = ReadLog(dir_, mode, 9, 2, FrameStart(1, 2));
+    ASSERT_TRUE(r.status.ok()) << RecoveryModeName(mode) << ": " << r.status;
+    EXPECT_EQ(Lsns(r), Range(9, 15));
+    EXPECT_TRUE(r.report.problems.empty()) << Describe(r.report);
+    EXPECT_EQ(r.report.skipped_bytes, FrameStart(1, 2) - FrameStart(1, 0));
+  }
+  // The log's last record: nothing after it, nothing read before it.
+  ReadResult r = ReadLog(dir_, kTolerant, 16, 3, FrameStart(2, 4));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.records.empty());
+  EXPECT_EQ(r.report.skipped_bytes, FrameStart(2, 4) - FrameStart(2, 0));
+  EXPECT_EQ(r.report.last_good_offset, ReadBytes(segs_[2]).size());
+}
+
+TEST_F(ReaderTest, StartHintThatIsNotTheRecordIsIgnored) {
+  const uint64_t good = FrameStart(1, 2);  // the frame of LSN 8
+  const uint64_t size = ReadBytes(segs_[1]).size();
+  struct Hint {
+    uint64_t segment, offset;
+  };
+  for (Hint h : std::vector<Hint>{{2, good + 8},   // inside the frame
+                                  {2, good - 64},  // LSN 7's frame
+                                  {2, good + 64},  // LSN 9's frame
+                                  {2, 0},
+                                  {2, 3},
+                                  {2, size},
+                                  {2, size + 4096},
+                                  {1, good},  // another segment
+                                  {3, good},
+                                  {0, good}}) {
+    ReadResult r = ReadLog(dir_, kStrict, 9, h.segment, h.offset);
+    ASSERT_TRUE(r.status.ok())
+        << h.segment << "/" << h.offset << ": " << r.status;
+    EXPECT_EQ(Lsns(r), Range(9, 15)) << h.segment << "/" << h.offset;
+    EXPECT_EQ(r.report.skipped_bytes, 0u) << h.segment << "/" << h.offset;
+  }
+  // A damaged hinted frame is not taken either: the segment is read from
+  // its start and the damage found there, as without a hint.
+  FlipBit(segs_[1], good + 30, 0);
+  ReadResult r = ReadLog(dir_, kTolerant, 9, 2, good);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(r.report.skipped_bytes, 0u);
+}
+
 TEST(ReaderLargeTest, SalvageSkipsADamagedMultiMegabyteRecord) {
   const std::string dir = NewTempDir();
   auto written =

@@ -72,13 +72,16 @@ std::vector<ExpectedRecord> WriteLog(const std::string& dir,
 }
 
 ReadResult ReadLog(const std::string& dir, RecoveryMode mode,
-                   uint64_t start_lsn) {
+                   uint64_t start_lsn, uint64_t hint_segment,
+                   uint64_t hint_offset) {
   ReadResult result;
   LogReaderOptions options;
   options.fs = FileSystem::Default();
   options.dir = dir;
   options.mode = mode;
   options.start_lsn = start_lsn;
+  options.start_hint_segment = hint_segment;
+  options.start_hint_offset = hint_offset;
   auto reader = LogReader::Open(options);
   if (!reader.ok()) {
     result.open_status = reader.status();

@@ -58,7 +58,8 @@ struct ReadResult {
 };
 
 ReadResult ReadLog(const std::string& dir, RecoveryMode mode,
-                   uint64_t start_lsn = 0);
+                   uint64_t start_lsn = 0, uint64_t hint_segment = 0,
+                   uint64_t hint_offset = 0);
 
 // The segment files of `dir`, sorted.
 std::vector<std::string> SegmentPaths(const std::string& dir);

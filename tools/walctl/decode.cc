@@ -42,8 +42,14 @@ std::string ReasonName(record::Delete::Reason reason) {
 
 std::string SnapshotRefText(const record::Manifest::SnapshotRef& ref) {
   if (ref.file().empty()) return "none";
+  std::string log_position;
+  if (ref.log_segment() != 0) {
+    log_position =
+        absl::StrCat(", lsn ", ref.lsn(), " at segment ", ref.log_segment(),
+                     " offset ", ref.log_offset());
+  }
   return absl::StrCat(ref.file(), " (lsn ", ref.lsn(), ", ", ref.sessions(),
-                      " sessions, ", ref.bytes(), " bytes)");
+                      " sessions, ", ref.bytes(), " bytes", log_position, ")");
 }
 
 std::string SnapshotRefJson(const record::Manifest::SnapshotRef& ref) {
@@ -53,6 +59,8 @@ std::string SnapshotRefJson(const record::Manifest::SnapshotRef& ref) {
       .Add("lsn", static_cast<uint64_t>(ref.lsn()))
       .Add("sessions", static_cast<uint64_t>(ref.sessions()))
       .Add("bytes", static_cast<uint64_t>(ref.bytes()))
+      .Add("log_segment", static_cast<uint64_t>(ref.log_segment()))
+      .Add("log_offset", static_cast<uint64_t>(ref.log_offset()))
       .Build();
 }
 

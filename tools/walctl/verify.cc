@@ -32,8 +32,11 @@ flags:
 
 exit: 0 clean
       1 only a torn tail (the default recovery mode cuts it off on open)
-      2 damage default recovery refuses, or input that cannot be read
-        (missing directory, empty or garbage segment header, foreign file)
+      2 damage, or input that cannot be read (missing directory, empty or
+        garbage segment header, foreign file); the last line (and "opens"
+        in --json) says whether default recovery still opens the store,
+        which it does when the damage is only in records the current
+        snapshot covers
       64 usage error
 )";
 
@@ -239,9 +242,12 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
   TornWithNothingReadable(log.records > 0 || snapshot_ok, &findings);
 
   // Last, what only a replay shows (ticks that were never begun, records
-  // that contradict the log): run recovery itself, writing nothing. Only
-  // when nothing worse was found, since recovery stops at the first problem.
-  if (ExitCodeFor(findings) != kExitDamage) {
+  // that contradict the log): run recovery itself, writing nothing. With
+  // damage found already, it says whether the store still opens: recovery
+  // reads nothing the current snapshot covers (its MANIFEST entry says where
+  // the log after it starts), so damage there alone does not stop it.
+  bool opens = false;
+  {
     absl::StatusOr<std::unique_ptr<Schema>> schema =
         ReadStoredSchema(ctx.fs, dir);
     if (schema.ok()) {
@@ -249,7 +255,8 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
       options.fs = ctx.fs;
       options.dir = dir;
       absl::StatusOr<RecoveredState> state = Recover(options, **schema);
-      if (!state.ok()) {
+      opens = state.ok();
+      if (!state.ok() && ExitCodeFor(findings) != kExitDamage) {
         findings.push_back(Make(Finding::Severity::kDamage, "recovery", "",
                                 absl::StrCat("default recovery fails: ",
                                              state.status().message())));
@@ -292,6 +299,7 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
     o.Add("dir", dir)
         .Add("result", result)
         .Add("exit_code", code)
+        .Add("opens", opens)
         .Add("segments", static_cast<uint64_t>(log.segments.size()))
         .Add("records", log.records)
         .Add("first_lsn", log.first_lsn)
@@ -375,9 +383,16 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
           << " (exit 1)\n";
       break;
     default:
-      out << "result: damage that default recovery refuses (exit 2); 'walctl "
-             "repair "
-          << dir << " --salvage' shows what can be dropped\n";
+      if (opens) {
+        out << "result: damage (exit 2), only in records the current "
+               "snapshot covers: default recovery does not read them and "
+               "opens the store; 'walctl repair "
+            << dir << " --salvage' shows what can be dropped\n";
+      } else {
+        out << "result: damage that default recovery refuses (exit 2); "
+               "'walctl repair "
+            << dir << " --salvage' shows what can be dropped\n";
+      }
       break;
   }
   return code;
