@@ -83,6 +83,7 @@ class WalstateContestant : public Contestant {
         "snapshot_sessions=", r.snapshot_sessions,
         " records_replayed=", r.records_replayed,
         " bytes_replayed=", r.bytes_replayed,
+        " bytes_skipped=", r.bytes_skipped,
         " segments_read=", r.segments_read,
         " ticks_committed=", r.ticks_committed,
         " snapshot_s=", absl::ToDoubleSeconds(r.snapshot_duration),
