@@ -160,6 +160,19 @@ HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
   return HeaderStatus::kOk;
 }
 
+FileHeader RawFileHeaderFields(absl::string_view data) {
+  FileHeader header;
+  if (data.size() < kFileHeaderFixedSize) return header;
+  const char* p = data.data();
+  header.header_size = GetFixed32(p + 12);
+  header.kind = static_cast<FileKind>(GetFixed32(p + 16));
+  header.file_number = GetFixed64(p + 24);
+  header.first_lsn = GetFixed64(p + 32);
+  header.salt = GetFixed64(p + 40);
+  header.created_micros = GetFixed64(p + 48);
+  return header;
+}
+
 void EncodeRecord(uint64_t salt, uint64_t lsn, uint8_t type,
                   absl::string_view payload, std::string* out) {
   char* p = StartRecord(payload.size(), out);

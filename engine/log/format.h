@@ -158,6 +158,12 @@ enum class HeaderStatus {
 HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
                               std::string* detail);
 
+// Salvage only: the fixed header fields of `data` (at least
+// kFileHeaderFixedSize bytes) as they are, nothing checked and no schema.
+// A header that failed DecodeFileHeader may still hold an intact salt (the
+// damage being elsewhere); records whose hash verifies with it are genuine.
+FileHeader RawFileHeaderFields(absl::string_view data);
+
 // Appends one framed record (header, payload, padding) to `out`.
 void EncodeRecord(uint64_t salt, uint64_t lsn, uint8_t type,
                   absl::string_view payload, std::string* out);

@@ -145,6 +145,9 @@ class FileScanner {
   // The LSN a record following this file's last one would have (valid when
   // header_ok()).
   uint64_t next_lsn() const { return expected_; }
+  // Salvage read records behind a damaged header (see RescueRecords): the
+  // header's fields come from its raw bytes, and it has no schema.
+  bool header_rescued() const { return header_rescued_; }
 
   // Before the first Next(): if an intact frame of this file carrying `lsn`
   // starts at `offset`, moves past it (the records before it are never read)
@@ -181,6 +184,10 @@ class FileScanner {
   bool SyncedFrameFollows(uint64_t off, uint64_t expected);
   // An intact frame at `off` (structure and hash; LSN not checked).
   bool IntactFrameAt(uint64_t off, RecordHeader* h);
+  // Salvage, after a header reported as corrupt: if the header's salt bytes
+  // survived, the first frame they verify is where the records start; reads
+  // on from there (header_rescued()). Otherwise the file yields nothing.
+  void RescueRecords();
   bool TailIsZero(uint64_t off);
   void AddProblem(Problem::Kind kind, uint64_t off, uint64_t bytes,
                   std::string detail) {
@@ -214,6 +221,7 @@ class FileScanner {
   absl::Status status_;
   bool done_ = true;
   bool header_ok_ = false;
+  bool header_rescued_ = false;
   FileHeader header_;
   ReadReport report_;
   uint64_t pos_ = 0;       // offset of the next frame
@@ -286,7 +294,9 @@ void FileScanner::HeaderDamage(Problem::Kind kind, const std::string& detail) {
       AddProblem(kind, 0, file_size_, detail);
       if (mode_ != RecoveryMode::kSalvage) {
         status_ = DamageError("corrupt file header", 0, file_size_, detail);
+        return;
       }
+      RescueRecords();
       return;
     case Problem::Kind::kForeignFile:
       AddProblem(kind, 0, file_size_, detail);
@@ -517,6 +527,49 @@ bool FileScanner::TailIsZero(uint64_t off) {
     off += n;
   }
   return true;
+}
+
+void FileScanner::RescueRecords() {
+  if (file_size_ <= kFileHeaderFixedSize) return;
+  const char* p = Fill(0, kFileHeaderFixedSize);
+  if (p == nullptr) return;
+  const FileHeader raw =
+      RawFileHeaderFields(absl::string_view(p, kFileHeaderFixedSize));
+  header_ = raw;
+  // The first frame the salt verifies is the first record: a wrong salt
+  // verifies nothing, so a find is genuine. Not the header's own
+  // record-start field, which may be the damaged part and could point at a
+  // later, equally genuine frame.
+  const uint64_t limit = std::min<uint64_t>(
+      file_size_, kFileHeaderFixedSize + kMaxSchemaSize + kRecordHeaderSize);
+  RecordHeader h;
+  uint64_t at = 0;
+  bool found = false;
+  for (uint64_t off = kFileHeaderFixedSize; !found && off < limit;
+       off += kAlignment) {
+    if (IntactFrameAt(off, &h)) {
+      at = off;
+      found = true;
+    }
+  }
+  if (!found || !status_.ok()) return;
+  if (!report_.problems.empty()) {
+    Problem& header_damage = report_.problems.back();
+    header_damage.bytes = at;
+    absl::StrAppend(&header_damage.detail,
+                    "; the records after it verify with the header's salt "
+                    "and are kept, from offset ",
+                    at, " (LSN ", h.lsn, ")");
+  }
+  header_.first_lsn = h.lsn;
+  header_.header_size = at;
+  header_.schema.clear();
+  header_ok_ = true;
+  header_rescued_ = true;
+  done_ = false;
+  pos_ = at;
+  expected_ = h.lsn;
+  report_.last_good_offset = at;
 }
 
 bool FileScanner::IntactFrameAt(uint64_t off, RecordHeader* h) {
@@ -957,7 +1010,8 @@ bool LogReader::Impl::OpenNextSegment() {
         return false;
       }
     }
-    schema_ = h.schema;
+    // A rescued header has no schema: keep the last one read intact.
+    if (!s->header_rescued()) schema_ = h.schema;
     // Skip a whole segment when the next one starts at or before start_lsn:
     // none of its records is wanted, so it is not even read.
     if (options_.start_lsn > 0 && !is_last) {

@@ -790,6 +790,41 @@ TEST_F(ReaderTest, CorruptHeader) {
   EXPECT_TRUE(r.report.has_corruption());
 }
 
+TEST_F(ReaderTest, SalvageKeepsRecordsBehindADamagedHeaderWhoseSaltSurvived) {
+  // The creation time of segment 2: the header's hash fails, its salt does
+  // not, so salvage can tell the records behind it are genuine.
+  FlipBit(segs_[1], 50, 1);
+  ReadResult r = ReadLog(dir_, kTolerant);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Lsns(r), Range(1, 5));
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Lsns(r), Range(1, 15)) << Describe(r.report);
+  ExpectGenuine(written_, r.records);
+  ASSERT_EQ(r.report.problems.size(), 1u) << Describe(r.report);
+  const Problem& p = r.report.problems[0];
+  EXPECT_EQ(p.kind, Problem::Kind::kCorruption);
+  EXPECT_EQ(p.file, segs_[1]);
+  EXPECT_EQ(p.bytes, FrameStart(1, 0));  // the header, not the whole file
+  EXPECT_THAT(p.detail, HasSubstr("are kept, from offset"));
+
+  // The same, and the header's record-start field damaged too: found by
+  // looking for the first frame the salt verifies.
+  FlipBit(segs_[1], 13, 0);
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Lsns(r), Range(1, 15));
+
+  // Its salt damaged as well: nothing of that segment verifies, its LSNs
+  // are reported lost, the rest is read.
+  FlipBit(segs_[1], 41, 2);
+  r = ReadLog(dir_, kSalvage);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  std::vector<uint64_t> want = Range(1, 5);
+  for (uint64_t l = 11; l <= 15; ++l) want.push_back(l);
+  EXPECT_EQ(Lsns(r), want);
+}
+
 TEST(ReaderHeaderTest, IncompleteHeaderWithNothingAfterItIsTornTail) {
   const std::string dir = NewTempDir();
   testing::WriteLog(dir, {}, 1 << 20);
