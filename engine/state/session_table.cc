@@ -1,6 +1,7 @@
 #include "engine/state/session_table.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -117,6 +118,33 @@ size_t SessionTable::NodeHash::operator()(const Node* node) const {
 
 SessionTable::Shard::~Shard() {
   for (Node* node : sessions) FreeNode(node);
+}
+
+SessionTable::Node::Node(absl::string_view id)
+    : id_len_(id.size() >= kLongId ? kLongId
+                                   : static_cast<uint8_t>(id.size())) {
+  char* tail = reinterpret_cast<char*>(this) + kIdOffset;
+  if (id_len_ == kLongId) {
+    const uint32_t size = static_cast<uint32_t>(id.size());
+    std::memcpy(tail, &size, sizeof(size));
+    tail += sizeof(size);
+  }
+  // An empty id may have no data pointer at all.
+  if (!id.empty()) std::memcpy(tail, id.data(), id.size());
+}
+
+SessionTable::Node* SessionTable::NewNode(absl::string_view id) {
+  // The id is written from kIdOffset on, right after id_len_, over the
+  // struct's tail padding.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  static_assert(offsetof(Node, id_len_) + 1 == Node::kIdOffset,
+                "the id starts right after the node's header");
+#pragma GCC diagnostic pop
+  static_assert(sizeof(Entry) == 24, "Entry is three words");
+  void* block =
+      ::operator new(std::max(sizeof(Node), Node::BlockSize(id.size())));
+  return new (block) Node(id);
 }
 
 void SessionTable::FreeNode(Node* node) {
@@ -439,14 +467,7 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
   bool inserted = false;
   auto it = shard.sessions.lazy_emplace(
       session, [&](const Sessions::constructor& construct) {
-        void* block = ::operator new(sizeof(Node) + session.id.size());
-        Node* node = new (block) Node(session.id.size());
-        // An empty id may have no data pointer at all.
-        if (!session.id.empty()) {
-          std::memcpy(reinterpret_cast<char*>(node + 1), session.id.data(),
-                      session.id.size());
-        }
-        construct(node);
+        construct(NewNode(session.id));
         inserted = true;
       });
   if (inserted) {
@@ -703,7 +724,8 @@ uint64_t SessionTable::ApproximateMemory() const {
     bytes += shard->sessions.bucket_count() * (sizeof(Node*) + 1);
     bytes += shard->dirty.capacity() * sizeof(Node*);
     for (const Node* node : shard->sessions) {
-      bytes += block(sizeof(Node) + node->id().size());
+      bytes +=
+          block(std::max(sizeof(Node), Node::BlockSize(node->id().size())));
       bytes += node->entry.state->SpaceUsedLong();
     }
   }

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -65,41 +66,74 @@ class SessionTable {
   struct Entry {
     std::unique_ptr<google::protobuf::Message> state;
     FieldSet dirty;  // BATCHED fields changed since the last tick
+
     // Recovery only: the state came from a snapshot and already holds this
-    // session's records up to this LSN (record::SessionState::lsn).
-    uint64_t snapshot_lsn = 0;
+    // session's records up to this LSN (record::SessionState::lsn); 0 if it
+    // did not, or once the session was updated (set_last_update).
+    uint64_t snapshot_lsn() const {
+      return (stamp_ & kSnapshotTag) ? stamp_ & ~kSnapshotTag : 0;
+    }
+    // `lsn` < 2^63 (the snapshot loader refuses larger ones).
+    void set_snapshot_lsn(uint64_t lsn) { stamp_ = lsn | kSnapshotTag; }
+
+    // When the session was last updated; InfinitePast if it was not since
+    // recovery, the Unix epoch if never (times before it read as the epoch).
     absl::Time last_update() const {
-      return absl::FromUnixNanos(last_update_ns);
+      return (stamp_ & kSnapshotTag)
+                 ? absl::InfinitePast()
+                 : absl::FromUnixNanos(static_cast<int64_t>(stamp_));
     }
     void set_last_update(absl::Time t) {
-      last_update_ns = absl::ToUnixNanos(t);
+      const int64_t ns = absl::ToUnixNanos(t);
+      stamp_ = ns < 0 ? 0 : static_cast<uint64_t>(ns);
     }
-    // 8 bytes rather than absl::Time's 16: with a 25-byte id that keeps a
-    // session's node in glibc's 80-byte size class.
-    int64_t last_update_ns = 0;
+
+   private:
+    static constexpr uint64_t kSnapshotTag = uint64_t{1} << 63;
+    // One word for two things that are never needed at the same time: the
+    // snapshot LSN (top bit set) while recovery replays the log, and the
+    // time of the last update (Unix nanos) once the store is open and
+    // updating. One word rather than two keeps a node with a 25-byte id in
+    // glibc's 64-byte size class (see Node).
+    uint64_t stamp_ = 0;
   };
 
   // A session: its entry and its id, in one heap block (the id's bytes
-  // follow the node) whose address never changes while the session exists.
-  // One block rather than a map node plus a heap string: one cache miss and
-  // one allocation less per session.
+  // follow the node's header) whose address never changes while the
+  // session exists. One block rather than a map node plus a heap string:
+  // one cache miss and one allocation less per session.
+  //
+  // The header is 29 bytes (Entry, dirty position, a one-byte id length)
+  // and the id starts right after it, not at sizeof(Node) (32): with the
+  // gateway's 25-byte ids a block is 54 bytes, which glibc serves from its
+  // 64-byte class (a block of up to 56 bytes; 57 or more takes 80). An id of
+  // kLongId bytes or more has its length in 4 bytes before its bytes.
   class Node {
    public:
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
     absl::string_view id() const {
-      return absl::string_view(reinterpret_cast<const char*>(this + 1),
-                               id_size_);
+      const char* tail = reinterpret_cast<const char*>(this) + kIdOffset;
+      if (id_len_ != kLongId) return absl::string_view(tail, id_len_);
+      uint32_t size;
+      std::memcpy(&size, tail, sizeof(size));
+      return absl::string_view(tail + sizeof(size), size);
     }
     Entry entry;
 
    private:
     friend class SessionTable;
-    explicit Node(size_t id_size) : id_size_(static_cast<uint32_t>(id_size)) {}
+    static constexpr size_t kIdOffset = 29;
+    static constexpr uint8_t kLongId = 255;
+    // Bytes of the heap block of a node whose id has `id_size` bytes.
+    static size_t BlockSize(size_t id_size) {
+      return kIdOffset + (id_size >= kLongId ? sizeof(uint32_t) : 0) + id_size;
+    }
+    explicit Node(absl::string_view id);
     ~Node() = default;
     // Position in the shard's dirty list while entry.dirty is not empty.
     uint32_t dirty_pos_ = 0;
-    uint32_t id_size_;
+    uint8_t id_len_;  // the id's length, or kLongId
   };
 
   // A session id with its hash, computed once for both the shard and the
@@ -311,6 +345,7 @@ class SessionTable {
   // Adds `node` as a holder of `key` (its value) to `index`.
   static void InsertLocked(Index& index, const IndexValue& key,
                            const Node& node);
+  static Node* NewNode(absl::string_view id);
   static void FreeNode(Node* node);
 
   const Schema& schema_;

@@ -3,6 +3,8 @@
 // with string, integer and bool indexes.
 #include "engine/state/session_table.h"
 
+#include <malloc.h>
+
 #include <map>
 #include <random>
 #include <set>
@@ -277,7 +279,12 @@ TEST_F(SessionTableTest, DirtyListFollowsMarksClearsAndErases) {
 // Ids are stored inline after the node: any length and any bytes.
 TEST_F(SessionTableTest, IdsOfAnyLengthAndBytes) {
   const std::vector<std::string> ids = {
-      "", std::string("a\0b", 3), std::string(1000, 'x'), "\xff\xfe", "short"};
+      "", std::string("a\0b", 3), std::string(1000, 'x'), "\xff\xfe", "short",
+      "1", "12", std::string(25, 'q'),
+      // Around the one-byte length's limit, where the length moves into
+      // four bytes before the id.
+      std::string(254, 'a'), std::string(255, 'b'), std::string(256, 'c'),
+      std::string(70000, 'd')};
   auto values = Values("t", 0, false);
   for (const std::string& id : ids) Set(id, values.get(), {F("note")});
   EXPECT_EQ(table_->size(), ids.size());
@@ -304,6 +311,51 @@ TEST_F(SessionTableTest, IdsOfAnyLengthAndBytes) {
   EXPECT_TRUE(inserted);
   ASSERT_NE(table_->FindLocked(shard, ""), nullptr);
   EXPECT_EQ(table_->FindLocked(shard, "")->id(), "");
+}
+
+// A node is one heap block of a 29-byte header and the id: with the
+// gateway's 25-byte ids, glibc's 64-byte class (at most 56 usable bytes).
+TEST_F(SessionTableTest, NodeWithA25ByteIdFitsA64ByteBlock) {
+  auto values = Values("t", 0, false);
+  for (size_t size : {size_t{0}, size_t{25}, size_t{27}}) {
+    const std::string id(size, 'n');
+    Set(id, values.get(), {F("note")});
+    auto& shard = table_->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    SessionTable::Node* node = table_->FindLocked(shard, id);
+    ASSERT_NE(node, nullptr);
+    EXPECT_LE(malloc_usable_size(node), 56u) << size;
+    EXPECT_EQ(node->id(), id);
+  }
+}
+
+// The entry's one word holds the snapshot LSN during recovery and the time
+// of the last update afterwards.
+TEST(SessionTableEntryTest, SnapshotLsnUntilTheFirstUpdate) {
+  SessionTable::Entry e;
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  EXPECT_EQ(e.last_update(), absl::UnixEpoch());
+  const uint64_t big = (uint64_t{1} << 63) - 1;
+  for (uint64_t lsn : {uint64_t{0}, uint64_t{1}, uint64_t{123456789}, big}) {
+    e.set_snapshot_lsn(lsn);
+    EXPECT_EQ(e.snapshot_lsn(), lsn);
+    // Recovered, not updated since: older than any Open.
+    EXPECT_EQ(e.last_update(), absl::InfinitePast());
+  }
+  const absl::Time t = absl::FromUnixNanos(1700000000123456789);
+  e.set_last_update(t);
+  EXPECT_EQ(e.last_update(), t);
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  e.set_last_update(absl::InfiniteFuture());
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  EXPECT_GT(e.last_update(), t);
+  // Before the epoch reads as the epoch, never as a snapshot LSN.
+  e.set_last_update(absl::FromUnixSeconds(-5));
+  EXPECT_EQ(e.last_update(), absl::UnixEpoch());
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  e.set_last_update(absl::InfinitePast());
+  EXPECT_EQ(e.last_update(), absl::UnixEpoch());
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
 }
 
 // Random operations against a model that recomputes every index by scanning
