@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -186,7 +187,11 @@ class SessionTable {
     size_t dirty_count = 0;  // non-null entries of `dirty`
   };
 
-  explicit SessionTable(const Schema& schema, size_t shard_count = 256);
+  static constexpr size_t kDefaultShards = 256;
+  static constexpr size_t kMaxShards = 4096;
+
+  explicit SessionTable(const Schema& schema,
+                        size_t shard_count = kDefaultShards);
   ~SessionTable();
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
@@ -209,6 +214,27 @@ class SessionTable {
   // Sizes the maps for about `sessions` sessions (before a snapshot load),
   // so that they do not rehash while they fill.
   void Reserve(size_t sessions);
+
+  // How to spread about `n` elements over hash sets (elements go to a set by
+  // their hash) so that the sets, once filled, are near absl's maximum load
+  // of 7/8: `sets` sets, from `min_sets` to `max_sets`, each reserved for
+  // `per_set` elements (the mean plus two standard deviations). A single
+  // set of n elements may sit at any load from 7/16 to 7/8 (0.48 at 10^6);
+  // a number of sets chosen for n lands at 0.8 or more.
+  struct Split {
+    size_t sets;
+    size_t per_set;
+  };
+  static Split SplitFor(size_t n, size_t min_sets, size_t max_sets);
+  // The shard count for a table about to be filled with `sessions` sessions
+  // (recovery knows it from the MANIFEST): kDefaultShards or more, so that
+  // the shards' maps are well filled.
+  static size_t ShardCountFor(size_t sessions) {
+    return SplitFor(sessions, kDefaultShards, kMaxShards).sets;
+  }
+  // Hash sets in the indexes, and slots in them (for tests and stats).
+  size_t IndexParts(size_t index) const;
+  size_t IndexSlots(size_t index) const;
 
   // Recovery: while the table is filled from a snapshot and the log, index
   // maintenance is switched off (SuspendIndexes) and the indexes are built
@@ -301,22 +327,46 @@ class SessionTable {
   // list (32): the indexes were most of the table's overhead.
   using Slot = uintptr_t;
   using HolderList = std::vector<const Node*>;
+  // A key with its hash, computed once for the part and the set lookup.
+  struct IndexKey {
+    IndexValue value;
+    size_t hash;
+  };
   struct SlotHash {
     using is_transparent = void;
     const Schema::Field* field;
     bool by_string;
     size_t operator()(Slot slot) const;
-    size_t operator()(const IndexValue& value) const;
+    size_t operator()(const IndexKey& key) const { return key.hash; }
   };
   struct SlotEq {
     using is_transparent = void;
     const Schema::Field* field;
     bool by_string;
     bool operator()(Slot a, Slot b) const;
-    bool operator()(Slot a, const IndexValue& b) const;
-    bool operator()(const IndexValue& a, Slot b) const { return (*this)(b, a); }
+    bool operator()(Slot a, const IndexKey& b) const;
+    bool operator()(const IndexKey& a, Slot b) const { return (*this)(b, a); }
   };
-  using Index = absl::flat_hash_set<Slot, SlotHash, SlotEq>;
+  using IndexSet = absl::flat_hash_set<Slot, SlotHash, SlotEq>;
+  // An index is split, by the keys' hashes, into parts; one part until it
+  // is built at recovery, which splits it (SplitFor) so that its sets land
+  // near their maximum load (one set of 10^6 keys would be at 0.48).
+  struct Index {
+    const Schema::Field* field;
+    bool by_string;
+    std::vector<IndexSet> parts;  // at least one
+    IndexKey Key(const IndexValue& value) const {
+      return {value, by_string ? absl::HashOf(value.text)
+                               : absl::HashOf(value.number)};
+    }
+    // The top bits, as for shards: the set uses the low ones.
+    IndexSet& PartOf(const IndexKey& key) {
+      return parts[(key.hash >> 48) % parts.size()];
+    }
+    const IndexSet& PartOf(const IndexKey& key) const {
+      return parts[(key.hash >> 48) % parts.size()];
+    }
+  };
 
   // The value `field` has in `state`; false if it is unset (unset values
   // are not indexed) or, without `check_presence`, empty.
@@ -333,6 +383,8 @@ class SessionTable {
   Index NewIndex(const Schema::Field& field) const;
   // Empties `index`, freeing its holder lists.
   static void ClearIndex(Index& index);
+  // Splits the (empty) `index` into parts for about `keys` keys.
+  static void SplitIndex(Index& index, size_t keys);
 
   // A new session gets an empty state; without `with_state` it has none,
   // and the caller sets one before it lets go of the shard lock.
@@ -343,8 +395,7 @@ class SessionTable {
   void IndexRemoveLocked(const Node& node, const Schema::Field& field);
   void IndexAddLocked(const Node& node, const Schema::Field& field);
   // Adds `node` as a holder of `key` (its value) to `index`.
-  static void InsertLocked(Index& index, const IndexValue& key,
-                           const Node& node);
+  static void InsertLocked(Index& index, const IndexKey& key, const Node& node);
   static Node* NewNode(absl::string_view id);
   static void FreeNode(Node* node);
 

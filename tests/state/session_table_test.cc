@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
@@ -96,6 +97,10 @@ class SessionTableTest : public ::testing::Test {
     EXPECT_TRUE(got.ok()) << got.status();
     return got.ok() ? *got : std::vector<std::string>{};
   }
+
+  // Random operations against a model that recomputes every index by
+  // scanning the states.
+  void RandomIndexOperations();
 
   std::unique_ptr<google::protobuf::DescriptorPool> pool_;
   std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
@@ -361,6 +366,24 @@ TEST(SessionTableEntryTest, SnapshotLsnUntilTheFirstUpdate) {
 // Random operations against a model that recomputes every index by scanning
 // the states: the views never go stale (ASan would see a dangling one).
 TEST_F(SessionTableTest, IndexesMatchAScanAfterRandomOperations) {
+  // As a new store's table (one set per index), and with indexes split
+  // into many parts (as recovery sizes them).
+  for (size_t reserve : {size_t{0}, size_t{200000}}) {
+    table_ = std::make_unique<SessionTable>(*schema_, 4);
+    if (reserve != 0) table_->Reserve(reserve);
+    for (size_t i = 0; i < schema_->indexed_fields().size(); ++i) {
+      if (reserve == 0) {
+        EXPECT_EQ(table_->IndexParts(i), 1u);
+      } else {
+        EXPECT_GT(table_->IndexParts(i), 8u);
+      }
+    }
+    RandomIndexOperations();
+    if (HasFailure()) return;
+  }
+}
+
+void SessionTableTest::RandomIndexOperations() {
   std::mt19937_64 rng(7);
   const std::vector<std::string> tags = {"", "red", "green",
                                          "a-much-longer-tag-value-0123456789"};
@@ -448,6 +471,81 @@ TEST_F(SessionTableTest, IndexesMatchAScanAfterRandomOperations) {
     }
     if (HasFailure()) return;
   }
+}
+
+// SplitFor's sets, reserved for per_set elements, hold them without
+// growing (absl's 7/8 load, which it assumes), and land well filled.
+TEST(SessionTableSplitTest, SetsHoldTheirShareAndLandWellFilled) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{1000}, size_t{12345}, size_t{128000},
+        size_t{200000}, size_t{1000000}, size_t{3000000}}) {
+    for (auto [min_sets, max_sets] :
+         {std::pair<size_t, size_t>{1, 1024},
+          {SessionTable::kDefaultShards, SessionTable::kMaxShards}}) {
+      const SessionTable::Split split =
+          SessionTable::SplitFor(n, min_sets, max_sets);
+      ASSERT_GE(split.sets, min_sets) << n;
+      ASSERT_LE(split.sets, max_sets) << n;
+      ASSERT_GE(split.per_set * split.sets, n) << n;
+      absl::flat_hash_set<uint64_t> set;
+      set.reserve(split.per_set);
+      const size_t capacity = set.bucket_count();
+      for (uint64_t i = 0; i < split.per_set; ++i) set.insert(i);
+      EXPECT_EQ(set.bucket_count(), capacity) << n << " " << split.per_set;
+      if (n >= 100000) {
+        const double load = static_cast<double>(n) /
+                            (split.sets * static_cast<double>(capacity));
+        EXPECT_GE(load, 0.75)
+            << n << ": " << split.sets << " sets of " << capacity;
+      }
+    }
+  }
+  // 10^6 sessions in 256 shards would be at 0.48 (3,906 a shard, one more
+  // than 4,095 slots take).
+  EXPECT_GT(SessionTable::ShardCountFor(1000000), 256u);
+  EXPECT_EQ(SessionTable::ShardCountFor(0), SessionTable::kDefaultShards);
+  EXPECT_EQ(SessionTable::ShardCountFor(1000), SessionTable::kDefaultShards);
+}
+
+// A table filled as recovery fills it (shard count and maps sized for the
+// sessions, indexes built at the end) has its maps and indexes well filled;
+// 128,000 sessions in 256 shards, or one index set, would be at 0.49.
+TEST_F(SessionTableTest, RecoveredMapsAndIndexesAreWellFilled) {
+  const size_t n = 128000;
+  table_ =
+      std::make_unique<SessionTable>(*schema_, SessionTable::ShardCountFor(n));
+  table_->SuspendIndexes();
+  table_->Reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string id = absl::StrCat("session-", i);
+    auto& shard = table_->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    table_->PutLocked(shard, id,
+                      Values(absl::StrCat("t", i), static_cast<int64_t>(i) + 1,
+                             i % 2 == 0, absl::StrCat("h", i)));
+  }
+  table_->RebuildIndexes();
+  size_t slots = 0;
+  for (size_t i = 0; i < table_->shard_count(); ++i) {
+    slots += table_->shard(i).sessions.bucket_count();
+  }
+  EXPECT_GE(static_cast<double>(n) / slots, 0.75) << slots;
+  const auto& indexed = schema_->indexed_fields();
+  for (size_t i = 0; i < indexed.size(); ++i) {
+    const std::string name = indexed[i]->descriptor->name();
+    if (name == "vip") {
+      // One key: the set reserved for a key per session is given back.
+      EXPECT_LT(table_->IndexSlots(i), 64u);
+    } else {
+      EXPECT_GE(static_cast<double>(n) / table_->IndexSlots(i), 0.75) << name;
+    }
+  }
+  EXPECT_EQ(Lookup("tag", "t4321"), std::vector<std::string>{"session-4321"});
+  EXPECT_EQ(Lookup("account", "4322"),
+            std::vector<std::string>{"session-4321"});
+  EXPECT_EQ(Lookup("handle", "h127999"),
+            std::vector<std::string>{"session-127999"});
+  EXPECT_EQ(Lookup("vip", "true").size(), n / 2);
 }
 
 TEST_F(SessionTableTest, IndexesBuiltAfterASuspendedFillMatchLiveOnes) {
