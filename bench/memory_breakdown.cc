@@ -105,7 +105,8 @@ int Main() {
   const uint64_t h3 = HeapBytes();
   const double states = static_cast<double>(h1) - h2;
   const double table_bytes = static_cast<double>(h2) - h3;
-  const double map_bytes = slots * 9.0;
+  const double map_bytes =
+      slots * (sizeof(SessionTable::Sessions::value_type) + 1.0);
   const double other_table = table_bytes - node_bytes - map_bytes;
   const double rest = static_cast<double>(h3) - h0;
   std::printf("sessions %lu\n", static_cast<unsigned long>(n));

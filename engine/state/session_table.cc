@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -110,6 +112,14 @@ bool OnlyListedFields(absl::string_view encoded,
 }
 
 }  // namespace
+
+void Word48::TooWide(uint64_t v) {
+  std::fprintf(stderr,
+               "walstate: address %#llx does not fit in 48 bits (session "
+               "table slots hold 48-bit pointers)\n",
+               static_cast<unsigned long long>(v));
+  std::abort();
+}
 
 SessionTable::SessionKey::SessionKey(absl::string_view session)
     : id(session), hash(absl::HashOf(session)) {}
@@ -504,7 +514,7 @@ void SessionTable::IndexRemoveLocked(const Node& node,
   if (list->size() == 1) {
     // Back to a plain pointer. Replacing an element in place keeps its hash
     // (same value), which the set allows through a const_cast.
-    const_cast<Slot&>(*it) = reinterpret_cast<Slot>(list->front());
+    const_cast<Word48&>(*it) = reinterpret_cast<Slot>(list->front());
     delete list;
   }
 }
@@ -526,7 +536,8 @@ void SessionTable::InsertLocked(Index& index, const IndexKey& key,
         added = true;
       });
   if (added) return;
-  Slot& slot = const_cast<Slot&>(*it);
+  Word48& word = const_cast<Word48&>(*it);
+  const Slot slot = word;
   if (slot & 1) {
     auto* list = reinterpret_cast<HolderList*>(slot & ~Slot{1});
     if (std::find(list->begin(), list->end(), &node) == list->end()) {
@@ -537,7 +548,7 @@ void SessionTable::InsertLocked(Index& index, const IndexKey& key,
   const Node* first = reinterpret_cast<const Node*>(slot);
   if (first == &node) return;
   auto* list = new HolderList{first, &node};
-  slot = reinterpret_cast<Slot>(list) | 1;
+  word = reinterpret_cast<Slot>(list) | 1;
 }
 
 bool SessionTable::TouchesIndex(
@@ -818,7 +829,7 @@ uint64_t SessionTable::ApproximateMemory() const {
   uint64_t bytes = 0;
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    bytes += shard->sessions.bucket_count() * (sizeof(Node*) + 1);
+    bytes += shard->sessions.bucket_count() * (sizeof(NodeRef) + 1);
     bytes += shard->dirty.capacity() * sizeof(Node*);
     for (const Node* node : shard->sessions) {
       bytes +=
@@ -829,7 +840,7 @@ uint64_t SessionTable::ApproximateMemory() const {
   std::lock_guard<std::mutex> lock(index_mu_);
   for (const Index& index : indexes_) {
     for (const IndexSet& part : index.parts) {
-      bytes += part.bucket_count() * (sizeof(Slot) + 1);
+      bytes += part.bucket_count() * (sizeof(Word48) + 1);
       for (Slot slot : part) {
         if (slot & 1) {
           bytes += block(sizeof(HolderList)) +

@@ -62,6 +62,42 @@ class FieldSet {
   uint64_t bits_ = 0;
 };
 
+// A 64-bit word below 2^48 (a pointer, possibly tagged in its low bit) in
+// six bytes: the maps and indexes hold one per session, and two bytes of
+// every slot were always zero. On x86-64 and AArch64 Linux, user-space
+// addresses are below 2^48 (the kernel hands out higher ones only to mmap
+// calls that ask for them, which malloc does not); a word that does not fit
+// stops the process rather than be cut. Elsewhere the word is kept whole.
+class Word48 {
+ public:
+  Word48() = default;
+  Word48(uint64_t v) {  // NOLINT(runtime/explicit)
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (v >> 48) TooWide(v);
+    w_[0] = static_cast<uint16_t>(v);
+    w_[1] = static_cast<uint16_t>(v >> 16);
+    w_[2] = static_cast<uint16_t>(v >> 32);
+#else
+    v_ = v;
+#endif
+  }
+  operator uint64_t() const {  // NOLINT(runtime/explicit)
+#if defined(__x86_64__) || defined(__aarch64__)
+    return uint64_t{w_[0]} | uint64_t{w_[1]} << 16 | uint64_t{w_[2]} << 32;
+#else
+    return v_;
+#endif
+  }
+
+ private:
+  [[noreturn]] static void TooWide(uint64_t v);
+#if defined(__x86_64__) || defined(__aarch64__)
+  uint16_t w_[3];
+#else
+  uint64_t v_;
+#endif
+};
+
 class SessionTable {
  public:
   struct Entry {
@@ -153,6 +189,20 @@ class SessionTable {
     size_t hash;
   };
 
+  // A node pointer in six bytes (Word48), as a shard's map holds it.
+  class NodeRef {
+   public:
+    NodeRef(Node* node)  // NOLINT(runtime/explicit)
+        : word_(reinterpret_cast<uintptr_t>(node)) {}
+    operator Node*() const {  // NOLINT(runtime/explicit)
+      return reinterpret_cast<Node*>(static_cast<uintptr_t>(word_));
+    }
+    Node* operator->() const { return *this; }
+
+   private:
+    Word48 word_;
+  };
+
   // The sessions of one shard: node pointers, looked up by id.
   struct NodeHash {
     using is_transparent = void;
@@ -169,7 +219,7 @@ class SessionTable {
       return a.id == b->id();
     }
   };
-  using Sessions = absl::flat_hash_set<Node*, NodeHash, NodeEq>;
+  using Sessions = absl::flat_hash_set<NodeRef, NodeHash, NodeEq>;
 
   // Aligned to a cache line: the lock and the map's header share the first
   // two, and no shard shares a line with another.
@@ -324,7 +374,8 @@ class SessionTable {
   // the first holder's state, which is why an indexed field may change only
   // after its node left the index and must be re-added after (index_mu_
   // held throughout). 8 bytes a slot instead of a key view plus a holder
-  // list (32): the indexes were most of the table's overhead.
+  // list (32): the indexes were most of the table's overhead. A set holds
+  // a slot in six bytes (Word48).
   using Slot = uintptr_t;
   using HolderList = std::vector<const Node*>;
   // A key with its hash, computed once for the part and the set lookup.
@@ -347,7 +398,7 @@ class SessionTable {
     bool operator()(Slot a, const IndexKey& b) const;
     bool operator()(const IndexKey& a, Slot b) const { return (*this)(b, a); }
   };
-  using IndexSet = absl::flat_hash_set<Slot, SlotHash, SlotEq>;
+  using IndexSet = absl::flat_hash_set<Word48, SlotHash, SlotEq>;
   // An index is split, by the keys' hashes, into parts; one part until it
   // is built at recovery, which splits it (SplitFor) so that its sets land
   // near their maximum load (one set of 10^6 keys would be at 0.48).
