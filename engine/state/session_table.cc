@@ -215,12 +215,16 @@ SessionTable::Split SessionTable::SplitFor(size_t n, size_t min_sets,
                                            size_t max_sets) {
   min_sets = std::max<size_t>(min_sets, 1);
   max_sets = std::max(max_sets, min_sets);
-  // Room for the fullest set: the mean plus two standard deviations (the
-  // count of a set is binomial). A set that still overflows grows as it
-  // would have anyway.
+  // Room for the fullest set: the mean plus four standard deviations (the
+  // count of a set is binomial), so that hardly any set grows while it is
+  // filled. Growing costs more than the rehash: it is a large allocation,
+  // which makes glibc consolidate the freed small blocks of that thread's
+  // arena, and every small allocation after it slower (with two standard
+  // deviations, a few shards of 289 grew, and loading 10^6 sessions was
+  // markedly slower in the benchmark's later rounds).
   auto need = [](size_t mean) {
     return mean + static_cast<size_t>(
-                      2 * std::ceil(std::sqrt(static_cast<double>(mean))));
+                      4 * std::ceil(std::sqrt(static_cast<double>(mean))));
   };
   auto mean_of = [&](size_t sets) { return (n + sets - 1) / sets; };
   if (n == 0) return Split{min_sets, 0};
