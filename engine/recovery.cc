@@ -108,17 +108,20 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
       report.fell_back = true;
       continue;
     }
-    auto table = std::make_unique<SessionTable>(schema);
-    table->SuspendIndexes();  // built once, after the replay
-    // The MANIFEST says how many sessions to expect: size the maps once. It
-    // is not trusted beyond what the file could hold (a framed record per
-    // session).
+    // The MANIFEST says how many sessions to expect: choose the shard count
+    // for it (so that the shards' maps are well filled) and size the maps
+    // once. It is not trusted beyond what the file could hold (a framed
+    // record per session).
     const std::string path = JoinPath(options.dir, c.file);
     auto file_bytes = fs->FileSize(path);
-    if (file_bytes.ok()) {
-      table->Reserve(static_cast<size_t>(
-          std::min<uint64_t>(c.sessions, *file_bytes / log::FramedSize(1))));
-    }
+    const size_t expected =
+        file_bytes.ok() ? static_cast<size_t>(std::min<uint64_t>(
+                              c.sessions, *file_bytes / log::FramedSize(1)))
+                        : 0;
+    auto table = std::make_unique<SessionTable>(
+        schema, SessionTable::ShardCountFor(expected));
+    table->SuspendIndexes();  // built once, after the replay
+    if (expected > 0) table->Reserve(expected);
     const absl::Time load_start = absl::Now();
     auto loaded = LoadSnapshot(fs, path, c.lsn, table.get(), workers);
     report.snapshot_duration += absl::Now() - load_start;

@@ -66,6 +66,12 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                   absl::string_view state_bytes,
                   uint64_t capture_lsn) -> absl::Status {
     const absl::string_view id = key.id;
+    // No log ever gets near LSN 2^63, and a node keeps the capture LSN in
+    // 63 bits (SessionTable::Entry).
+    if (capture_lsn >= (uint64_t{1} << 63)) {
+      return absl::DataLossError(absl::StrCat("session ", id, ": capture LSN ",
+                                              capture_lsn, " is out of range"));
+    }
     auto state = schema.NewMessage();
     if (!state->ParseFromArray(state_bytes.data(),
                                static_cast<int>(state_bytes.size()))) {
@@ -82,7 +88,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
       return absl::DataLossError(
           absl::StrCat("session ", id, " appears twice in the snapshot"));
     }
-    node->entry.snapshot_lsn = capture_lsn;
+    node->entry.set_snapshot_lsn(capture_lsn);
     return absl::OkStatus();
   };
   ApplyPool pool(workers, [&](const ApplyPool::Item& item) -> absl::Status {

@@ -16,7 +16,7 @@ bool AlreadyInSnapshot(const SessionTable& table,
                        const SessionTable::Shard& shard,
                        const SessionTable::SessionKey& session, uint64_t lsn) {
   const SessionTable::Node* node = table.FindLocked(shard, session);
-  return node != nullptr && lsn <= node->entry.snapshot_lsn;
+  return node != nullptr && lsn <= node->entry.snapshot_lsn();
 }
 
 }  // namespace
@@ -69,7 +69,7 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update,
   std::lock_guard<std::mutex> lock(shard.mu);
   // One lookup serves the snapshot check and the update.
   SessionTable::Node* existing = table_->FindLocked(shard, key);
-  if (existing != nullptr && lsn <= existing->entry.snapshot_lsn) {
+  if (existing != nullptr && lsn <= existing->entry.snapshot_lsn()) {
     return absl::OkStatus();
   }
   bool kept_unknown = false;

@@ -1,7 +1,12 @@
 #include "engine/state/session_table.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <thread>
 
@@ -108,6 +113,14 @@ bool OnlyListedFields(absl::string_view encoded,
 
 }  // namespace
 
+void Word48::TooWide(uint64_t v) {
+  std::fprintf(stderr,
+               "walstate: address %#llx does not fit in 48 bits (session "
+               "table slots hold 48-bit pointers)\n",
+               static_cast<unsigned long long>(v));
+  std::abort();
+}
+
 SessionTable::SessionKey::SessionKey(absl::string_view session)
     : id(session), hash(absl::HashOf(session)) {}
 
@@ -117,6 +130,33 @@ size_t SessionTable::NodeHash::operator()(const Node* node) const {
 
 SessionTable::Shard::~Shard() {
   for (Node* node : sessions) FreeNode(node);
+}
+
+SessionTable::Node::Node(absl::string_view id)
+    : id_len_(id.size() >= kLongId ? kLongId
+                                   : static_cast<uint8_t>(id.size())) {
+  char* tail = reinterpret_cast<char*>(this) + kIdOffset;
+  if (id_len_ == kLongId) {
+    const uint32_t size = static_cast<uint32_t>(id.size());
+    std::memcpy(tail, &size, sizeof(size));
+    tail += sizeof(size);
+  }
+  // An empty id may have no data pointer at all.
+  if (!id.empty()) std::memcpy(tail, id.data(), id.size());
+}
+
+SessionTable::Node* SessionTable::NewNode(absl::string_view id) {
+  // The id is written from kIdOffset on, right after id_len_, over the
+  // struct's tail padding.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  static_assert(offsetof(Node, id_len_) + 1 == Node::kIdOffset,
+                "the id starts right after the node's header");
+#pragma GCC diagnostic pop
+  static_assert(sizeof(Entry) == 24, "Entry is three words");
+  void* block =
+      ::operator new(std::max(sizeof(Node), Node::BlockSize(id.size())));
+  return new (block) Node(id);
 }
 
 void SessionTable::FreeNode(Node* node) {
@@ -143,28 +183,112 @@ SessionTable::~SessionTable() {
 }
 
 void SessionTable::ClearIndex(Index& index) {
-  for (Slot slot : index) {
-    if (slot & 1) delete reinterpret_cast<HolderList*>(slot & ~Slot{1});
+  for (IndexSet& part : index.parts) {
+    for (Slot slot : part) {
+      if (slot & 1) delete reinterpret_cast<HolderList*>(slot & ~Slot{1});
+    }
+    part.clear();
   }
-  index.clear();
+}
+
+void SessionTable::SplitIndex(Index& index, size_t keys) {
+  const Split split = SplitFor(keys, 1, 1024);
+  index.parts.clear();
+  index.parts.reserve(split.sets);
+  for (size_t i = 0; i < split.sets; ++i) {
+    index.parts.emplace_back(split.per_set,
+                             SlotHash{index.field, index.by_string},
+                             SlotEq{index.field, index.by_string});
+  }
 }
 
 SessionTable::Index SessionTable::NewIndex(const Schema::Field& field) const {
-  const bool by_string =
+  Index index;
+  index.field = &field;
+  index.by_string =
       field.descriptor->cpp_type() == FieldDescriptor::CPPTYPE_STRING;
-  return Index(0, SlotHash{&field, by_string}, SlotEq{&field, by_string});
+  SplitIndex(index, 0);
+  return index;
+}
+
+SessionTable::Split SessionTable::SplitFor(size_t n, size_t min_sets,
+                                           size_t max_sets) {
+  min_sets = std::max<size_t>(min_sets, 1);
+  max_sets = std::max(max_sets, min_sets);
+  // Room for the fullest set: the mean plus four standard deviations (the
+  // count of a set is binomial), so that hardly any set grows while it is
+  // filled. Growing costs more than the rehash: it is a large allocation,
+  // which makes glibc consolidate the freed small blocks of that thread's
+  // arena, and every small allocation after it slower (with two standard
+  // deviations, a few shards of 289 grew, and loading 10^6 sessions was
+  // markedly slower in the benchmark's later rounds).
+  auto need = [](size_t mean) {
+    return mean + static_cast<size_t>(
+                      4 * std::ceil(std::sqrt(static_cast<double>(mean))));
+  };
+  auto mean_of = [&](size_t sets) { return (n + sets - 1) / sets; };
+  if (n == 0) return Split{min_sets, 0};
+  Split best{min_sets, need(mean_of(min_sets))};
+  double best_slots = std::numeric_limits<double>::infinity();
+  // absl's sets have a capacity of 2^k - 1 slots and grow once they hold
+  // 7/8 of it.
+  for (int k = 4; k < 63; ++k) {
+    const size_t capacity = (size_t{1} << k) - 1;
+    const size_t growth = capacity - capacity / 8;
+    // The largest mean whose fullest set fits, then the fewest sets.
+    size_t lo = 0, hi = growth;
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo + 1) / 2;
+      if (need(mid) <= growth) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (lo == 0) continue;
+    const size_t sets =
+        std::min(std::max((n + lo - 1) / lo, min_sets), max_sets);
+    if (need(mean_of(sets)) > growth) continue;  // not enough sets allowed
+    const double slots = static_cast<double>(sets) * capacity;
+    if (slots < best_slots) {
+      best_slots = slots;
+      best = Split{sets, need(mean_of(sets))};
+    }
+    if (sets == min_sets) break;  // larger sets only add slots
+  }
+  return best;
 }
 
 void SessionTable::Reserve(size_t sessions) {
-  // Shards fill unevenly; a little headroom avoids a late rehash of most.
+  // Shards fill unevenly: room for the fullest.
   const size_t per_shard =
-      sessions / shards_.size() + sessions / shards_.size() / 8 + 1;
+      SplitFor(sessions, shards_.size(), shards_.size()).per_set;
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
     shard->sessions.reserve(per_shard);
   }
+  // Suspended indexes are built, and sized, by RebuildIndexes.
+  if (indexes_suspended_) return;
   std::lock_guard<std::mutex> lock(index_mu_);
-  for (Index& index : indexes_) index.reserve(sessions);
+  for (Index& index : indexes_) {
+    bool empty = true;
+    for (const IndexSet& part : index.parts) empty &= part.empty();
+    if (empty) SplitIndex(index, sessions);
+  }
+}
+
+size_t SessionTable::IndexParts(size_t index) const {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  return indexes_[index].parts.size();
+}
+
+size_t SessionTable::IndexSlots(size_t index) const {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  size_t slots = 0;
+  for (const IndexSet& part : indexes_[index].parts) {
+    slots += part.bucket_count();
+  }
+  return slots;
 }
 
 void SessionTable::RebuildIndexes() {
@@ -176,7 +300,7 @@ void SessionTable::RebuildIndexes() {
   auto build = [&](size_t slot) {
     Index& index = indexes_[slot];
     ClearIndex(index);
-    index.reserve(sessions);
+    SplitIndex(index, sessions);
     const Schema::Field& field = *schema_.indexed_fields()[slot];
     // Each insert chases node -> state -> value -> index slot, a cache miss
     // at every step once the table outgrows the cache. A batch of nodes
@@ -185,6 +309,7 @@ void SessionTable::RebuildIndexes() {
     constexpr size_t kBatch = 16;
     const Node* batch[kBatch];
     IndexValue values[kBatch];
+    IndexKey keys[kBatch];
     bool set[kBatch];
     size_t n = 0;
     auto flush = [&] {
@@ -196,10 +321,12 @@ void SessionTable::RebuildIndexes() {
         if (set[i]) __builtin_prefetch(values[i].text.data());
       }
       for (size_t i = 0; i < n; ++i) {
-        if (set[i]) index.prefetch(values[i]);
+        if (!set[i]) continue;
+        keys[i] = index.Key(values[i]);
+        index.PartOf(keys[i]).prefetch(keys[i]);
       }
       for (size_t i = 0; i < n; ++i) {
-        if (set[i]) InsertLocked(index, values[i], *batch[i]);
+        if (set[i]) InsertLocked(index, keys[i], *batch[i]);
       }
       n = 0;
     };
@@ -211,6 +338,12 @@ void SessionTable::RebuildIndexes() {
       }
     }
     flush();
+    // Sized for a key per session; an index of fewer keys (a MULTI index
+    // of few values, a field most sessions leave unset) gives back what
+    // half its capacity would hold.
+    for (IndexSet& part : index.parts) {
+      if (part.size() * 16 < part.bucket_count() * 7) part.rehash(0);
+    }
   };
   std::vector<std::thread> threads;
   for (size_t slot = 1; slot < indexes_.size(); ++slot) {
@@ -302,26 +435,24 @@ absl::Span<const SessionTable::Node* const> SessionTable::HoldersOf(
   return absl::MakeConstSpan(one, 1);
 }
 
-size_t SessionTable::SlotHash::operator()(const IndexValue& value) const {
-  return by_string ? absl::HashOf(value.text) : absl::HashOf(value.number);
-}
-
 // A slot's holders all have the field set: only set values are indexed. The
 // has-bit is not read: it shares a word with other fields' bits, which their
 // writers change under their own shard's lock, not index_mu_; the indexed
 // field itself changes only under index_mu_.
+// Index::Key hashes the same way.
 size_t SessionTable::SlotHash::operator()(Slot slot) const {
   IndexValue value;
   ValueOf(*FirstHolder(slot)->entry.state, *field, &value,
           /*check_presence=*/false);
-  return (*this)(value);
+  return by_string ? absl::HashOf(value.text) : absl::HashOf(value.number);
 }
 
-bool SessionTable::SlotEq::operator()(Slot a, const IndexValue& b) const {
+bool SessionTable::SlotEq::operator()(Slot a, const IndexKey& b) const {
   IndexValue value;
   ValueOf(*FirstHolder(a)->entry.state, *field, &value,
           /*check_presence=*/false);
-  return by_string ? value.text == b.text : value.number == b.number;
+  return by_string ? value.text == b.value.text
+                   : value.number == b.value.number;
 }
 
 bool SessionTable::SlotEq::operator()(Slot a, Slot b) const {
@@ -329,7 +460,7 @@ bool SessionTable::SlotEq::operator()(Slot a, Slot b) const {
   IndexValue value;
   ValueOf(*FirstHolder(b)->entry.state, *field, &value,
           /*check_presence=*/false);
-  return (*this)(a, value);
+  return (*this)(a, IndexKey{value, 0});
 }
 
 absl::Status SessionTable::CheckUniqueLocked(
@@ -343,11 +474,13 @@ absl::Status SessionTable::CheckUniqueLocked(
   std::lock_guard<std::mutex> lock(index_mu_);
   for (const Schema::Field* field : fields) {
     if (field->index_kind != UNIQUE) continue;
-    IndexValue key;
-    if (!ValueOf(values, *field, &key)) continue;
+    IndexValue value;
+    if (!ValueOf(values, *field, &value)) continue;
     const Index& index = indexes_[index_slot_[field->index]];
-    auto it = index.find(key);
-    if (it == index.end()) continue;
+    const IndexKey key = index.Key(value);
+    const IndexSet& part = index.PartOf(key);
+    auto it = part.find(key);
+    if (it == part.end()) continue;
     const Node* one = nullptr;
     for (const Node* holder : HoldersOf(*it, &one)) {
       if (holder->id() != session) {
@@ -364,14 +497,16 @@ absl::Status SessionTable::CheckUniqueLocked(
 
 void SessionTable::IndexRemoveLocked(const Node& node,
                                      const Schema::Field& field) {
-  IndexValue key;
-  if (!ValueOf(*node.entry.state, field, &key)) return;
+  IndexValue value;
+  if (!ValueOf(*node.entry.state, field, &value)) return;
   Index& index = indexes_[index_slot_[field.index]];
-  auto it = index.find(key);
-  if (it == index.end()) return;
+  const IndexKey key = index.Key(value);
+  IndexSet& part = index.PartOf(key);
+  auto it = part.find(key);
+  if (it == part.end()) return;
   const Slot slot = *it;
   if (!(slot & 1)) {
-    if (reinterpret_cast<const Node*>(slot) == &node) index.erase(it);
+    if (reinterpret_cast<const Node*>(slot) == &node) part.erase(it);
     return;
   }
   // Several holders. The slot's key is read from the first one, but all
@@ -383,27 +518,30 @@ void SessionTable::IndexRemoveLocked(const Node& node,
   if (list->size() == 1) {
     // Back to a plain pointer. Replacing an element in place keeps its hash
     // (same value), which the set allows through a const_cast.
-    const_cast<Slot&>(*it) = reinterpret_cast<Slot>(list->front());
+    const_cast<Word48&>(*it) = reinterpret_cast<Slot>(list->front());
     delete list;
   }
 }
 
 void SessionTable::IndexAddLocked(const Node& node,
                                   const Schema::Field& field) {
-  IndexValue key;
-  if (!ValueOf(*node.entry.state, field, &key)) return;
-  InsertLocked(indexes_[index_slot_[field.index]], key, node);
+  IndexValue value;
+  if (!ValueOf(*node.entry.state, field, &value)) return;
+  Index& index = indexes_[index_slot_[field.index]];
+  InsertLocked(index, index.Key(value), node);
 }
 
-void SessionTable::InsertLocked(Index& index, const IndexValue& key,
+void SessionTable::InsertLocked(Index& index, const IndexKey& key,
                                 const Node& node) {
   bool added = false;
-  auto it = index.lazy_emplace(key, [&](const Index::constructor& construct) {
-    construct(reinterpret_cast<Slot>(&node));
-    added = true;
-  });
+  auto it = index.PartOf(key).lazy_emplace(
+      key, [&](const IndexSet::constructor& construct) {
+        construct(reinterpret_cast<Slot>(&node));
+        added = true;
+      });
   if (added) return;
-  Slot& slot = const_cast<Slot&>(*it);
+  Word48& word = const_cast<Word48&>(*it);
+  const Slot slot = word;
   if (slot & 1) {
     auto* list = reinterpret_cast<HolderList*>(slot & ~Slot{1});
     if (std::find(list->begin(), list->end(), &node) == list->end()) {
@@ -414,7 +552,7 @@ void SessionTable::InsertLocked(Index& index, const IndexValue& key,
   const Node* first = reinterpret_cast<const Node*>(slot);
   if (first == &node) return;
   auto* list = new HolderList{first, &node};
-  slot = reinterpret_cast<Slot>(list) | 1;
+  word = reinterpret_cast<Slot>(list) | 1;
 }
 
 bool SessionTable::TouchesIndex(
@@ -439,14 +577,7 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
   bool inserted = false;
   auto it = shard.sessions.lazy_emplace(
       session, [&](const Sessions::constructor& construct) {
-        void* block = ::operator new(sizeof(Node) + session.id.size());
-        Node* node = new (block) Node(session.id.size());
-        // An empty id may have no data pointer at all.
-        if (!session.id.empty()) {
-          std::memcpy(reinterpret_cast<char*>(node + 1), session.id.data(),
-                      session.id.size());
-        }
-        construct(node);
+        construct(NewNode(session.id));
         inserted = true;
       });
   if (inserted) {
@@ -669,12 +800,14 @@ absl::StatusOr<std::vector<std::string>> SessionTable::Lookup(
                      "[(walstate.index) = UNIQUE] or MULTI)"));
   }
   std::vector<std::string> out;
-  IndexValue key;
-  if (!ValueFromText(*f, value, &key)) return out;
+  IndexValue parsed;
+  if (!ValueFromText(*f, value, &parsed)) return out;
   std::lock_guard<std::mutex> lock(index_mu_);
   const Index& index = indexes_[index_slot_[f->index]];
-  auto it = index.find(key);
-  if (it != index.end()) {
+  const IndexKey key = index.Key(parsed);
+  const IndexSet& part = index.PartOf(key);
+  auto it = part.find(key);
+  if (it != part.end()) {
     const Node* one = nullptr;
     for (const Node* holder : HoldersOf(*it, &one)) {
       out.emplace_back(holder->id());
@@ -700,22 +833,25 @@ uint64_t SessionTable::ApproximateMemory() const {
   uint64_t bytes = 0;
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    bytes += shard->sessions.bucket_count() * (sizeof(Node*) + 1);
+    bytes += shard->sessions.bucket_count() * (sizeof(NodeRef) + 1);
     bytes += shard->dirty.capacity() * sizeof(Node*);
     for (const Node* node : shard->sessions) {
-      bytes += block(sizeof(Node) + node->id().size());
+      bytes +=
+          block(std::max(sizeof(Node), Node::BlockSize(node->id().size())));
       bytes += node->entry.state->SpaceUsedLong();
     }
   }
   std::lock_guard<std::mutex> lock(index_mu_);
   for (const Index& index : indexes_) {
-    bytes += index.bucket_count() * (sizeof(Slot) + 1);
-    for (Slot slot : index) {
-      if (slot & 1) {
-        bytes += block(sizeof(HolderList)) +
-                 block(reinterpret_cast<const HolderList*>(slot & ~Slot{1})
-                           ->capacity() *
-                       sizeof(const Node*));
+    for (const IndexSet& part : index.parts) {
+      bytes += part.bucket_count() * (sizeof(Word48) + 1);
+      for (Slot slot : part) {
+        if (slot & 1) {
+          bytes += block(sizeof(HolderList)) +
+                   block(reinterpret_cast<const HolderList*>(slot & ~Slot{1})
+                             ->capacity() *
+                         sizeof(const Node*));
+        }
       }
     }
   }

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -60,46 +62,115 @@ class FieldSet {
   uint64_t bits_ = 0;
 };
 
+// A 64-bit word below 2^48 (a pointer, possibly tagged in its low bit) in
+// six bytes: the maps and indexes hold one per session, and two bytes of
+// every slot were always zero. On x86-64 and AArch64 Linux, user-space
+// addresses are below 2^48 (the kernel hands out higher ones only to mmap
+// calls that ask for them, which malloc does not); a word that does not fit
+// stops the process rather than be cut. Elsewhere the word is kept whole.
+class Word48 {
+ public:
+  Word48() = default;
+  Word48(uint64_t v) {  // NOLINT(runtime/explicit)
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (v >> 48) TooWide(v);
+    w_[0] = static_cast<uint16_t>(v);
+    w_[1] = static_cast<uint16_t>(v >> 16);
+    w_[2] = static_cast<uint16_t>(v >> 32);
+#else
+    v_ = v;
+#endif
+  }
+  operator uint64_t() const {  // NOLINT(runtime/explicit)
+#if defined(__x86_64__) || defined(__aarch64__)
+    return uint64_t{w_[0]} | uint64_t{w_[1]} << 16 | uint64_t{w_[2]} << 32;
+#else
+    return v_;
+#endif
+  }
+
+ private:
+  [[noreturn]] static void TooWide(uint64_t v);
+#if defined(__x86_64__) || defined(__aarch64__)
+  uint16_t w_[3];
+#else
+  uint64_t v_;
+#endif
+};
+
 class SessionTable {
  public:
   struct Entry {
     std::unique_ptr<google::protobuf::Message> state;
     FieldSet dirty;  // BATCHED fields changed since the last tick
+
     // Recovery only: the state came from a snapshot and already holds this
-    // session's records up to this LSN (record::SessionState::lsn).
-    uint64_t snapshot_lsn = 0;
+    // session's records up to this LSN (record::SessionState::lsn); 0 if it
+    // did not, or once the session was updated (set_last_update).
+    uint64_t snapshot_lsn() const {
+      return (stamp_ & kSnapshotTag) ? stamp_ & ~kSnapshotTag : 0;
+    }
+    // `lsn` < 2^63 (the snapshot loader refuses larger ones).
+    void set_snapshot_lsn(uint64_t lsn) { stamp_ = lsn | kSnapshotTag; }
+
+    // When the session was last updated; InfinitePast if it was not since
+    // recovery, the Unix epoch if never (times before it read as the epoch).
     absl::Time last_update() const {
-      return absl::FromUnixNanos(last_update_ns);
+      return (stamp_ & kSnapshotTag)
+                 ? absl::InfinitePast()
+                 : absl::FromUnixNanos(static_cast<int64_t>(stamp_));
     }
     void set_last_update(absl::Time t) {
-      last_update_ns = absl::ToUnixNanos(t);
+      const int64_t ns = absl::ToUnixNanos(t);
+      stamp_ = ns < 0 ? 0 : static_cast<uint64_t>(ns);
     }
-    // 8 bytes rather than absl::Time's 16: with a 25-byte id that keeps a
-    // session's node in glibc's 80-byte size class.
-    int64_t last_update_ns = 0;
+
+   private:
+    static constexpr uint64_t kSnapshotTag = uint64_t{1} << 63;
+    // One word for two things that are never needed at the same time: the
+    // snapshot LSN (top bit set) while recovery replays the log, and the
+    // time of the last update (Unix nanos) once the store is open and
+    // updating. One word rather than two keeps a node with a 25-byte id in
+    // glibc's 64-byte size class (see Node).
+    uint64_t stamp_ = 0;
   };
 
   // A session: its entry and its id, in one heap block (the id's bytes
-  // follow the node) whose address never changes while the session exists.
-  // One block rather than a map node plus a heap string: one cache miss and
-  // one allocation less per session.
+  // follow the node's header) whose address never changes while the
+  // session exists. One block rather than a map node plus a heap string:
+  // one cache miss and one allocation less per session.
+  //
+  // The header is 29 bytes (Entry, dirty position, a one-byte id length)
+  // and the id starts right after it, not at sizeof(Node) (32): with the
+  // gateway's 25-byte ids a block is 54 bytes, which glibc serves from its
+  // 64-byte class (a block of up to 56 bytes; 57 or more takes 80). An id of
+  // kLongId bytes or more has its length in 4 bytes before its bytes.
   class Node {
    public:
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
     absl::string_view id() const {
-      return absl::string_view(reinterpret_cast<const char*>(this + 1),
-                               id_size_);
+      const char* tail = reinterpret_cast<const char*>(this) + kIdOffset;
+      if (id_len_ != kLongId) return absl::string_view(tail, id_len_);
+      uint32_t size;
+      std::memcpy(&size, tail, sizeof(size));
+      return absl::string_view(tail + sizeof(size), size);
     }
     Entry entry;
 
    private:
     friend class SessionTable;
-    explicit Node(size_t id_size) : id_size_(static_cast<uint32_t>(id_size)) {}
+    static constexpr size_t kIdOffset = 29;
+    static constexpr uint8_t kLongId = 255;
+    // Bytes of the heap block of a node whose id has `id_size` bytes.
+    static size_t BlockSize(size_t id_size) {
+      return kIdOffset + (id_size >= kLongId ? sizeof(uint32_t) : 0) + id_size;
+    }
+    explicit Node(absl::string_view id);
     ~Node() = default;
     // Position in the shard's dirty list while entry.dirty is not empty.
     uint32_t dirty_pos_ = 0;
-    uint32_t id_size_;
+    uint8_t id_len_;  // the id's length, or kLongId
   };
 
   // A session id with its hash, computed once for both the shard and the
@@ -118,6 +189,20 @@ class SessionTable {
     size_t hash;
   };
 
+  // A node pointer in six bytes (Word48), as a shard's map holds it.
+  class NodeRef {
+   public:
+    NodeRef(Node* node)  // NOLINT(runtime/explicit)
+        : word_(reinterpret_cast<uintptr_t>(node)) {}
+    operator Node*() const {  // NOLINT(runtime/explicit)
+      return reinterpret_cast<Node*>(static_cast<uintptr_t>(word_));
+    }
+    Node* operator->() const { return *this; }
+
+   private:
+    Word48 word_;
+  };
+
   // The sessions of one shard: node pointers, looked up by id.
   struct NodeHash {
     using is_transparent = void;
@@ -134,7 +219,7 @@ class SessionTable {
       return a.id == b->id();
     }
   };
-  using Sessions = absl::flat_hash_set<Node*, NodeHash, NodeEq>;
+  using Sessions = absl::flat_hash_set<NodeRef, NodeHash, NodeEq>;
 
   // Aligned to a cache line: the lock and the map's header share the first
   // two, and no shard shares a line with another.
@@ -152,7 +237,11 @@ class SessionTable {
     size_t dirty_count = 0;  // non-null entries of `dirty`
   };
 
-  explicit SessionTable(const Schema& schema, size_t shard_count = 256);
+  static constexpr size_t kDefaultShards = 256;
+  static constexpr size_t kMaxShards = 4096;
+
+  explicit SessionTable(const Schema& schema,
+                        size_t shard_count = kDefaultShards);
   ~SessionTable();
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
@@ -161,9 +250,19 @@ class SessionTable {
   size_t shard_count() const { return shards_.size(); }
   Shard& shard(size_t i) { return *shards_[i]; }
   size_t ShardIndexFor(const SessionKey& key) const {
-    // The top bits: the map uses the low ones (its probe position and 7-bit
-    // tag), which would otherwise be the same for every session of a shard.
-    return (key.hash >> 48) % shards_.size();
+    return RangeOf(key.hash, shards_.size());
+  }
+  // Which of `n` (<= 2^16) ranges the top 16 bits of `hash` fall in. The top
+  // bits: a map uses the low ones (its probe position and 7-bit tag), which
+  // would otherwise be the same for every session of a shard. Ranges, not a
+  // modulo: shard i holds the hashes between two bounds, so the sessions of
+  // a snapshot (written shard by shard) reach the shards of a table with
+  // another shard count in order, a few shards at a time, as they reach
+  // one of the same count. With a modulo they would reach the shards in
+  // random order, each insert a cache (and, in a VM, TLB) miss on its
+  // shard: loading 10^6 sessions into 289 shards was markedly slower.
+  static size_t RangeOf(size_t hash, size_t n) {
+    return static_cast<size_t>(((static_cast<uint64_t>(hash) >> 48) * n) >> 16);
   }
   Shard& ShardFor(const SessionKey& key) {
     return *shards_[ShardIndexFor(key)];
@@ -175,6 +274,27 @@ class SessionTable {
   // Sizes the maps for about `sessions` sessions (before a snapshot load),
   // so that they do not rehash while they fill.
   void Reserve(size_t sessions);
+
+  // How to spread about `n` elements over hash sets (elements go to a set by
+  // their hash) so that the sets, once filled, are near absl's maximum load
+  // of 7/8: `sets` sets, from `min_sets` to `max_sets`, each reserved for
+  // `per_set` elements (the mean plus four standard deviations). A single
+  // set of n elements may sit at any load from 7/16 to 7/8 (0.48 at 10^6);
+  // a number of sets chosen for n lands at 0.7 or more (0.82 at 10^6).
+  struct Split {
+    size_t sets;
+    size_t per_set;
+  };
+  static Split SplitFor(size_t n, size_t min_sets, size_t max_sets);
+  // The shard count for a table about to be filled with `sessions` sessions
+  // (recovery knows it from the MANIFEST): kDefaultShards or more, so that
+  // the shards' maps are well filled.
+  static size_t ShardCountFor(size_t sessions) {
+    return SplitFor(sessions, kDefaultShards, kMaxShards).sets;
+  }
+  // Hash sets in the indexes, and slots in them (for tests and stats).
+  size_t IndexParts(size_t index) const;
+  size_t IndexSlots(size_t index) const;
 
   // Recovery: while the table is filled from a snapshot and the log, index
   // maintenance is switched off (SuspendIndexes) and the indexes are built
@@ -264,25 +384,50 @@ class SessionTable {
   // the first holder's state, which is why an indexed field may change only
   // after its node left the index and must be re-added after (index_mu_
   // held throughout). 8 bytes a slot instead of a key view plus a holder
-  // list (32): the indexes were most of the table's overhead.
+  // list (32): the indexes were most of the table's overhead. A set holds
+  // a slot in six bytes (Word48).
   using Slot = uintptr_t;
   using HolderList = std::vector<const Node*>;
+  // A key with its hash, computed once for the part and the set lookup.
+  struct IndexKey {
+    IndexValue value;
+    size_t hash;
+  };
   struct SlotHash {
     using is_transparent = void;
     const Schema::Field* field;
     bool by_string;
     size_t operator()(Slot slot) const;
-    size_t operator()(const IndexValue& value) const;
+    size_t operator()(const IndexKey& key) const { return key.hash; }
   };
   struct SlotEq {
     using is_transparent = void;
     const Schema::Field* field;
     bool by_string;
     bool operator()(Slot a, Slot b) const;
-    bool operator()(Slot a, const IndexValue& b) const;
-    bool operator()(const IndexValue& a, Slot b) const { return (*this)(b, a); }
+    bool operator()(Slot a, const IndexKey& b) const;
+    bool operator()(const IndexKey& a, Slot b) const { return (*this)(b, a); }
   };
-  using Index = absl::flat_hash_set<Slot, SlotHash, SlotEq>;
+  using IndexSet = absl::flat_hash_set<Word48, SlotHash, SlotEq>;
+  // An index is split, by the keys' hashes, into parts; one part until it
+  // is built at recovery, which splits it (SplitFor) so that its sets land
+  // near their maximum load (one set of 10^6 keys would be at 0.48).
+  struct Index {
+    const Schema::Field* field;
+    bool by_string;
+    std::vector<IndexSet> parts;  // at least one
+    IndexKey Key(const IndexValue& value) const {
+      return {value, by_string ? absl::HashOf(value.text)
+                               : absl::HashOf(value.number)};
+    }
+    // The top bits, as for shards: the set uses the low ones.
+    IndexSet& PartOf(const IndexKey& key) {
+      return parts[RangeOf(key.hash, parts.size())];
+    }
+    const IndexSet& PartOf(const IndexKey& key) const {
+      return parts[RangeOf(key.hash, parts.size())];
+    }
+  };
 
   // The value `field` has in `state`; false if it is unset (unset values
   // are not indexed) or, without `check_presence`, empty.
@@ -299,6 +444,8 @@ class SessionTable {
   Index NewIndex(const Schema::Field& field) const;
   // Empties `index`, freeing its holder lists.
   static void ClearIndex(Index& index);
+  // Splits the (empty) `index` into parts for about `keys` keys.
+  static void SplitIndex(Index& index, size_t keys);
 
   // A new session gets an empty state; without `with_state` it has none,
   // and the caller sets one before it lets go of the shard lock.
@@ -309,8 +456,8 @@ class SessionTable {
   void IndexRemoveLocked(const Node& node, const Schema::Field& field);
   void IndexAddLocked(const Node& node, const Schema::Field& field);
   // Adds `node` as a holder of `key` (its value) to `index`.
-  static void InsertLocked(Index& index, const IndexValue& key,
-                           const Node& node);
+  static void InsertLocked(Index& index, const IndexKey& key, const Node& node);
+  static Node* NewNode(absl::string_view id);
   static void FreeNode(Node* node);
 
   const Schema& schema_;

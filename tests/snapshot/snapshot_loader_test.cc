@@ -88,5 +88,39 @@ TEST_F(SnapshotLoaderTest, ASessionTwiceIsDataLossNamingIt) {
   }
 }
 
+// A node keeps a session's capture LSN in 63 bits: a larger one (no log
+// gets there) is damage, not silently cut.
+TEST_F(SnapshotLoaderTest, ACaptureLsnFrom2To63IsDataLoss) {
+  for (uint64_t capture :
+       {(uint64_t{1} << 63) - 1, uint64_t{1} << 63, ~uint64_t{0}}) {
+    auto w = SnapshotWriter::Create(&fs_, "/d", 5, schema_->blob());
+    ASSERT_TRUE(w.ok()) << w.status();
+    GatewaySession s;
+    s.set_fingerprint("fp");
+    (*w)->Add("a", s, 5);
+    (*w)->Add("big", s, capture);
+    ASSERT_TRUE((*w)->Finish().ok());
+    const std::string path = JoinPath("/d", (*w)->file_name());
+    for (size_t workers : {1, 2}) {
+      SessionTable table(*schema_);
+      auto loaded = LoadSnapshot(&fs_, path, 5, &table, workers);
+      if (capture < (uint64_t{1} << 63)) {
+        ASSERT_TRUE(loaded.ok()) << loaded.status();
+        auto& shard = table.ShardFor("big");
+        std::lock_guard<std::mutex> lock(shard.mu);
+        EXPECT_EQ(table.FindLocked(shard, "big")->entry.snapshot_lsn(),
+                  capture);
+        continue;
+      }
+      EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+      EXPECT_NE(loaded.status().message().find(absl::StrCat(
+                    "session big: capture LSN ", capture, " is out of range")),
+                std::string::npos)
+          << loaded.status();
+    }
+    ASSERT_TRUE(fs_.DeleteFile(path).ok());
+  }
+}
+
 }  // namespace
 }  // namespace walstate

@@ -3,6 +3,9 @@
 // with string, integer and bool indexes.
 #include "engine/state/session_table.h"
 
+#include <malloc.h>
+
+#include <cmath>
 #include <map>
 #include <random>
 #include <set>
@@ -10,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
@@ -94,6 +98,10 @@ class SessionTableTest : public ::testing::Test {
     EXPECT_TRUE(got.ok()) << got.status();
     return got.ok() ? *got : std::vector<std::string>{};
   }
+
+  // Random operations against a model that recomputes every index by
+  // scanning the states.
+  void RandomIndexOperations();
 
   std::unique_ptr<google::protobuf::DescriptorPool> pool_;
   std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
@@ -277,7 +285,12 @@ TEST_F(SessionTableTest, DirtyListFollowsMarksClearsAndErases) {
 // Ids are stored inline after the node: any length and any bytes.
 TEST_F(SessionTableTest, IdsOfAnyLengthAndBytes) {
   const std::vector<std::string> ids = {
-      "", std::string("a\0b", 3), std::string(1000, 'x'), "\xff\xfe", "short"};
+      "", std::string("a\0b", 3), std::string(1000, 'x'), "\xff\xfe", "short",
+      "1", "12", std::string(25, 'q'),
+      // Around the one-byte length's limit, where the length moves into
+      // four bytes before the id.
+      std::string(254, 'a'), std::string(255, 'b'), std::string(256, 'c'),
+      std::string(70000, 'd')};
   auto values = Values("t", 0, false);
   for (const std::string& id : ids) Set(id, values.get(), {F("note")});
   EXPECT_EQ(table_->size(), ids.size());
@@ -306,9 +319,95 @@ TEST_F(SessionTableTest, IdsOfAnyLengthAndBytes) {
   EXPECT_EQ(table_->FindLocked(shard, "")->id(), "");
 }
 
+// A node is one heap block of a 29-byte header and the id: with the
+// gateway's 25-byte ids, glibc's 64-byte class (at most 56 usable bytes).
+TEST_F(SessionTableTest, NodeWithA25ByteIdFitsA64ByteBlock) {
+  auto values = Values("t", 0, false);
+  for (size_t size : {size_t{0}, size_t{25}, size_t{27}}) {
+    const std::string id(size, 'n');
+    Set(id, values.get(), {F("note")});
+    auto& shard = table_->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    SessionTable::Node* node = table_->FindLocked(shard, id);
+    ASSERT_NE(node, nullptr);
+    EXPECT_LE(malloc_usable_size(node), 56u) << size;
+    EXPECT_EQ(node->id(), id);
+  }
+}
+
+// Map and index slots hold pointers in six bytes.
+TEST(Word48Test, RoundTripsWordsBelow2To48) {
+  for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{0x5555deadbeef},
+                     uint64_t{0x7fffffffffff} | 1, (uint64_t{1} << 48) - 1,
+                     uint64_t{0x123456789abc}}) {
+    const Word48 w(v);
+    EXPECT_EQ(static_cast<uint64_t>(w), v);
+  }
+  int x = 0;
+  const SessionTable::Node* node = nullptr;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(&x);
+  EXPECT_EQ(static_cast<uint64_t>(Word48(p)), p);
+  EXPECT_EQ(static_cast<uint64_t>(Word48(p | 1)), p | 1);
+  EXPECT_EQ(static_cast<uint64_t>(Word48(reinterpret_cast<uintptr_t>(node))),
+            0u);
+#if defined(__x86_64__) || defined(__aarch64__)
+  EXPECT_EQ(sizeof(Word48), 6u);
+  EXPECT_EQ(sizeof(SessionTable::Sessions::value_type), 6u);
+  EXPECT_DEATH(Word48(uint64_t{1} << 48), "does not fit in 48 bits");
+  EXPECT_DEATH(Word48(~uint64_t{0}), "does not fit in 48 bits");
+#endif
+}
+
+// The entry's one word holds the snapshot LSN during recovery and the time
+// of the last update afterwards.
+TEST(SessionTableEntryTest, SnapshotLsnUntilTheFirstUpdate) {
+  SessionTable::Entry e;
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  EXPECT_EQ(e.last_update(), absl::UnixEpoch());
+  const uint64_t big = (uint64_t{1} << 63) - 1;
+  for (uint64_t lsn : {uint64_t{0}, uint64_t{1}, uint64_t{123456789}, big}) {
+    e.set_snapshot_lsn(lsn);
+    EXPECT_EQ(e.snapshot_lsn(), lsn);
+    // Recovered, not updated since: older than any Open.
+    EXPECT_EQ(e.last_update(), absl::InfinitePast());
+  }
+  const absl::Time t = absl::FromUnixNanos(1700000000123456789);
+  e.set_last_update(t);
+  EXPECT_EQ(e.last_update(), t);
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  e.set_last_update(absl::InfiniteFuture());
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  EXPECT_GT(e.last_update(), t);
+  // Before the epoch reads as the epoch, never as a snapshot LSN.
+  e.set_last_update(absl::FromUnixSeconds(-5));
+  EXPECT_EQ(e.last_update(), absl::UnixEpoch());
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+  e.set_last_update(absl::InfinitePast());
+  EXPECT_EQ(e.last_update(), absl::UnixEpoch());
+  EXPECT_EQ(e.snapshot_lsn(), 0u);
+}
+
 // Random operations against a model that recomputes every index by scanning
 // the states: the views never go stale (ASan would see a dangling one).
 TEST_F(SessionTableTest, IndexesMatchAScanAfterRandomOperations) {
+  // As a new store's table (one set per index), and with indexes split
+  // into many parts (as recovery sizes them).
+  for (size_t reserve : {size_t{0}, size_t{200000}}) {
+    table_ = std::make_unique<SessionTable>(*schema_, 4);
+    if (reserve != 0) table_->Reserve(reserve);
+    for (size_t i = 0; i < schema_->indexed_fields().size(); ++i) {
+      if (reserve == 0) {
+        EXPECT_EQ(table_->IndexParts(i), 1u);
+      } else {
+        EXPECT_GT(table_->IndexParts(i), 8u);
+      }
+    }
+    RandomIndexOperations();
+    if (HasFailure()) return;
+  }
+}
+
+void SessionTableTest::RandomIndexOperations() {
   std::mt19937_64 rng(7);
   const std::vector<std::string> tags = {"", "red", "green",
                                          "a-much-longer-tag-value-0123456789"};
@@ -396,6 +495,130 @@ TEST_F(SessionTableTest, IndexesMatchAScanAfterRandomOperations) {
     }
     if (HasFailure()) return;
   }
+}
+
+// SplitFor's sets, reserved for per_set elements, hold them without
+// growing (absl's 7/8 load, which it assumes), and land well filled.
+TEST(SessionTableSplitTest, SetsHoldTheirShareAndLandWellFilled) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{1000}, size_t{12345}, size_t{128000},
+        size_t{200000}, size_t{1000000}, size_t{3000000}}) {
+    for (auto [min_sets, max_sets] :
+         {std::pair<size_t, size_t>{1, 1024},
+          {SessionTable::kDefaultShards, SessionTable::kMaxShards}}) {
+      const SessionTable::Split split =
+          SessionTable::SplitFor(n, min_sets, max_sets);
+      ASSERT_GE(split.sets, min_sets) << n;
+      ASSERT_LE(split.sets, max_sets) << n;
+      ASSERT_GE(split.per_set * split.sets, n) << n;
+      // Room for the fullest set: four standard deviations over the mean.
+      const double mean = std::ceil(static_cast<double>(n) / split.sets);
+      EXPECT_GE(static_cast<double>(split.per_set),
+                mean + 4 * std::sqrt(mean) - 1e-9)
+          << n;
+      absl::flat_hash_set<uint64_t> set;
+      set.reserve(split.per_set);
+      const size_t capacity = set.bucket_count();
+      for (uint64_t i = 0; i < split.per_set; ++i) set.insert(i);
+      EXPECT_EQ(set.bucket_count(), capacity) << n << " " << split.per_set;
+      if (n >= 100000) {
+        const double load = static_cast<double>(n) /
+                            (split.sets * static_cast<double>(capacity));
+        EXPECT_GE(load, 0.7)
+            << n << ": " << split.sets << " sets of " << capacity;
+      }
+    }
+  }
+  // 10^6 sessions in 256 shards would be at 0.48 (3,906 a shard, one more
+  // than 4,095 slots take).
+  EXPECT_GT(SessionTable::ShardCountFor(1000000), 256u);
+  for (auto [min_sets, max_sets] :
+       {std::pair<size_t, size_t>{1, 1024},
+        {SessionTable::kDefaultShards, SessionTable::kMaxShards}}) {
+    const SessionTable::Split split =
+        SessionTable::SplitFor(1000000, min_sets, max_sets);
+    absl::flat_hash_set<uint64_t> set;
+    set.reserve(split.per_set);
+    EXPECT_GE(1e6 / (split.sets * static_cast<double>(set.bucket_count())), 0.8)
+        << min_sets;
+  }
+  EXPECT_EQ(SessionTable::ShardCountFor(0), SessionTable::kDefaultShards);
+  EXPECT_EQ(SessionTable::ShardCountFor(1000), SessionTable::kDefaultShards);
+}
+
+// Shard i holds a range of hashes: sessions in the order of one shard
+// count reach the shards of another in order (a snapshot written by a table
+// of 256 shards loads into 289 a shard or two at a time).
+TEST(SessionTableRangeTest, RangesAreOrderedBalancedAndInBounds) {
+  for (size_t n : {size_t{1}, size_t{2}, size_t{7}, size_t{256}, size_t{289},
+                   size_t{4096}, size_t{65536}}) {
+    std::vector<size_t> count(n, 0);
+    size_t last = 0;
+    for (uint64_t top = 0; top < 65536; ++top) {
+      const size_t hash = static_cast<size_t>(top << 48 | 0x123456789abcULL);
+      const size_t r = SessionTable::RangeOf(hash, n);
+      ASSERT_LT(r, n);
+      ASSERT_GE(r, last) << n << " " << top;
+      last = r;
+      ++count[r];
+    }
+    for (size_t c : count) {
+      EXPECT_GE(c, 65536 / n) << n;
+      EXPECT_LE(c, 65536 / n + 1) << n;
+    }
+  }
+  // Consecutive hashes of a 256-shard order go to at most three of 289
+  // shards (a range 1.13 shards wide).
+  for (size_t old_shard = 0; old_shard < 256; ++old_shard) {
+    std::set<size_t> reached;
+    for (uint64_t top = old_shard * 256; top < (old_shard + 1) * 256; ++top) {
+      const size_t hash = static_cast<size_t>(top << 48);
+      ASSERT_EQ(SessionTable::RangeOf(hash, 256), old_shard);
+      reached.insert(SessionTable::RangeOf(hash, 289));
+    }
+    EXPECT_LE(reached.size(), 3u) << old_shard;
+  }
+}
+
+// A table filled as recovery fills it (shard count and maps sized for the
+// sessions, indexes built at the end) has its maps and indexes well filled;
+// 128,000 sessions in 256 shards, or one index set, would be at 0.49.
+TEST_F(SessionTableTest, RecoveredMapsAndIndexesAreWellFilled) {
+  const size_t n = 128000;
+  table_ =
+      std::make_unique<SessionTable>(*schema_, SessionTable::ShardCountFor(n));
+  table_->SuspendIndexes();
+  table_->Reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string id = absl::StrCat("session-", i);
+    auto& shard = table_->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    table_->PutLocked(shard, id,
+                      Values(absl::StrCat("t", i), static_cast<int64_t>(i) + 1,
+                             i % 2 == 0, absl::StrCat("h", i)));
+  }
+  table_->RebuildIndexes();
+  size_t slots = 0;
+  for (size_t i = 0; i < table_->shard_count(); ++i) {
+    slots += table_->shard(i).sessions.bucket_count();
+  }
+  EXPECT_GE(static_cast<double>(n) / slots, 0.7) << slots;
+  const auto& indexed = schema_->indexed_fields();
+  for (size_t i = 0; i < indexed.size(); ++i) {
+    const std::string name = indexed[i]->descriptor->name();
+    if (name == "vip") {
+      // One key: the set reserved for a key per session is given back.
+      EXPECT_LT(table_->IndexSlots(i), 64u);
+    } else {
+      EXPECT_GE(static_cast<double>(n) / table_->IndexSlots(i), 0.7) << name;
+    }
+  }
+  EXPECT_EQ(Lookup("tag", "t4321"), std::vector<std::string>{"session-4321"});
+  EXPECT_EQ(Lookup("account", "4322"),
+            std::vector<std::string>{"session-4321"});
+  EXPECT_EQ(Lookup("handle", "h127999"),
+            std::vector<std::string>{"session-127999"});
+  EXPECT_EQ(Lookup("vip", "true").size(), n / 2);
 }
 
 TEST_F(SessionTableTest, IndexesBuiltAfterASuspendedFillMatchLiveOnes) {

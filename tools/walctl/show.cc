@@ -111,7 +111,7 @@ uint64_t MaxCaptureLsn(SessionTable& table) {
     SessionTable::Shard& shard = table.shard(i);
     std::lock_guard<std::mutex> lock(shard.mu);
     for (const SessionTable::Node* node : shard.sessions) {
-      max_lsn = std::max(max_lsn, node->entry.snapshot_lsn);
+      max_lsn = std::max(max_lsn, node->entry.snapshot_lsn());
     }
   }
   return max_lsn;
