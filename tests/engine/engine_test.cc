@@ -226,6 +226,33 @@ TEST_F(EngineTest, TickCoalescesUpdatesIntoOneRecordPerSession) {
   EXPECT_EQ(store->Get("s2")->cost().conversation_turns(), 99);
 }
 
+// A tick gives its core up once per 128 sessions it writes, counted across
+// shards: a small tick, a session or two per shard, must not yield per
+// shard (that was most of a 100-session tick's CPU time, and on a busy
+// machine each yield can hand the core away for a whole time slice).
+TEST_F(EngineTest, TickYieldsPer128SessionsNotPerShard) {
+  auto store = OpenStore();
+  int next = 0;
+  auto dirty = [&](int n) {
+    for (int i = 0; i < n; ++i, ++next) {
+      ASSERT_TRUE(store
+                      ->Update(absl::StrCat("session-", next),
+                               Calibrated(next, 1), {"calibration"})
+                      .ok());
+    }
+  };
+  // {dirty sessions, yields}: none before the first slice, one before each
+  // later one.
+  for (auto [n, yields] : std::vector<std::pair<int, uint64_t>>{
+           {100, 0}, {128, 0}, {129, 1}, {1000, 7}}) {
+    dirty(n);
+    ASSERT_TRUE(store->Flush().ok());
+    EXPECT_EQ(store->stats().last_tick_sessions, static_cast<uint64_t>(n));
+    EXPECT_EQ(store->stats().last_tick_yields, yields) << n << " sessions";
+  }
+  EXPECT_EQ(CountRecords(log::kTickEntry), 100 + 128 + 129 + 1000);
+}
+
 TEST_F(EngineTest, CrashMidTickRecoversAllOrNothingOfIt) {
   {
     auto store = OpenStore();
