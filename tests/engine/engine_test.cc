@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/fs/fault_injection_fs.h"
+#include "tests/log/test_util.h"
 
 namespace walstate {
 namespace {
@@ -227,11 +228,19 @@ TEST_F(EngineTest, TickCoalescesUpdatesIntoOneRecordPerSession) {
 }
 
 // A tick gives its core up once per 128 sessions it writes, counted across
-// shards: a small tick, a session or two per shard, must not yield per
-// shard (that was most of a 100-session tick's CPU time, and on a busy
-// machine each yield can hand the core away for a whole time slice).
-TEST_F(EngineTest, TickYieldsPer128SessionsNotPerShard) {
-  auto store = OpenStore();
+// shards (a small tick, a session or two per shard, must not yield per
+// shard), and only while some caller is inside the log's SyncTo and may
+// need the core when its fdatasync returns: with none, a yield helps no one
+// and, on a busy machine, can hand the core away for a whole time slice.
+TEST_F(EngineTest, TickYieldsPer128SessionsOnlyWhileACallerWaitsForASync) {
+  log::testing::FaultyFileSystem gate(fs_.get());
+  Options options = MakeOptions();
+  options.fs = &gate;
+  // No write in the middle of the tick: it would wait for the held sync.
+  options.tick_write_bytes = 1ull << 40;
+  auto opened = Store<GatewaySession>::Open(options, kDir);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  auto& store = *opened;
   int next = 0;
   auto dirty = [&](int n) {
     for (int i = 0; i < n; ++i, ++next) {
@@ -241,16 +250,43 @@ TEST_F(EngineTest, TickYieldsPer128SessionsNotPerShard) {
                       .ok());
     }
   };
-  // {dirty sessions, yields}: none before the first slice, one before each
-  // later one.
-  for (auto [n, yields] : std::vector<std::pair<int, uint64_t>>{
-           {100, 0}, {128, 0}, {129, 1}, {1000, 7}}) {
+  // Nobody syncing: no yield, whatever the size.
+  for (int n : {100, 1000}) {
     dirty(n);
     ASSERT_TRUE(store->Flush().ok());
     EXPECT_EQ(store->stats().last_tick_sessions, static_cast<uint64_t>(n));
+    EXPECT_EQ(store->stats().last_tick_yields, 0u) << n << " sessions";
+  }
+
+  // An IMMEDIATE update held in its fdatasync for the whole tick: one yield
+  // before each slice of 128 sessions but the first.
+  for (auto [n, yields] : std::vector<std::pair<int, uint64_t>>{
+           {100, 0}, {128, 0}, {129, 1}, {1000, 7}}) {
+    gate.HoldSyncs();
+    absl::Status immediate;
+    std::thread caller([&] {
+      immediate = store->Update(absl::StrCat("id-", n), Identity("fp", "h"),
+                                {"fingerprint"});
+    });
+    gate.WaitForHeldSyncs(1);
+    dirty(n);
+    // The tick appends its begin, n entries and its commit, then waits in
+    // SyncTo for the held sync: once the commit is appended, every slice
+    // has been written.
+    const uint64_t commit_lsn = store->stats().last_lsn + n + 2;
+    absl::Status tick;
+    std::thread ticker([&] { tick = store->Flush(); });
+    while (store->stats().last_lsn < commit_lsn) std::this_thread::yield();
+    gate.ReleaseSyncs();
+    ticker.join();
+    caller.join();
+    ASSERT_TRUE(immediate.ok()) << immediate;
+    ASSERT_TRUE(tick.ok()) << tick;
+    EXPECT_EQ(store->stats().last_tick_sessions, static_cast<uint64_t>(n));
     EXPECT_EQ(store->stats().last_tick_yields, yields) << n << " sessions";
   }
-  EXPECT_EQ(CountRecords(log::kTickEntry), 100 + 128 + 129 + 1000);
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(CountRecords(log::kTickEntry), 1100 + 100 + 128 + 129 + 1000);
 }
 
 TEST_F(EngineTest, CrashMidTickRecoversAllOrNothingOfIt) {
