@@ -150,6 +150,9 @@ class EngineImpl : public Engine {
                           absl::Span<const std::string> fields,
                           const UpdateOptions& options);
   absl::Status CheckWritable() const;
+  // The fields of `dirty`, in schema order (the tick's entries list them so).
+  void CollectDirtyFields(FieldSet dirty,
+                          std::vector<const Schema::Field*>* out) const;
   // Records `s` as the error that stops the engine; returns it with context.
   absl::Status Fail(const absl::Status& s, absl::string_view what);
   absl::Status DeleteLocked(SessionTable::Shard& shard,
@@ -552,6 +555,24 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
   return absl::OkStatus();
 }
 
+void EngineImpl::CollectDirtyFields(
+    FieldSet dirty, std::vector<const Schema::Field*>* out) const {
+  out->clear();
+  const std::vector<Schema::Field>& fields = schema_->fields();
+  // A field's index is its position in fields(); bit 63 stands for every
+  // field from index 63 on. Visiting only the set bits, in ascending order,
+  // gives the fields in the order a scan of fields() would.
+  uint64_t bits = dirty.bits();
+  const uint64_t kRest = uint64_t{1} << 63;
+  for (uint64_t low = bits & ~kRest; low != 0; low &= low - 1) {
+    const size_t i = static_cast<size_t>(__builtin_ctzll(low));
+    if (i < fields.size()) out->push_back(&fields[i]);
+  }
+  if (bits & kRest) {
+    for (size_t i = 63; i < fields.size(); ++i) out->push_back(&fields[i]);
+  }
+}
+
 absl::Status EngineImpl::Flush() {
   std::lock_guard<std::mutex> tick_lock(tick_mu_);
   absl::Status health_status = CheckWritable();
@@ -627,10 +648,7 @@ absl::Status EngineImpl::Flush() {
         SessionTable::Entry& entry = node->entry;
         // Every dirty field, whatever its declared tier: a field declared
         // IMMEDIATE is dirty only when an update overrode it to BATCHED.
-        dirty_fields.clear();
-        for (const Schema::Field& f : schema_->fields()) {
-          if (entry.dirty.Contains(f.index)) dirty_fields.push_back(&f);
-        }
+        CollectDirtyFields(entry.dirty, &dirty_fields);
         // Straight from the session's state into the writer's buffer: no
         // copy of the values, and the shard lock keeps the state still
         // meanwhile. Sized here, so that the writer's lock, which IMMEDIATE

@@ -12,6 +12,7 @@
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/snapshot/manifest.h"
+#include "engine/state/update_codec.h"
 #include "engine/walstate.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
@@ -752,6 +753,87 @@ TEST_F(EngineTest, UnknownFieldsSurviveAnOlderBinarysCompaction) {
                   *got, v2->FindFieldByName("added_later")),
               "from the future");
   }
+}
+
+// A tick entry lists a session's dirty fields in schema order, and a
+// message of more than 63 fields shares the last dirty bit among all fields
+// from the 64th on: one of them dirty makes the entry list all of them (with
+// their current values, so replay is exact).
+TEST_F(EngineTest, TickEntriesListDirtyFieldsInOrderPastTheSixtyFourthField) {
+  google::protobuf::FileDescriptorProto file;
+  file.set_name("tests/engine/wide.proto");
+  file.set_package("walstate.test");
+  auto* msg = file.add_message_type();
+  msg->set_name("Wide");
+  for (int i = 0; i < 70; ++i) {
+    auto* f = msg->add_field();
+    f->set_name(absl::StrCat("f", i));
+    f->set_number(i + 1);
+    f->set_type(google::protobuf::FieldDescriptorProto::TYPE_INT32);
+    f->set_label(google::protobuf::FieldDescriptorProto::LABEL_OPTIONAL);
+  }
+  google::protobuf::DescriptorPool pool;
+  const auto* wide_file = pool.BuildFile(file);
+  ASSERT_NE(wide_file, nullptr);
+  const auto* wide = wide_file->FindMessageTypeByName("Wide");
+  google::protobuf::DynamicMessageFactory factory(&pool);
+  const google::protobuf::Message* prototype = factory.GetPrototype(wide);
+  auto set = [&](google::protobuf::Message* m, int i, int v) {
+    m->GetReflection()->SetInt32(m, wide->field(i), v);
+  };
+  // Field numbers of the tick entries in the log, one list per entry.
+  auto tick_entry_fields = [&] {
+    log::LogReaderOptions o;
+    o.fs = fs_.get();
+    o.dir = kDir;
+    auto reader = log::LogReader::Open(o);
+    EXPECT_TRUE(reader.ok());
+    std::vector<std::vector<uint32_t>> out;
+    log::Record r;
+    while ((*reader)->Next(&r)) {
+      if (r.type != log::kTickEntry) continue;
+      UpdateView view;
+      EXPECT_TRUE(DecodeUpdate(r.payload, &view));
+      out.emplace_back(view.fields.begin(), view.fields.end());
+    }
+    return out;
+  };
+  std::vector<uint32_t> from_64th;
+  for (uint32_t n = 64; n <= 70; ++n) from_64th.push_back(n);
+
+  {
+    auto engine = Engine::Open(MakeOptions(), *prototype, kDir);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    std::unique_ptr<google::protobuf::Message> v(prototype->New());
+    set(v.get(), 62, 620);
+    set(v.get(), 1, 10);
+    set(v.get(), 65, 650);
+    // Listed out of order; f65 set in memory but not listed here.
+    ASSERT_TRUE((*engine)->Update("s", *v, {"f62", "f1"}).ok());
+    ASSERT_TRUE((*engine)->Flush().ok());
+    ASSERT_TRUE((*engine)->Update("s", *v, {"f65"}).ok());
+    ASSERT_TRUE((*engine)->Flush().ok());
+    set(v.get(), 69, 690);
+    ASSERT_TRUE((*engine)->Update("s", *v, {"f69", "f0"}).ok());
+    ASSERT_TRUE((*engine)->Flush().ok());
+    ASSERT_TRUE((*engine)->Close().ok());
+  }
+  std::vector<uint32_t> third = {1};
+  third.insert(third.end(), from_64th.begin(), from_64th.end());
+  EXPECT_THAT(tick_entry_fields(),
+              ElementsAre(ElementsAre(2, 63), from_64th, third));
+
+  auto engine = Engine::Open(MakeOptions(), *prototype, kDir);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  std::unique_ptr<google::protobuf::Message> got(prototype->New());
+  ASSERT_TRUE((*engine)->Get("s", got.get()).ok());
+  const google::protobuf::Reflection* r = got->GetReflection();
+  EXPECT_EQ(r->GetInt32(*got, wide->field(1)), 10);
+  EXPECT_EQ(r->GetInt32(*got, wide->field(62)), 620);
+  EXPECT_EQ(r->GetInt32(*got, wide->field(65)), 650);
+  EXPECT_EQ(r->GetInt32(*got, wide->field(69)), 690);
+  EXPECT_FALSE(r->HasField(*got, wide->field(0)));
+  EXPECT_FALSE(r->HasField(*got, wide->field(64)));
 }
 
 TEST_F(EngineTest, CopiedValuesAreLeftAloneAndMovedOnesAreTakenOver) {
