@@ -150,6 +150,9 @@ class EngineImpl : public Engine {
                           absl::Span<const std::string> fields,
                           const UpdateOptions& options);
   absl::Status CheckWritable() const;
+  // The fields of `dirty`, in schema order (the tick's entries list them so).
+  void CollectDirtyFields(FieldSet dirty,
+                          std::vector<const Schema::Field*>* out) const;
   // Records `s` as the error that stops the engine; returns it with context.
   absl::Status Fail(const absl::Status& s, absl::string_view what);
   absl::Status DeleteLocked(SessionTable::Shard& shard,
@@ -192,6 +195,7 @@ class EngineImpl : public Engine {
   std::atomic<bool> stopped_{false};
   uint64_t ticks_ = 0;
   uint64_t last_tick_sessions_ = 0;
+  uint64_t last_tick_yields_ = 0;
   absl::Time last_tick_time_ = absl::InfinitePast();
   absl::Duration last_tick_duration_;
   absl::Status last_tick_status_;
@@ -551,6 +555,24 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
   return absl::OkStatus();
 }
 
+void EngineImpl::CollectDirtyFields(
+    FieldSet dirty, std::vector<const Schema::Field*>* out) const {
+  out->clear();
+  const std::vector<Schema::Field>& fields = schema_->fields();
+  // A field's index is its position in fields(); bit 63 stands for every
+  // field from index 63 on. Visiting only the set bits, in ascending order,
+  // gives the fields in the order a scan of fields() would.
+  uint64_t bits = dirty.bits();
+  const uint64_t kRest = uint64_t{1} << 63;
+  for (uint64_t low = bits & ~kRest; low != 0; low &= low - 1) {
+    const size_t i = static_cast<size_t>(__builtin_ctzll(low));
+    if (i < fields.size()) out->push_back(&fields[i]);
+  }
+  if (bits & kRest) {
+    for (size_t i = 63; i < fields.size(); ++i) out->push_back(&fields[i]);
+  }
+}
+
 absl::Status EngineImpl::Flush() {
   std::lock_guard<std::mutex> tick_lock(tick_mu_);
   absl::Status health_status = CheckWritable();
@@ -576,7 +598,11 @@ absl::Status EngineImpl::Flush() {
   uint64_t last_lsn = tick;
   UpdateEncoder encoder;
   std::vector<const Schema::Field*> dirty_fields;
-  constexpr size_t kSessionsPerLock = 128;
+  // Sessions written between two yields of the core (none before the
+  // first slice), and at most per hold of a shard's lock.
+  constexpr size_t kSessionsPerSlice = 128;
+  size_t slice_budget = kSessionsPerSlice;
+  uint64_t yields = 0;
   for (size_t i = 0; i < table_->shard_count(); ++i) {
     SessionTable::Shard& shard = table_->shard(i);
     size_t end = 0;
@@ -590,26 +616,39 @@ absl::Status EngineImpl::Flush() {
       end = shard.dirty.size();
     }
     // The shard lock is taken per slice of sessions, so updates of other
-    // sessions in the shard wait at most one slice.
-    for (size_t k = 0; k < end; k += kSessionsPerLock) {
-      // A tick keeps a core busy for a long time; on a small machine an
-      // IMMEDIATE caller woken from its fdatasync would otherwise wait up to
-      // a scheduler slice (4 ms at HZ=250) for a core. Yielding every slice
-      // (~0.2 ms of work) costs the tick ~5% and bounds that wait
-      // (tests/log:tick_latency measured busy p99 2.8 ms -> 0.4 ms).
-      std::this_thread::yield();
+    // sessions in the shard wait at most one slice. A slice ends where the
+    // tick's budget of sessions between two yields runs out, so a slice can
+    // be shorter than kSessionsPerSlice, never longer.
+    for (size_t k = 0; k < end;) {
+      if (slice_budget == 0) {
+        // A tick keeps a core busy for a long time; on a small machine an
+        // IMMEDIATE caller woken from its fdatasync would otherwise wait up
+        // to a scheduler slice (4 ms at HZ=250) for a core. Yielding every
+        // kSessionsPerSlice sessions (~0.2 ms of work) costs a large tick
+        // ~5% and bounds that wait (tests/log:tick_latency measured busy p99
+        // 2.8 ms -> 0.4 ms). Counted across shards, not per shard: a small
+        // tick has a session or two in each shard, and a yield per shard
+        // (79 for a tick of 100 sessions) was a fifth of its CPU time.
+        // And only while such a caller exists, one inside SyncTo (waiting,
+        // syncing, or woken and not yet out): with none, a yield helps no
+        // one, and on a busy machine it may hand the core to another
+        // process for a whole time slice.
+        if (writer_->sync_callers() > 0) {
+          std::this_thread::yield();
+          ++yields;
+        }
+        slice_budget = kSessionsPerSlice;
+      }
       std::lock_guard<std::mutex> lock(shard.mu);
-      const size_t slice_end = std::min(end, k + kSessionsPerLock);
+      const size_t slice_end = std::min(end, k + slice_budget);
+      slice_budget -= slice_end - k;
       for (size_t j = k; j < slice_end; ++j) {
         SessionTable::Node* node = shard.dirty[j];
         if (node == nullptr) continue;
         SessionTable::Entry& entry = node->entry;
         // Every dirty field, whatever its declared tier: a field declared
         // IMMEDIATE is dirty only when an update overrode it to BATCHED.
-        dirty_fields.clear();
-        for (const Schema::Field& f : schema_->fields()) {
-          if (entry.dirty.Contains(f.index)) dirty_fields.push_back(&f);
-        }
+        CollectDirtyFields(entry.dirty, &dirty_fields);
         // Straight from the session's state into the writer's buffer: no
         // copy of the values, and the shard lock keeps the state still
         // meanwhile. Sized here, so that the writer's lock, which IMMEDIATE
@@ -629,6 +668,7 @@ absl::Status EngineImpl::Flush() {
         unwritten_bytes += log::FramedSize(size);
       }
       if (slice_end == end) table_->CompactDirtyLocked(shard);
+      k = slice_end;
     }
     // Bound what an IMMEDIATE update's fdatasync would have to carry.
     if (unwritten_bytes >= options_.tick_write_bytes) {
@@ -659,6 +699,7 @@ absl::Status EngineImpl::Flush() {
   std::lock_guard<std::mutex> lock(status_mu_);
   ++ticks_;
   last_tick_sessions_ = entries;
+  last_tick_yields_ = yields;
   last_tick_time_ = options_.clock();
   last_tick_duration_ = absl::Now() - start;
   return absl::OkStatus();
@@ -930,6 +971,7 @@ Stats EngineImpl::stats() const {
     std::lock_guard<std::mutex> lock(status_mu_);
     st.ticks = ticks_;
     st.last_tick_sessions = last_tick_sessions_;
+    st.last_tick_yields = last_tick_yields_;
     st.last_tick_time = last_tick_time_;
     st.last_tick_duration = last_tick_duration_;
     st.last_tick_status = last_tick_status_;

@@ -163,6 +163,11 @@ struct Stats {
   uint64_t expired = 0;
   uint64_t ticks = 0;
   uint64_t last_tick_sessions = 0;
+  // Times the last tick gave up its core to let other threads run: once
+  // per 128 sessions written (none before the first), and only while a
+  // caller waits for an fdatasync of the log (an IMMEDIATE update, a
+  // Delete) and might need the core when it returns.
+  uint64_t last_tick_yields = 0;
   absl::Time last_tick_time = absl::InfinitePast();
   absl::Duration last_tick_duration;
   absl::Status last_tick_status;  // why the last tick failed, if it did

@@ -607,6 +607,12 @@ absl::Status LogWriter::Flush() {
 }
 
 absl::Status LogWriter::SyncTo(uint64_t lsn) {
+  // Counted from before the lock: a caller waiting for mu_ is one too.
+  sync_callers_.fetch_add(1, std::memory_order_relaxed);
+  struct Leave {
+    std::atomic<uint32_t>& n;
+    ~Leave() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } leave{sync_callers_};
   std::unique_lock<std::mutex> lock(mu_);
   if (!poison_.ok()) return poison_;
   if (closed_) {

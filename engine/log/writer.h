@@ -33,6 +33,7 @@
 #ifndef WALSTATE_ENGINE_LOG_WRITER_H_
 #define WALSTATE_ENGINE_LOG_WRITER_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -145,6 +146,14 @@ class LogWriter {
   uint64_t durable_lsn() const;
   WriterStats stats() const;
 
+  // Threads inside SyncTo() (or Sync()) right now: waiting for a sync,
+  // doing one, or woken by one and not yet returned. Read without the
+  // writer's lock, for a thread that keeps a core busy and wants to know
+  // whether yielding it could let such a caller run (the engine's tick).
+  uint32_t sync_callers() const {
+    return sync_callers_.load(std::memory_order_relaxed);
+  }
+
  private:
   struct PendingSegment;  // a segment whose header or records await writing
   struct SyncWaiter;      // a SyncTo() caller asleep until a leader wakes it
@@ -189,6 +198,8 @@ class LogWriter {
   absl::Status SyncFile();
 
   const WriterOptions options_;
+
+  std::atomic<uint32_t> sync_callers_{0};  // see sync_callers()
 
   // mu_ guards everything below up to file_; it is never held across I/O.
   // io_busy_ marks the one thread doing I/O (the group-commit leader or a

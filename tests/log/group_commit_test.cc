@@ -246,6 +246,43 @@ TEST(GroupCommitTest, CoveredWaitersReturnWhileTheNextGroupSyncs) {
   ASSERT_TRUE(writer->Close().ok());
 }
 
+// sync_callers() counts the threads inside SyncTo(): the leader in its
+// fdatasync and the callers waiting for it, until each returns; a caller
+// whose records are durable already passes through.
+TEST(GroupCommitTest, SyncCallersCountsThreadsInsideSyncTo) {
+  const std::string dir = NewTempDir();
+  FaultyFileSystem fs;
+  WriterOptions options;
+  options.fs = &fs;
+  options.dir = dir;
+  auto w = LogWriter::Create(options, 1, 1);
+  ASSERT_TRUE(w.ok()) << w.status();
+  LogWriter* writer = w->get();
+  EXPECT_EQ(writer->sync_callers(), 0u);
+
+  auto lsn1 = writer->Append(kUpdate, "one");
+  ASSERT_TRUE(lsn1.ok());
+  fs.HoldSyncs();
+  absl::Status s1, s2;
+  std::thread leader([&] { s1 = writer->SyncTo(*lsn1); });
+  fs.WaitForHeldSyncs(1);
+  EXPECT_EQ(writer->sync_callers(), 1u);
+  std::thread waiter([&] { s2 = writer->SyncTo(*lsn1); });
+  WaitForSyncRequests(writer, 2);
+  EXPECT_EQ(writer->sync_callers(), 2u);
+
+  fs.ReleaseSyncs();
+  leader.join();
+  waiter.join();
+  EXPECT_TRUE(s1.ok()) << s1;
+  EXPECT_TRUE(s2.ok()) << s2;
+  EXPECT_EQ(writer->sync_callers(), 0u);
+  ASSERT_TRUE(writer->SyncTo(*lsn1).ok());  // durable: no sync, no wait
+  EXPECT_EQ(writer->sync_callers(), 0u);
+  ASSERT_TRUE(writer->Close().ok());
+  EXPECT_EQ(writer->sync_callers(), 0u);
+}
+
 // Two callers wait on one sync, held for 400 ms: the sync releases both,
 // and the smoothed sync time (which bounds a linger) becomes long.
 void ReleaseTwoCallersAfterASlowSync(LogWriter* writer, FaultyFileSystem* fs) {
