@@ -50,6 +50,10 @@ ABSL_FLAG(uint64_t, tail, 200000, "turn updates in the log after it");
 ABSL_FLAG(int, rounds, 3, "alternations of open and lazy");
 ABSL_FLAG(int, threads, 0, "walstate recovery threads (0: one per core)");
 ABSL_FLAG(std::string, dir, "", "data directory (default: a new temp dir)");
+ABSL_FLAG(bool, reuse, false,
+          "open --dir as it is, without building it (an earlier run's "
+          "directory): each run is then a fresh process's Open, as at a "
+          "restart");
 
 namespace walstate {
 namespace bench {
@@ -301,10 +305,18 @@ int Main(int argc, char** argv) {
   }
   const uint64_t sessions = absl::GetFlag(FLAGS_sessions);
   const uint64_t tail = absl::GetFlag(FLAGS_tail);
-  std::printf("building %lu sessions + %lu tail records in %s\n",
-              static_cast<unsigned long>(sessions),
-              static_cast<unsigned long>(tail), dir.c_str());
-  Build(dir, sessions, tail);
+  if (absl::GetFlag(FLAGS_reuse)) {
+    if (absl::GetFlag(FLAGS_dir).empty()) {
+      std::fprintf(stderr, "--reuse needs --dir\n");
+      return 2;
+    }
+    std::printf("opening %s as it is\n", dir.c_str());
+  } else {
+    std::printf("building %lu sessions + %lu tail records in %s\n",
+                static_cast<unsigned long>(sessions),
+                static_cast<unsigned long>(tail), dir.c_str());
+    Build(dir, sessions, tail);
+  }
   std::vector<double> open_s, lazy_s;
   for (int r = 0; r < absl::GetFlag(FLAGS_rounds); ++r) {
     Options o;
