@@ -445,7 +445,9 @@ def render(results, meta, outdir):
           " (round r runs every contestant once, order rotated), so ratios are"
           " side by side; absolute numbers on this noisy 2-core VM are not"
           " portable. Every recovered state was checked against the expected"
-          " state." % (meta.get("command", "?"), meta.get("host", "?"),
+          " state. Each recovery store is built, and each Open timed, in a"
+          " fresh child process (`peers --fresh_process`), as at a restart."
+          % (meta.get("command", "?"), meta.get("host", "?"),
                        meta.get("rounds", "?")),
           ""]
     if meta.get("merged"):
@@ -550,9 +552,9 @@ def render(results, meta, outdir):
                metric_table(results, "tick_flush", "batched_cpu_ns_per_op", "",
                             p, "D"), "",
                "Single BATCHED calls (wall time of each, one clock read"
-               " included): median and 99th percentile, ns:", "",
+               " included), median, ns:", "",
                metric_table(results, "tick_flush", "batched_p50_ns", "", p,
-                            "D"), "",
+                            "D"), "", "The same, 99th percentile, ns:", "",
                metric_table(results, "tick_flush", "batched_p99_ns", "", p,
                             "D"), ""]
     if meta.get("notes"):
