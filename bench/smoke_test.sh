@@ -21,6 +21,19 @@ assert len(ticks) >= 2 * 5, len(ticks)
 for x in ticks:
     p50, p99 = x["samples"]["batched_p50_ns"], x["samples"]["batched_p99_ns"]
     assert p50 and all(a > 0 and b >= a for a, b in zip(p50, p99)), x
+# Recovery runs in child processes (--fresh_process): every contestant's
+# figures, and walstate's recovery report, must have come back from them.
+rec = [x for x in r if x["scenario"] == "recovery"]
+assert len(rec) == 5 * 4, len(rec)  # 5 contestants x (2 large + 2 small)
+for x in rec:
+    s = x["samples"]
+    assert len(s["open_s"]) == 1 and s["open_s"][0] > 0, x
+    assert s["memory_bytes_per_session"][0] > 0, x
+    if x["contestant"] == "walstate":
+        assert "records_replayed=" in x.get("details", ""), x
+builds = [x for x in r if x["scenario"] == "build"]
+assert len(builds) == 5 * 4 and all(x["samples"]["load_s"][0] > 0
+                                    for x in builds), builds
 EOF
 
 WALSTATE_BENCH_SIZE=tiny "$dir/walstate_bench" --benchmark_format=json \
