@@ -11,7 +11,7 @@ dir="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-walstate}/bench"
   --rounds 1 --latency_ops 10 --throughput_ops 32 --threads 1,8 \
   --json > "${TEST_TMPDIR:-/tmp}/peers.json"
 python3 - "${TEST_TMPDIR:-/tmp}/peers.json" <<'EOF'
-import json, sys
+import json, os, sys
 r = json.load(open(sys.argv[1]))["results"]
 assert len(r) > 20, len(r)
 # Every contestant's tick rows carry the per-call BATCHED figures the
@@ -28,7 +28,9 @@ assert len(rec) == 5 * 4, len(rec)  # 5 contestants x (2 large + 2 small)
 for x in rec:
     s = x["samples"]
     assert len(s["open_s"]) == 1 and s["open_s"][0] > 0, x
-    assert s["memory_bytes_per_session"][0] > 0, x
+    # Under ASan, mallinfo2 does not see ASan's allocator: the figure is 0.
+    assert len(s["memory_bytes_per_session"]) == 1, x
+    assert s["memory_bytes_per_session"][0] > 0 or "ASAN_OPTIONS" in os.environ, x
     if x["contestant"] == "walstate":
         assert "records_replayed=" in x.get("details", ""), x
 builds = [x for x in r if x["scenario"] == "build"]
