@@ -150,13 +150,8 @@ HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
     *detail = absl::StrCat("unknown file kind ", kind);
     return HeaderStatus::kCorrupt;
   }
-  header->kind = static_cast<FileKind>(kind);
-  header->file_number = GetFixed64(p + 24);
-  header->first_lsn = GetFixed64(p + 32);
-  header->salt = GetFixed64(p + 40);
-  header->created_micros = GetFixed64(p + 48);
+  *header = RawFileHeaderFields(data);
   header->schema.assign(p + kFileHeaderFixedSize, schema_size);
-  header->header_size = header_size;
   return HeaderStatus::kOk;
 }
 

@@ -158,8 +158,9 @@ enum class HeaderStatus {
 HeaderStatus DecodeFileHeader(absl::string_view data, FileHeader* header,
                               std::string* detail);
 
-// Salvage only: the fixed header fields of `data` (at least
-// kFileHeaderFixedSize bytes) as they are, nothing checked and no schema.
+// The fixed header fields of `data` (at least kFileHeaderFixedSize bytes)
+// as they are, nothing checked and no schema: what DecodeFileHeader returns
+// once it has checked them, and what salvage reads from a header that failed.
 // A header that failed DecodeFileHeader may still hold an intact salt (the
 // damage being elsewhere); records whose hash verifies with it are genuine.
 FileHeader RawFileHeaderFields(absl::string_view data);

@@ -18,9 +18,9 @@ namespace log {
 namespace {
 
 using testing::FaultyFileSystem;
-using testing::NewTempDir;
 using testing::ReadLog;
 using testing::ReadResult;
+using testing::WriterOptionsFor;
 
 struct Acked {
   uint64_t lsn;
@@ -35,11 +35,9 @@ std::string ThreadPayload(int thread, int i) {
 
 void RunGroupCommit(int threads, int per_thread, uint64_t max_segment_bytes,
                     bool with_flushers) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;  // counts syncs; injects nothing here
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   options.max_segment_bytes = max_segment_bytes;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
@@ -135,11 +133,9 @@ TEST(GroupCommitTest, SixteenThreadsWithConcurrentFlushes) {
 // A sync failing while many threads wait: every waiter of that group and
 // every later call gets the error; whatever was acknowledged before survives.
 TEST(GroupCommitTest, FailureUnderContentionPoisonsEveryone) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   options.max_segment_bytes = 8 << 10;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
@@ -199,11 +195,8 @@ void WaitForSyncRequests(LogWriter* writer, uint64_t n) {
 // sync is still running, and a caller it did not cover leads that next sync
 // without any new caller arriving to lead it.
 TEST(GroupCommitTest, CoveredWaitersReturnWhileTheNextGroupSyncs) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   LogWriter* writer = w->get();
@@ -250,11 +243,8 @@ TEST(GroupCommitTest, CoveredWaitersReturnWhileTheNextGroupSyncs) {
 // fdatasync and the callers waiting for it, until each returns; a caller
 // whose records are durable already passes through.
 TEST(GroupCommitTest, SyncCallersCountsThreadsInsideSyncTo) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   LogWriter* writer = w->get();
@@ -305,11 +295,8 @@ void ReleaseTwoCallersAfterASlowSync(LogWriter* writer, FaultyFileSystem* fs) {
 // Two callers released by one sync: when one comes back, the leader of its
 // sync waits for the other to append too, and one fdatasync carries both.
 TEST(GroupCommitTest, LeaderLingersForReleasedCallers) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   options.max_linger = std::chrono::seconds(60);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
@@ -347,11 +334,8 @@ TEST(GroupCommitTest, LeaderLingersForReleasedCallers) {
 // does anyone with max_linger 0.
 TEST(GroupCommitTest, LoneCallerNeverLingers) {
   for (int max_linger_ms : {2, 0}) {
-    const std::string dir = NewTempDir();
     FaultyFileSystem fs;
-    WriterOptions options;
-    options.fs = &fs;
-    options.dir = dir;
+    WriterOptions options = WriterOptionsFor(&fs);
     options.max_linger = std::chrono::milliseconds(max_linger_ms);
     auto w = LogWriter::Create(options, 1, 1);
     ASSERT_TRUE(w.ok()) << w.status();
@@ -367,11 +351,8 @@ TEST(GroupCommitTest, LoneCallerNeverLingers) {
 
 // A linger nobody answers ends at its deadline, and lingering then pauses.
 TEST(GroupCommitTest, UnansweredLingerEndsAtItsDeadline) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   options.max_linger = std::chrono::milliseconds(50);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();

@@ -27,6 +27,13 @@ std::string NewTempDir() {
   return dir;
 }
 
+WriterOptions WriterOptionsFor(FileSystem* fs) {
+  WriterOptions options;
+  options.fs = fs;
+  options.dir = NewTempDir();
+  return options;
+}
+
 std::string MakePayload(uint64_t lsn, size_t size) {
   std::string s(size, '\0');
   uint64_t x = lsn * 0x9E3779B97F4A7C15ull + 1;

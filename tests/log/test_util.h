@@ -231,6 +231,10 @@ class FaultyFileSystem : public FileSystem {
   std::vector<std::string> ops_;
 };
 
+// Options of a writer in a new temporary directory whose I/O goes through
+// `fs` (the other fields at their defaults).
+WriterOptions WriterOptionsFor(FileSystem* fs);
+
 }  // namespace testing
 }  // namespace log
 }  // namespace walstate

@@ -26,6 +26,7 @@ using testing::MakePayload;
 using testing::NewTempDir;
 using testing::ReadLog;
 using testing::SegmentPaths;
+using testing::WriterOptionsFor;
 
 void ExpectSameRecords(const std::vector<ExpectedRecord>& want,
                        const std::vector<ExpectedRecord>& got) {
@@ -129,11 +130,9 @@ TEST(WriterTest, SegmentsRespectMaxSizeAndCarrySchema) {
 }
 
 TEST(WriterTest, FlushWritesWithoutSyncAndSyncToGroupsRecords) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   const int header_syncs = fs.syncs();
@@ -171,11 +170,9 @@ TEST(WriterTest, FlushWritesWithoutSyncAndSyncToGroupsRecords) {
 }
 
 TEST(WriterTest, FlushStartsWritebackOfWhatItWroteAndSyncsNothing) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   const uint64_t header = (*w)->stats().bytes_written;
@@ -259,11 +256,9 @@ TEST(WriterTest, FlushedRecordsAreNotDurableUntilSynced) {
 }
 
 TEST(WriterTest, OldSegmentIsSyncedBeforeTheNextIsCreated) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   options.max_segment_bytes = 200;
   options.preallocate = true;
   auto w = LogWriter::Create(options, 1, 1);
@@ -470,11 +465,8 @@ TEST(WriterTest, FailedEncodeAppendsNothing) {
 }
 
 TEST(WriterTest, AppendEncodedChecksEverythingBeforeEncoding) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   int calls = 0;
@@ -547,11 +539,9 @@ TEST(WriterTest, CreateSyncsThePreviousSegmentFirst) {
 // --- poisoning -------------------------------------------------------------
 
 TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   const std::string seg1 = JoinPath(dir, SegmentFileName(1));
@@ -592,11 +582,9 @@ TEST(WriterPoisonTest, FailedSyncPoisonsForeverAndIsNeverRetried) {
 }
 
 TEST(WriterPoisonTest, FailedCutBackAfterAFailedSyncAdvisesARestart) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   auto a = (*w)->Append(kUpdate, "a");
@@ -612,11 +600,8 @@ TEST(WriterPoisonTest, FailedCutBackAfterAFailedSyncAdvisesARestart) {
 }
 
 TEST(WriterPoisonTest, WaitersOfAFailedGroupAllGetTheError) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   LogWriter* writer = w->get();
@@ -643,11 +628,8 @@ TEST(WriterPoisonTest, WaitersOfAFailedGroupAllGetTheError) {
 }
 
 TEST(WriterPoisonTest, FailedAppendPoisons) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
   ASSERT_TRUE((*w)->Append(kUpdate, "a").ok());
@@ -663,11 +645,9 @@ TEST(WriterPoisonTest, FailedAppendPoisons) {
 }
 
 TEST(WriterPoisonTest, FailedSegmentCreatePoisons) {
-  const std::string dir = NewTempDir();
   FaultyFileSystem fs;
-  WriterOptions options;
-  options.fs = &fs;
-  options.dir = dir;
+  WriterOptions options = WriterOptionsFor(&fs);
+  const std::string dir = options.dir;
   options.max_segment_bytes = 128;
   auto w = LogWriter::Create(options, 1, 1);
   ASSERT_TRUE(w.ok()) << w.status();
