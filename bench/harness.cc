@@ -219,16 +219,11 @@ absl::StatusOr<TailResult> ApplyTail(Contestant* c, const Workload& w,
     }
     int64_t t0 = NowNanos();
     int64_t c0 = ThreadCpuNanos();
-    if (call_nanos == nullptr) {
-      for (size_t k = 0; k < n; ++k) {
-        absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
-        if (!st.ok()) return st;
-      }
-    } else {
-      int64_t before = t0;
-      for (size_t k = 0; k < n; ++k) {
-        absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
-        if (!st.ok()) return st;
+    int64_t before = t0;
+    for (size_t k = 0; k < n; ++k) {
+      absl::Status st = c->UpdateBatched(ids[k], &msgs[k], masks[k]);
+      if (!st.ok()) return st;
+      if (call_nanos != nullptr) {
         const int64_t after = NowNanos();
         call_nanos->push_back(static_cast<double>(after - before));
         before = after;

@@ -418,13 +418,14 @@ absl::StatusOr<Figures> BuildStore(const std::string& name,
   int64_t t3 = NowNanos();
   s = c->Close();
   if (!s.ok()) return s;
+  const uint64_t disk = TreeBytes(dir);
   Figures f;
   f.Add("build", "load_s", (t1 - t0) / 1e9);
   f.Add("build", "snapshot_s", (t2 - t1) / 1e9);
   f.Add("build", "tail_s", (t3 - t2) / 1e9);
-  f.Add("build", "disk_bytes", TreeBytes(dir));
+  f.Add("build", "disk_bytes", disk);
   f.Add("build", "disk_bytes_per_session",
-        static_cast<double>(TreeBytes(dir)) / sessions);
+        static_cast<double>(disk) / sessions);
   return f;
 }
 

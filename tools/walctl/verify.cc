@@ -383,16 +383,12 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
           << " (exit 1)\n";
       break;
     default:
-      if (opens) {
-        out << "result: damage (exit 2), only in records the current "
-               "snapshot covers: default recovery does not read them and "
-               "opens the store; 'walctl repair "
-            << dir << " --salvage' shows what can be dropped\n";
-      } else {
-        out << "result: damage that default recovery refuses (exit 2); "
-               "'walctl repair "
-            << dir << " --salvage' shows what can be dropped\n";
-      }
+      out << (opens ? "result: damage (exit 2), only in records the current "
+                      "snapshot covers: default recovery does not read them "
+                      "and opens the store"
+                    : "result: damage that default recovery refuses (exit 2)")
+          << "; 'walctl repair " << dir
+          << " --salvage' shows what can be dropped\n";
       break;
   }
   return code;
