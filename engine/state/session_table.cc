@@ -439,12 +439,11 @@ absl::Span<const SessionTable::Node* const> SessionTable::HoldersOf(
 // has-bit is not read: it shares a word with other fields' bits, which their
 // writers change under their own shard's lock, not index_mu_; the indexed
 // field itself changes only under index_mu_.
-// Index::Key hashes the same way.
 size_t SessionTable::SlotHash::operator()(Slot slot) const {
   IndexValue value;
   ValueOf(*FirstHolder(slot)->entry.state, *field, &value,
           /*check_presence=*/false);
-  return by_string ? absl::HashOf(value.text) : absl::HashOf(value.number);
+  return HashValue(value, by_string);
 }
 
 bool SessionTable::SlotEq::operator()(Slot a, const IndexKey& b) const {

@@ -393,6 +393,11 @@ class SessionTable {
     IndexValue value;
     size_t hash;
   };
+  // The one hash of an index's values: of the text for a string field, of
+  // the number otherwise.
+  static size_t HashValue(const IndexValue& value, bool by_string) {
+    return by_string ? absl::HashOf(value.text) : absl::HashOf(value.number);
+  }
   struct SlotHash {
     using is_transparent = void;
     const Schema::Field* field;
@@ -417,8 +422,7 @@ class SessionTable {
     bool by_string;
     std::vector<IndexSet> parts;  // at least one
     IndexKey Key(const IndexValue& value) const {
-      return {value, by_string ? absl::HashOf(value.text)
-                               : absl::HashOf(value.number)};
+      return {value, HashValue(value, by_string)};
     }
     // The top bits, as for shards: the set uses the low ones.
     IndexSet& PartOf(const IndexKey& key) {
