@@ -91,15 +91,25 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     node->entry.set_snapshot_lsn(capture_lsn);
     return absl::OkStatus();
   };
-  ApplyPool pool(workers, [&](const ApplyPool::Item& item) -> absl::Status {
-    absl::string_view id, state_bytes;
-    uint64_t capture_lsn = 0;
-    if (!DecodeSessionState(item.payload, &id, &state_bytes, &capture_lsn)) {
-      return absl::DataLossError("session record does not parse");
-    }
-    // Hashed by the reading thread, which routed it.
-    return load({id, item.hash}, state_bytes, capture_lsn);
-  });
+  ApplyPool pool(
+      workers,
+      [&](const ApplyPool::Item& item) -> absl::Status {
+        absl::string_view id, state_bytes;
+        uint64_t capture_lsn = 0;
+        if (!DecodeSessionState(item.payload, &id, &state_bytes,
+                                &capture_lsn)) {
+          return absl::DataLossError("session record does not parse");
+        }
+        // Hashed by the reading thread, which routed it.
+        return load({id, item.hash}, state_bytes, capture_lsn);
+      },
+      [table](uint64_t hash, int step) {
+        // Where the session will be inserted: its map slot (its node and state
+        // do not exist yet). The worker owns the shard.
+        if (step == 0) {
+          table->PrefetchSession(hash, SessionTable::PrefetchStep::kSlots);
+        }
+      });
   record::SnapshotEnd end;
   LoadedSnapshot loaded;
   loaded.lsn = expected_lsn;

@@ -35,9 +35,17 @@ class ApplyPool {
     uint64_t hash = 0;  // as given to Add
   };
   using ApplyFn = std::function<absl::Status(const Item& item)>;
+  // Called on a worker for the items it will apply next, a few items ahead,
+  // `step` 0 to kPrefetchSteps - 1 in turn for each item (the step before
+  // some items earlier than the next): so that what applying an item will
+  // touch, a chain of dependent cache misses, is on its way into cache step
+  // by step when its turn comes. `hash` is the item's.
+  using PrefetchFn = std::function<void(uint64_t hash, int step)>;
+  static constexpr int kPrefetchSteps = 3;
 
-  // `workers` threads; with 0 or 1, Add applies on the caller's thread.
-  ApplyPool(size_t workers, ApplyFn apply);
+  // `workers` threads; with 0 or 1, Add applies on the caller's thread (and
+  // nothing is prefetched).
+  ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch = nullptr);
   ~ApplyPool();  // waits for the workers, as Finish() does
   ApplyPool(const ApplyPool&) = delete;
   ApplyPool& operator=(const ApplyPool&) = delete;
@@ -98,6 +106,7 @@ class ApplyPool {
   absl::Status FirstError() const;
 
   const ApplyFn apply_;
+  const PrefetchFn prefetch_;
   std::vector<std::unique_ptr<Worker>> workers_;
   bool finished_ = false;
 

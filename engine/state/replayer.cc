@@ -24,9 +24,14 @@ bool AlreadyInSnapshot(const SessionTable& table,
 Replayer::Replayer(SessionTable* table, uint64_t base_lsn, size_t workers)
     : table_(table),
       base_lsn_(base_lsn),
-      pool_(workers, [this](const ApplyPool::Item& item) {
-        return ApplyOnWorker(item);
-      }) {}
+      pool_(
+          workers,
+          [this](const ApplyPool::Item& item) { return ApplyOnWorker(item); },
+          [this](uint64_t hash, int step) {
+            // The steps of a lookup: its worker owns the shard.
+            table_->PrefetchSession(
+                hash, static_cast<SessionTable::PrefetchStep>(step));
+          }) {}
 
 absl::Status Replayer::ApplyOnWorker(const ApplyPool::Item& item) {
   if (item.type == log::kDelete) {

@@ -203,10 +203,22 @@ class SessionTable {
     Word48 word_;
   };
 
+  // What a lookup of a session will touch, one dependent step at a time
+  // (PrefetchSession): the map's control bytes and slots; then the nodes
+  // those slots point to; then the state of each such node.
+  enum class PrefetchStep { kSlots, kNodes, kStates };
+  // A lookup that matches nothing and, for every node whose slot carries the
+  // hash's tag, prefetches the node (kNodes) or its state (kStates).
+  struct PrefetchProbe {
+    size_t hash;
+    PrefetchStep step;
+  };
+
   // The sessions of one shard: node pointers, looked up by id.
   struct NodeHash {
     using is_transparent = void;
     size_t operator()(const SessionKey& key) const { return key.hash; }
+    size_t operator()(const PrefetchProbe& probe) const { return probe.hash; }
     size_t operator()(const Node* node) const;
   };
   struct NodeEq {
@@ -217,6 +229,10 @@ class SessionTable {
     }
     bool operator()(const SessionKey& a, const Node* b) const {
       return a.id == b->id();
+    }
+    bool operator()(const Node* a, const PrefetchProbe& b) const;
+    bool operator()(const PrefetchProbe& a, const Node* b) const {
+      return (*this)(b, a);
     }
   };
   using Sessions = absl::flat_hash_set<NodeRef, NodeHash, NodeEq>;
@@ -346,6 +362,16 @@ class SessionTable {
 
   // The session's node, or null.
   Node* FindLocked(const Shard& shard, const SessionKey& session) const;
+
+  // Starts bringing into cache what looking up the session hashed `hash`
+  // will touch, one step of the chain (see PrefetchStep) per call; a step
+  // finds in cache what the step before fetched if it was issued a little
+  // earlier. Recovery issues the steps some records ahead of the one it
+  // applies: its lookups are random over a table far larger than the
+  // caches, each a chain of dependent misses. Only for a shard no other
+  // thread changes meanwhile (a recovery worker's own), though no lock is
+  // needed; it changes nothing.
+  void PrefetchSession(size_t hash, PrefetchStep step) const;
 
   // Replaces the whole state of `session` (snapshot load); sets *inserted,
   // if given, to whether the session is new.

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,53 @@ TEST(ApplyPoolTest, KeepsTheOrderOfEachRoute) {
     }
     EXPECT_EQ(total, kItems) << workers << " workers";
   }
+}
+
+// On a worker, each item is prefetched step by step, step 0 first, all
+// before it is applied; the first items of a batch, which nothing came
+// before, may miss steps. Nothing is prefetched for an item already applied.
+TEST(ApplyPoolTest, PrefetchesEachItemStepByStepBeforeApplyingIt) {
+  struct Event {
+    bool apply;
+    uint64_t hash;
+    int step;
+  };
+  std::mutex mu;
+  std::vector<Event> events;  // one route: one worker, in its order
+  ApplyPool pool(
+      2,
+      [&](const ApplyPool::Item& item) {
+        std::lock_guard<std::mutex> lock(mu);
+        events.push_back({true, item.hash, -1});
+        return absl::OkStatus();
+      },
+      [&](uint64_t hash, int step) {
+        std::lock_guard<std::mutex> lock(mu);
+        events.push_back({false, hash, step});
+      });
+  constexpr uint64_t kItems = 500;  // a few KiB: one batch
+  for (uint64_t lsn = 1; lsn <= kItems; ++lsn) {
+    ASSERT_TRUE(pool.Add(0, lsn * 1000, lsn, 0, "payload", "file", lsn).ok());
+  }
+  ASSERT_TRUE(pool.Finish().ok());
+  std::map<uint64_t, std::vector<int>> steps;  // hash -> steps issued
+  std::set<uint64_t> applied;
+  uint64_t fully_prefetched = 0;
+  for (const Event& e : events) {
+    if (!e.apply) {
+      EXPECT_EQ(applied.count(e.hash), 0u) << "prefetched after its apply";
+      steps[e.hash].push_back(e.step);
+      continue;
+    }
+    applied.insert(e.hash);
+    const std::vector<int>& issued = steps[e.hash];
+    for (size_t i = 1; i < issued.size(); ++i) {
+      EXPECT_LT(issued[i - 1], issued[i]) << "hash " << e.hash;
+    }
+    if (issued.size() == ApplyPool::kPrefetchSteps) ++fully_prefetched;
+  }
+  EXPECT_EQ(applied.size(), kItems);
+  EXPECT_GE(fully_prefetched, kItems - 16);
 }
 
 // The error reported is the failed item with the lowest LSN, with its file
