@@ -164,6 +164,11 @@ void SessionTable::PrefetchSession(size_t hash, PrefetchStep step) const {
   }
 }
 
+void SessionTable::PrefetchSlotsLocked(const Shard& shard,
+                                       const SessionKey& session) const {
+  PrefetchInSet(shard.sessions, session);
+}
+
 SessionTable::Shard::~Shard() {
   for (Node* node : sessions) FreeNode(node);
 }

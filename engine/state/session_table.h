@@ -372,6 +372,10 @@ class SessionTable {
   // thread changes meanwhile (a recovery worker's own), though no lock is
   // needed; it changes nothing.
   void PrefetchSession(size_t hash, PrefetchStep step) const;
+  // PrefetchStep::kSlots for `session` in its shard, whose lock the caller
+  // holds: the map's control bytes and slots start loading together, where
+  // a lookup would load the one after the other.
+  void PrefetchSlotsLocked(const Shard& shard, const SessionKey& session) const;
 
   // Replaces the whole state of `session` (snapshot load); sets *inserted,
   // if given, to whether the session is new.
