@@ -3,6 +3,7 @@
 // so that crashes can be simulated exactly.
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -876,6 +877,136 @@ TEST_F(EngineTest, CopiedValuesAreLeftAloneAndMovedOnesAreTakenOver) {
   store = OpenStore();
   EXPECT_EQ(store->Get("moved")->calibration().last_layer(), 4);
   EXPECT_EQ(store->Get("copied")->fingerprint(), "fp-copy");
+}
+
+// Random updates (BATCHED, copied or moved; IMMEDIATE ones of other fields
+// and of the same ones), deletes, reads, ticks, compactions and expiry
+// against a model: every read sees every update made before it, in the
+// order made, and what a tick wrote comes back after a power loss.
+TEST_F(EngineTest, RandomOperationsMatchAModelAndSurviveAPowerLoss) {
+  Options o = MakeOptions();
+  o.session_ttl = absl::Hours(1);
+  auto opened = Store<GatewaySession>::Open(o, kDir);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Store<GatewaySession>> store = std::move(*opened);
+  std::map<std::string, GatewaySession> model;
+  std::map<std::string, absl::Time> touched;
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  auto expect_same = [&](const std::string& id) {
+    auto got = store->Get(id);
+    auto it = model.find(id);
+    if (it == model.end()) {
+      EXPECT_TRUE(absl::IsNotFound(got.status())) << id;
+      EXPECT_FALSE(store->Contains(id)) << id;
+      return;
+    }
+    ASSERT_TRUE(got.ok()) << id << ": " << got.status();
+    EXPECT_TRUE(MessageDifferencer::Equals(*got, it->second))
+        << id << "\ngot " << got->ShortDebugString() << "\nwant "
+        << it->second.ShortDebugString();
+  };
+  auto expect_all = [&] {
+    std::map<std::string, GatewaySession> seen;
+    store->ForEach([&](absl::string_view id, const GatewaySession& s) {
+      seen[std::string(id)] = s;
+    });
+    ASSERT_EQ(seen.size(), model.size());
+    for (const auto& [id, state] : model) {
+      ASSERT_EQ(seen.count(id), 1u) << id;
+      EXPECT_TRUE(MessageDifferencer::Equals(seen[id], state)) << id;
+    }
+    EXPECT_EQ(store->stats().sessions, model.size());
+  };
+  for (int i = 0; i < 4000; ++i) {
+    const std::string id = absl::StrCat("s", pick(60));
+    const int op = pick(100);
+    if (op < 55) {
+      // BATCHED: calibration, cost or both, copied or moved.
+      GatewaySession v;
+      std::vector<std::string> fields;
+      if (pick(2) == 0) {
+        *v.mutable_calibration() = Calibrated(i, i % 5).calibration();
+        fields.push_back("calibration");
+      }
+      if (fields.empty() || pick(2) == 0) {
+        v.mutable_cost()->set_conversation_turns(i);
+        if (pick(3) == 0) v.clear_cost();  // listed and unset: cleared
+        fields.push_back("cost");
+      }
+      GatewaySession& m = model[id];
+      for (const std::string& f : fields) {
+        const auto* d = GatewaySession::descriptor()->FindFieldByName(f);
+        m.GetReflection()->ClearField(&m, d);
+        if (v.GetReflection()->HasField(v, d)) {
+          m.GetReflection()->MutableMessage(&m, d)->CopyFrom(
+              v.GetReflection()->GetMessage(v, d));
+        }
+      }
+      touched[id] = now_;
+      if (pick(2) == 0) {
+        ASSERT_TRUE(store->Update(id, std::move(v), fields).ok());
+      } else {
+        ASSERT_TRUE(store->Update(id, v, fields).ok());
+      }
+    } else if (op < 65) {
+      // IMMEDIATE and indexed.
+      GatewaySession v =
+          Identity(absl::StrCat("fp", i % 7), absl::StrCat("h", i));
+      ASSERT_TRUE(
+          store->Update(id, v, {"fingerprint", "header_session_id"}).ok());
+      model[id].set_fingerprint(v.fingerprint());
+      model[id].set_header_session_id(v.header_session_id());
+      touched[id] = now_;
+    } else if (op < 68) {
+      // A BATCHED field made IMMEDIATE by the call: it must land after the
+      // earlier BATCHED updates of that field, not under them.
+      UpdateOptions now;
+      now.durability = IMMEDIATE;
+      ASSERT_TRUE(
+          store->Update(id, Calibrated(-i, 1), {"calibration"}, now).ok());
+      *model[id].mutable_calibration() = Calibrated(-i, 1).calibration();
+      touched[id] = now_;
+    } else if (op < 72) {
+      const bool exists = model.erase(id) > 0;
+      touched.erase(id);
+      EXPECT_EQ(store->Delete(id).ok(), exists) << id;
+    } else if (op < 90) {
+      expect_same(id);
+    } else if (op < 93) {
+      expect_all();
+    } else if (op < 97) {
+      ASSERT_TRUE(store->Flush().ok());
+      EXPECT_EQ(store->stats().dirty_sessions, 0u);
+    } else if (op < 99) {
+      ASSERT_TRUE(store->Compact().ok());
+    } else {
+      // Sessions untouched for over an hour expire; any update touches.
+      now_ += absl::Minutes(40);
+      auto expired = store->ExpireIdleSessions();
+      ASSERT_TRUE(expired.ok()) << expired.status();
+      uint64_t want = 0;
+      for (auto it = touched.begin(); it != touched.end();) {
+        if (now_ - it->second > absl::Hours(1)) {
+          model.erase(it->first);
+          it = touched.erase(it);
+          ++want;
+        } else {
+          ++it;
+        }
+      }
+      EXPECT_EQ(*expired, want);
+    }
+    if (::testing::Test::HasFailure()) return;
+  }
+  expect_all();
+  // The last tick writes what is still dirty.
+  ASSERT_TRUE(store->Flush().ok());
+  store.reset();
+  PowerLoss();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  expect_all();
 }
 
 // Session ids are bytes: one that is not UTF-8 must not make a record that
