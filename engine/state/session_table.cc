@@ -80,15 +80,73 @@ void CopyField(const Message& src, const FieldDescriptor* f, Message* dst) {
   }
 }
 
-// Swaps the listed fields of `a` and `b` (same type, same arena: pointers
-// of strings and submessages are exchanged, nothing is copied).
-void SwapListedFields(Message* a, Message* b,
+// Moves the listed fields of `from` into `to` (same type): each gets
+// `from`'s value and presence; strings and submessages are handed over, not
+// copied. `from`'s listed fields are left with unspecified values (in
+// practice `to`'s old ones, whose memory is then reused or freed with
+// `from`, not on this path). Protobuf's SwapFields does it, except for a
+// member of a oneof: SwapFields swaps the whole oneof, which would carry an
+// unlisted sibling set in `from` into `to`, so a member moves alone, as
+// CopyField copies it. (Moving every singular field that way, by a few
+// reflection calls each, took twice SwapFields' instructions: ~160 for each
+// Release/SetAllocated call and ~200 for HasField, under callgrind.)
+void MoveListedFields(Message* to, Message* from,
                       absl::Span<const Schema::Field* const> fields) {
+  const auto* r = to->GetReflection();
   // Reflection::SwapFields takes a std::vector; one per thread, reused.
-  thread_local std::vector<const FieldDescriptor*> descriptors;
-  descriptors.clear();
-  for (const Schema::Field* f : fields) descriptors.push_back(f->descriptor);
-  a->GetReflection()->SwapFields(a, b, descriptors);
+  thread_local std::vector<const FieldDescriptor*> rest;
+  rest.clear();
+  const bool same_arena = to->GetArena() == from->GetArena();
+  for (const Schema::Field* field : fields) {
+    const FieldDescriptor* f = field->descriptor;
+    if (f->real_containing_oneof() == nullptr) {
+      rest.push_back(f);
+      continue;
+    }
+    if (!same_arena ||
+        (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+         f->options().ctype() != google::protobuf::FieldOptions::STRING)) {
+      CopyField(*from, f, to);  // no pointer to hand over
+      continue;
+    }
+    if (!r->HasField(*from, f)) {
+      r->ClearField(to, f);
+      continue;
+    }
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_MESSAGE: {
+        // Both on the same arena (or none): the pointers change hands.
+        Message* given = r->UnsafeArenaReleaseMessage(from, f);
+        Message* old = r->UnsafeArenaReleaseMessage(to, f);
+        r->UnsafeArenaSetAllocatedMessage(to, given, f);
+        if (old != nullptr) r->UnsafeArenaSetAllocatedMessage(from, old, f);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_STRING: {
+        // `from` is the caller's to give away (the field is a plain string,
+        // not a cord, so this is the field's own string): moved out, its
+        // heap buffer goes with it.
+        std::string& value =
+            const_cast<std::string&>(r->GetStringReference(*from, f, nullptr));
+        r->SetString(to, f, std::move(value));
+        break;
+      }
+#define WALSTATE_MOVE_SCALAR(CPPTYPE, TYPE)      \
+  case FieldDescriptor::CPPTYPE:                 \
+    r->Set##TYPE(to, f, r->Get##TYPE(*from, f)); \
+    break;
+        WALSTATE_MOVE_SCALAR(CPPTYPE_INT32, Int32)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_INT64, Int64)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_UINT32, UInt32)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_UINT64, UInt64)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_DOUBLE, Double)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_FLOAT, Float)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_BOOL, Bool)
+        WALSTATE_MOVE_SCALAR(CPPTYPE_ENUM, EnumValue)
+#undef WALSTATE_MOVE_SCALAR
+    }
+  }
+  if (!rest.empty()) r->SwapFields(to, from, rest);
 }
 
 // True if every top-level field in `encoded` is one of `numbers`, and its
@@ -635,7 +693,7 @@ SessionTable::Node* SessionTable::SetFieldsLocked(
   Message* state = node->entry.state.get();
   auto set = [&] {
     if (move) {
-      SwapListedFields(state, values, fields);
+      MoveListedFields(state, values, fields);
     } else {
       for (const Schema::Field* f : fields) {
         CopyField(*values, f->descriptor, state);

@@ -329,8 +329,9 @@ class SessionTable {
 
   // Sets `fields` of `session` (created if missing) to their values in
   // `values` and returns its node, keeping the indexes current. With
-  // `move`, the values are swapped in (no copy) and `values` is left holding
-  // unspecified values of those fields; without, they are copied.
+  // `move`, the values are moved in (strings and submessages handed over,
+  // not copied) and `values` is left holding unspecified values of those
+  // fields; without, they are copied.
   Node* SetFieldsLocked(Shard& shard, const SessionKey& session,
                         google::protobuf::Message* values,
                         absl::Span<const Schema::Field* const> fields,
