@@ -20,6 +20,7 @@
 #include "google/protobuf/dynamic_message.h"
 #include "gtest/gtest.h"
 #include "proto/walstate/options.pb.h"
+#include "tests/state/field_kinds.h"
 
 namespace walstate {
 namespace {
@@ -183,128 +184,27 @@ TEST_F(SessionTableTest, MoveHandsTheValuesOverWithoutCopying) {
 }
 
 // Moving values in (SetFieldsLocked with `move`) leaves every kind of field
-// as copying them does: strings short and long, scalars of each type (zero
-// and not), an enum, a submessage, a repeated field and a oneof, each set or
-// unset in the values and in the state before.
+// as copying them does (testing::FieldKinds: strings short and long, each
+// scalar type, an enum, a submessage, a repeated field, a map and a oneof),
+// each set or unset in the values and in the state before, listed in any
+// order.
 TEST(SessionTableMoveTest, MovingValuesInGivesWhatCopyingThemGives) {
-  google::protobuf::FileDescriptorProto file;
-  file.set_name("tests/state/kinds.proto");
-  file.set_package("walstate.test");
-  file.set_syntax("proto3");
-  auto* sub = file.add_message_type();
-  sub->set_name("Sub");
-  auto* sub_field = sub->add_field();
-  sub_field->set_name("text");
-  sub_field->set_number(1);
-  sub_field->set_type(FieldDescriptorProto::TYPE_STRING);
-  sub_field->set_label(FieldDescriptorProto::LABEL_OPTIONAL);
-  auto* color = file.add_enum_type();
-  color->set_name("Color");
-  color->add_value()->set_name("NONE");
-  color->add_value()->set_name("RED");
-  color->mutable_value(1)->set_number(1);
-  auto* msg = file.add_message_type();
-  msg->set_name("Kinds");
-  msg->add_oneof_decl()->set_name("choice");
-  int number = 0;
-  auto add = [&](const char* name, FieldDescriptorProto::Type t,
-                 const char* type_name = nullptr, bool repeated = false,
-                 bool in_oneof = false) {
-    auto* f = msg->add_field();
-    f->set_name(name);
-    f->set_number(++number);
-    f->set_type(t);
-    if (type_name != nullptr) f->set_type_name(type_name);
-    f->set_label(repeated ? FieldDescriptorProto::LABEL_REPEATED
-                          : FieldDescriptorProto::LABEL_OPTIONAL);
-    if (in_oneof) f->set_oneof_index(0);
-  };
-  add("s", FieldDescriptorProto::TYPE_STRING);
-  add("b", FieldDescriptorProto::TYPE_BYTES);
-  add("i32", FieldDescriptorProto::TYPE_INT32);
-  add("i64", FieldDescriptorProto::TYPE_INT64);
-  add("u32", FieldDescriptorProto::TYPE_UINT32);
-  add("u64", FieldDescriptorProto::TYPE_UINT64);
-  add("d", FieldDescriptorProto::TYPE_DOUBLE);
-  add("f", FieldDescriptorProto::TYPE_FLOAT);
-  add("flag", FieldDescriptorProto::TYPE_BOOL);
-  add("color", FieldDescriptorProto::TYPE_ENUM, ".walstate.test.Color");
-  add("sub", FieldDescriptorProto::TYPE_MESSAGE, ".walstate.test.Sub");
-  add("list", FieldDescriptorProto::TYPE_INT32, nullptr, /*repeated=*/true);
-  add("one_s", FieldDescriptorProto::TYPE_STRING, nullptr, false, true);
-  add("one_i", FieldDescriptorProto::TYPE_INT64, nullptr, false, true);
-  google::protobuf::DescriptorPool pool(
-      google::protobuf::DescriptorPool::generated_pool());
-  const auto* built = pool.BuildFile(file);
-  ASSERT_NE(built, nullptr);
-  google::protobuf::DynamicMessageFactory factory(&pool);
-  const Message* prototype =
-      factory.GetPrototype(built->FindMessageTypeByName("Kinds"));
-  auto schema = Schema::FromPrototype(*prototype, BATCHED);
+  testing::FieldKinds kinds;
+  auto schema = Schema::FromPrototype(kinds.prototype(), BATCHED);
   ASSERT_TRUE(schema.ok()) << schema.status();
-
   std::mt19937 rng(11);
-  // A message with each field set (to a random value) or not.
-  auto random_values = [&](Message* m) {
-    const auto* r = m->GetReflection();
-    const auto* d = m->GetDescriptor();
-    auto coin = [&] { return rng() % 2 == 0; };
-    const std::string text = coin() ? "short" : std::string(40, 'L');
-    if (coin()) r->SetString(m, d->FindFieldByName("s"), text + "s");
-    if (coin()) r->SetString(m, d->FindFieldByName("b"), text + "b");
-    if (coin()) r->SetInt32(m, d->FindFieldByName("i32"), rng() % 3 - 1);
-    if (coin()) r->SetInt64(m, d->FindFieldByName("i64"), rng());
-    if (coin()) r->SetUInt32(m, d->FindFieldByName("u32"), rng() % 2);
-    if (coin()) r->SetUInt64(m, d->FindFieldByName("u64"), rng());
-    if (coin()) r->SetDouble(m, d->FindFieldByName("d"), rng() % 3 * 0.5);
-    if (coin()) r->SetFloat(m, d->FindFieldByName("f"), 1.5f);
-    if (coin()) r->SetBool(m, d->FindFieldByName("flag"), coin());
-    if (coin()) r->SetEnumValue(m, d->FindFieldByName("color"), rng() % 2);
-    if (coin()) {
-      Message* s = r->MutableMessage(m, d->FindFieldByName("sub"));
-      if (coin()) {
-        s->GetReflection()->SetString(
-            s, s->GetDescriptor()->FindFieldByName("text"), text);
-      }
-    }
-    for (int k = rng() % 3; k > 0; --k) {
-      r->AddInt32(m, d->FindFieldByName("list"), k);
-    }
-    switch (rng() % 3) {
-      case 0:
-        r->SetString(m, d->FindFieldByName("one_s"), text);
-        break;
-      case 1:
-        r->SetInt64(m, d->FindFieldByName("one_i"), 7);
-        break;
-    }
-  };
   for (int round = 0; round < 300; ++round) {
     SessionTable moved_into(**schema, 1);
     SessionTable copied_into(**schema, 1);
     auto before = (*schema)->NewMessage();
-    random_values(before.get());
+    testing::FieldKinds::RandomValues(before.get(), &rng);
     auto values = (*schema)->NewMessage();
-    random_values(values.get());
+    testing::FieldKinds::RandomValues(values.get(), &rng);
     const std::string values_bytes = values->SerializeAsString();
-    // Some of the fields, in a random order.
     std::vector<const Schema::Field*> fields;
-    for (const Schema::Field& f : (*schema)->fields()) {
-      if (rng() % 3 != 0) fields.push_back(&f);
+    for (const std::string& name : kinds.RandomFieldNames(&rng)) {
+      fields.push_back((*schema)->FindByName(name));
     }
-    std::shuffle(fields.begin(), fields.end(), rng);
-    // The oneof's two fields listed together would each clear the other.
-    bool one = false;
-    fields.erase(std::remove_if(fields.begin(), fields.end(),
-                                [&](const Schema::Field* f) {
-                                  if (!f->descriptor->containing_oneof()) {
-                                    return false;
-                                  }
-                                  if (one) return true;
-                                  one = true;
-                                  return false;
-                                }),
-                 fields.end());
     std::string moved_state, copied_state;
     for (SessionTable* t : {&moved_into, &copied_into}) {
       const bool move = t == &moved_into;
