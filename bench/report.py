@@ -451,8 +451,9 @@ def render(results, meta, outdir):
                        meta.get("rounds", "?")),
           ""]
     if meta.get("merged"):
-        md += ["Merged in from separate `//bench:peers --json` runs (same"
-               " binaries, same interleaving, ratios within each run): %s."
+        md += ["Merged in from separate `//bench:peers --json` runs (the"
+               " same interleaving; ratios are within each run; which"
+               " binaries made each run is in the Notes): %s."
                % ", ".join(meta["merged"]), ""]
     md += [
           "Contestants: **walstate** (engine/walstate.h; background thread off,"
