@@ -23,7 +23,8 @@ class Schema {
  public:
   struct Field {
     const google::protobuf::FieldDescriptor* descriptor = nullptr;
-    int index = 0;  // position among the message's top-level fields
+    absl::string_view name;  // the descriptor's, at hand for FindByName
+    int index = 0;           // position among the message's top-level fields
     Durability durability = BATCHED;  // never DURABILITY_DEFAULT
     IndexKind index_kind = NO_INDEX;
   };
@@ -79,7 +80,9 @@ class Schema {
   // (a schema blob in a file header is untrusted input) could take gigabytes.
   absl::flat_hash_map<int, int> by_number_;
   // Field name -> index in fields_ (keys point into the descriptors): looked
-  // up for every listed field of every update.
+  // up for every listed field of every update, by a scan instead while the
+  // message has at most kScanFields fields.
+  static constexpr size_t kScanFields = 16;
   absl::flat_hash_map<absl::string_view, int> by_name_;
   std::vector<const Field*> indexed_;
 };
