@@ -483,7 +483,7 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
   uint64_t lsn = 0;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
-    table_->PrefetchSlotsLocked(shard, key);
+    table_->PrefetchSession(key.hash, SessionTable::PrefetchStep::kSlots);
     absl::Status s = table_->CheckUniqueLocked(session, *values, immediate);
     if (!s.ok()) return s;
     s = table_->CheckUniqueLocked(session, *values, batched);

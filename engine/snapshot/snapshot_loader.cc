@@ -103,13 +103,12 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
         // Hashed by the reading thread, which routed it.
         return load({id, item.hash}, state_bytes, capture_lsn);
       },
-      [table](uint64_t hash, int step) {
-        // Where the session will be inserted: its map slot (its node and state
-        // do not exist yet). The worker owns the shard.
-        if (step == 0) {
-          table->PrefetchSession(hash, SessionTable::PrefetchStep::kSlots);
-        }
-      });
+      [table](uint64_t hash, int /*step: 0 only*/) {
+        // Where the session will be inserted: its map slot (its node and
+        // state do not exist yet). The worker owns the shard.
+        table->PrefetchSession(hash, SessionTable::PrefetchStep::kSlots);
+      },
+      /*prefetch_steps=*/1);
   record::SnapshotEnd end;
   LoadedSnapshot loaded;
   loaded.lsn = expected_lsn;

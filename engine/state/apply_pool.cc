@@ -24,8 +24,12 @@ size_t ApplyPool::DefaultWorkers() {
   return std::min<size_t>(cores == 0 ? 1 : cores, 8);
 }
 
-ApplyPool::ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch)
-    : apply_(std::move(apply)), prefetch_(std::move(prefetch)) {
+ApplyPool::ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch,
+                     int prefetch_steps)
+    : apply_(std::move(apply)),
+      prefetch_(std::move(prefetch)),
+      prefetch_steps_(
+          prefetch_ == nullptr ? 0 : std::min(prefetch_steps, kPrefetchSteps)) {
   if (workers <= 1) return;
   for (size_t i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<Worker>());
@@ -151,11 +155,9 @@ void ApplyPool::Run(Worker* w) {
       // After a failure only records before it still matter: an earlier
       // one may fail too, and the earliest failure is the one reported.
       if (e.lsn > stop_after_lsn_.load(std::memory_order_relaxed)) break;
-      if (prefetch_) {
-        for (int step = 0; step < kPrefetchSteps; ++step) {
-          const size_t ahead = i + kPrefetchAhead[step];
-          if (ahead < entries.size()) prefetch_(entries[ahead].hash, step);
-        }
+      for (int step = 0; step < prefetch_steps_; ++step) {
+        const size_t ahead = i + kPrefetchAhead[step];
+        if (ahead < entries.size()) prefetch_(entries[ahead].hash, step);
       }
       absl::Status s = Apply(e, batch->bytes);
       if (!s.ok()) RecordError(e.lsn, std::move(s));

@@ -44,8 +44,10 @@ class ApplyPool {
   static constexpr int kPrefetchSteps = 3;
 
   // `workers` threads; with 0 or 1, Add applies on the caller's thread (and
-  // nothing is prefetched).
-  ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch = nullptr);
+  // nothing is prefetched). `prefetch` is called for steps 0 to
+  // `prefetch_steps` - 1 (at most kPrefetchSteps) only.
+  ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch = nullptr,
+            int prefetch_steps = kPrefetchSteps);
   ~ApplyPool();  // waits for the workers, as Finish() does
   ApplyPool(const ApplyPool&) = delete;
   ApplyPool& operator=(const ApplyPool&) = delete;
@@ -107,6 +109,7 @@ class ApplyPool {
 
   const ApplyFn apply_;
   const PrefetchFn prefetch_;
+  const int prefetch_steps_;
   std::vector<std::unique_ptr<Worker>> workers_;
   bool finished_ = false;
 

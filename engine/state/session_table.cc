@@ -218,13 +218,12 @@ void SessionTable::PrefetchSession(size_t hash, PrefetchStep step) const {
     PrefetchInSet(sessions, PrefetchProbe{hash, step});
   } else {
     // Matches nothing: the probe visits, and prefetches, every candidate.
-    sessions.find(PrefetchProbe{hash, step});
+    // The empty asm uses the result, so that no compiler can drop the
+    // lookup as useless (GCC did drop absl's prefetch(); see PrefetchInSet).
+    const bool found =
+        sessions.find(PrefetchProbe{hash, step}) != sessions.end();
+    asm volatile("" : : "r"(found));
   }
-}
-
-void SessionTable::PrefetchSlotsLocked(const Shard& shard,
-                                       const SessionKey& session) const {
-  PrefetchInSet(shard.sessions, session);
 }
 
 SessionTable::Shard::~Shard() {

@@ -369,14 +369,12 @@ class SessionTable {
   // finds in cache what the step before fetched if it was issued a little
   // earlier. Recovery issues the steps some records ahead of the one it
   // applies: its lookups are random over a table far larger than the
-  // caches, each a chain of dependent misses. Only for a shard no other
-  // thread changes meanwhile (a recovery worker's own), though no lock is
-  // needed; it changes nothing.
+  // caches, each a chain of dependent misses; an update issues kSlots, so
+  // that the map's control bytes and slots load together rather than one
+  // after the other. Only for a shard no other thread changes meanwhile (a
+  // recovery worker's own, or one whose lock the caller holds); it changes
+  // nothing.
   void PrefetchSession(size_t hash, PrefetchStep step) const;
-  // PrefetchStep::kSlots for `session` in its shard, whose lock the caller
-  // holds: the map's control bytes and slots start loading together, where
-  // a lookup would load the one after the other.
-  void PrefetchSlotsLocked(const Shard& shard, const SessionKey& session) const;
 
   // Replaces the whole state of `session` (snapshot load); sets *inserted,
   // if given, to whether the session is new.

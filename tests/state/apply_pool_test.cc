@@ -98,6 +98,28 @@ TEST(ApplyPoolTest, PrefetchesEachItemStepByStepBeforeApplyingIt) {
   EXPECT_GE(fully_prefetched, kItems - 16);
 }
 
+// A pool told to issue fewer steps (a snapshot load prefetches the slot
+// only) issues only those.
+TEST(ApplyPoolTest, IssuesOnlyTheStepsItWasGiven) {
+  std::mutex mu;
+  std::set<int> steps;
+  uint64_t calls = 0;
+  ApplyPool pool(
+      2, [](const ApplyPool::Item&) { return absl::OkStatus(); },
+      [&](uint64_t, int step) {
+        std::lock_guard<std::mutex> lock(mu);
+        steps.insert(step);
+        ++calls;
+      },
+      /*prefetch_steps=*/1);
+  for (uint64_t lsn = 1; lsn <= 200; ++lsn) {
+    ASSERT_TRUE(pool.Add(0, lsn, lsn, 0, "payload", "file", lsn).ok());
+  }
+  ASSERT_TRUE(pool.Finish().ok());
+  EXPECT_EQ(steps, std::set<int>{0});
+  EXPECT_GE(calls, 200u - 16);
+}
+
 // The error reported is the failed item with the lowest LSN, with its file
 // and offset, whichever worker met it first.
 TEST(ApplyPoolTest, ReportsTheEarliestFailureWithItsPosition) {
