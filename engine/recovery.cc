@@ -123,7 +123,8 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     table->SuspendIndexes();  // built once, after the replay
     if (expected > 0) table->Reserve(expected);
     const absl::Time load_start = absl::Now();
-    auto loaded = LoadSnapshot(fs, path, c.lsn, table.get(), workers);
+    auto loaded =
+        LoadSnapshot(fs, path, c.lsn, table.get(), workers, options.lazy);
     report.snapshot_duration += absl::Now() - load_start;
     if (loaded.ok()) {
       out.table = std::move(table);
@@ -147,6 +148,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     }
     out.table = std::make_unique<SessionTable>(schema);
     out.table->SuspendIndexes();
+    if (options.lazy) out.table->BeginLazy(std::max<size_t>(workers, 1), "");
     report.fell_back = false;
   }
 
@@ -163,7 +165,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     ropts.start_hint_segment = used->log_segment;
     ropts.start_hint_offset = used->log_offset;
   }
-  Replayer replayer(out.table.get(), base, workers);
+  Replayer replayer(out.table.get(), base, workers, options.lazy);
   {
     // First pass: which ticks committed. It reads exactly the records the
     // second pass will (same options, same stop), but only parses commits;

@@ -31,6 +31,9 @@ struct RecoveryOptions {
   // Threads that parse and apply records (0: one per core, at most 8; 1:
   // the calling thread only).
   size_t workers = 0;
+  // Keep the recovered states serialized, each parsed on its first use
+  // (engine/state/lazy_state.h; Options::lazy_recovery).
+  bool lazy = false;
 };
 
 struct RecoveredState {

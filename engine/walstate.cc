@@ -254,6 +254,7 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   ropts.dir = dir_;
   ropts.mode = options_.recovery_mode;
   ropts.workers = options_.recovery_threads;
+  ropts.lazy = options_.lazy_recovery;
   auto recovered = Recover(ropts, *schema_);
   if (!recovered.ok()) return recovered.status();
   table_ = std::move(recovered->table);
@@ -484,6 +485,13 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     table_->PrefetchSession(key.hash, SessionTable::PrefetchStep::kSlots);
+    // A state Open kept serialized is parsed before anything is appended:
+    // if it cannot be, the update is refused with memory and log unchanged.
+    SessionTable::Node* existing = table_->FindLocked(shard, key);
+    if (existing != nullptr && existing->entry.state.lazy()) {
+      absl::Status parsed = table_->ParseLocked(existing);
+      if (!parsed.ok()) return parsed;
+    }
     absl::Status s = table_->CheckUniqueLocked(session, *values, immediate);
     if (!s.ok()) return s;
     s = table_->CheckUniqueLocked(session, *values, batched);
@@ -497,10 +505,12 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
       if (!appended.ok()) return Fail(appended.status(), "appending update");
       lsn = *appended;
       KillPoint("engine.after_append");
-      node = table_->SetFieldsLocked(shard, key, values, immediate, move);
+      node = table_->SetFieldsLocked(shard, key, values, immediate, move,
+                                     existing);
     }
     if (!batched.empty()) {
-      node = table_->SetFieldsLocked(shard, key, values, batched, move);
+      node = table_->SetFieldsLocked(shard, key, values, batched, move,
+                                     node != nullptr ? node : existing);
       table_->MarkDirtyLocked(shard, node, batched_set);
     }
     node->entry.set_last_update(options_.clock());
@@ -654,8 +664,8 @@ absl::Status EngineImpl::Flush() {
         // copy of the values, and the shard lock keeps the state still
         // meanwhile. Sized here, so that the writer's lock, which IMMEDIATE
         // updates need too, is held only for the serialization.
-        const size_t size =
-            encoder.Prepare(node->id(), tick, *entry.state, dirty_fields);
+        const size_t size = encoder.Prepare(
+            node->id(), tick, *entry.state.parsed(), dirty_fields);
         absl::Status encoded;
         auto lsn = writer_->AppendEncoded(log::kTickEntry, size, [&](char* p) {
           encoded = encoder.EncodeTo(p);
@@ -750,7 +760,16 @@ absl::Status EngineImpl::CompactNow() {
       const uint64_t captured = writer_->last_lsn();
       max_captured = std::max(max_captured, captured);
       for (const SessionTable::Node* node : shard.sessions) {
-        w.Add(node->id(), *node->entry.state, captured);
+        // A state Open kept serialized, with no record since, is copied
+        // as it is; one with records is parsed (and stays parsed).
+        absl::string_view serialized;
+        if (SessionTable::SerializedState(*node, &serialized)) {
+          w.AddSerialized(node->id(), serialized, captured);
+          continue;
+        }
+        s = table_->ParseLocked(node);
+        if (!s.ok()) return SnapshotFailed(s);
+        w.Add(node->id(), *node->entry.state.parsed(), captured);
       }
     }
     if (w.buffered_bytes() >= (1u << 20)) {
@@ -908,6 +927,9 @@ void EngineImpl::BackgroundLoop() {
       (void)ExpireIdleSessions();
       next_expiry = now + options_.flush_interval;
     }
+    // Once every state Open kept serialized was parsed or deleted, the bytes
+    // they were kept in go.
+    table_->ReleaseLazyBytesIfUnused();
     lock.lock();
   }
 }

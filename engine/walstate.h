@@ -86,6 +86,18 @@ struct Options {
   // Threads Open uses to parse the snapshot and replay the log (0: one per
   // core, at most 8; 1: the opening thread only).
   size_t recovery_threads = 0;
+  // Open keeps each recovered session's state as the bytes it read (the
+  // snapshot's state, then the session's update records after it), checked
+  // but not parsed, and parses it on the session's first use: a read, an
+  // update, or a snapshot of a session with records. Open then costs a
+  // copy per session instead of a parse, and sessions never used take
+  // their serialized size in memory. The first use of each session pays
+  // the parse (microseconds, under its shard's lock). Bytes that verify
+  // but do not parse (a writer's bug, not damage: every frame is
+  // checksummed) are then found on first use, which fails with DataLoss
+  // naming the session, rather than by Open. The bytes are freed once no
+  // state needs them. False: Open parses everything.
+  bool lazy_recovery = true;
 
   // Run the flush/compaction/expiry thread. Tests turn it off and call
   // Flush(), Compact() and ExpireIdleSessions() themselves.

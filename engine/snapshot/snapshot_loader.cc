@@ -1,9 +1,12 @@
 #include "engine/snapshot/snapshot_loader.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/state/apply_pool.h"
+#include "engine/state/lazy_state.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
@@ -46,8 +49,8 @@ bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
 absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                                             const std::string& path,
                                             uint64_t expected_lsn,
-                                            SessionTable* table,
-                                            size_t workers) {
+                                            SessionTable* table, size_t workers,
+                                            bool lazy) {
   auto reader = log::FileReader::Open(fs, path, log::RecoveryMode::kStrict,
                                       /*is_last=*/false);
   if (!reader.ok()) return reader.status();
@@ -62,15 +65,34 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   const Schema& schema = table->schema();
   // Parsing a session is most of the work: it runs on the pool, each worker
   // owning a set of shards, while this thread reads and verifies.
+  if (lazy) table->BeginLazy(std::max<size_t>(workers, 1), path);
   auto load = [&](const SessionTable::SessionKey& key,
-                  absl::string_view state_bytes,
-                  uint64_t capture_lsn) -> absl::Status {
+                  absl::string_view state_bytes, uint64_t capture_lsn,
+                  size_t worker) -> absl::Status {
     const absl::string_view id = key.id;
     // No log ever gets near LSN 2^63, and a node keeps the capture LSN in
     // 63 bits (SessionTable::Entry).
     if (capture_lsn >= (uint64_t{1} << 63)) {
       return absl::DataLossError(absl::StrCat("session ", id, ": capture LSN ",
                                               capture_lsn, " is out of range"));
+    }
+    if (lazy) {
+      // Parsed on first use; what can be checked without parsing is.
+      if (!lazy::WellFormed(state_bytes)) {
+        return absl::DataLossError(absl::StrCat(
+            "state of session ", id, " is not a well-formed message"));
+      }
+      SessionTable::Shard& shard = table->ShardFor(key);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      bool inserted = false;
+      SessionTable::Node* node =
+          table->PutLazyLocked(shard, key, state_bytes, worker, &inserted);
+      if (!inserted) {
+        return absl::DataLossError(
+            absl::StrCat("session ", id, " appears twice in the snapshot"));
+      }
+      node->entry.set_snapshot_lsn(capture_lsn);
+      return absl::OkStatus();
     }
     auto state = schema.NewMessage();
     if (!state->ParseFromArray(state_bytes.data(),
@@ -101,7 +123,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
           return absl::DataLossError("session record does not parse");
         }
         // Hashed by the reading thread, which routed it.
-        return load({id, item.hash}, state_bytes, capture_lsn);
+        return load({id, item.hash}, state_bytes, capture_lsn, item.worker);
       },
       [table](uint64_t hash, int /*step: 0 only*/) {
         // Where the session will be inserted: its map slot (its node and
@@ -132,7 +154,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
       const SessionTable::SessionKey key(id);
       if (pool.workers() == 0) {
         // One thread: load what was just decoded, not decode it twice.
-        absl::Status s = load(key, state_bytes, capture_lsn);
+        absl::Status s = load(key, state_bytes, capture_lsn, /*worker=*/0);
         if (!s.ok()) {
           return absl::Status(
               s.code(),

@@ -21,13 +21,12 @@ struct LoadedSnapshot {
 
 // Loads `path`, which must hold snapshot `expected_lsn`, into the empty
 // `table`, parsing on `workers` threads (ApplyPool; 0 or 1: on this one).
-// DataLoss naming the file and offset on any damage, including a session
-// that appears twice.
-absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
-                                            const std::string& path,
-                                            uint64_t expected_lsn,
-                                            SessionTable* table,
-                                            size_t workers = 1);
+// With `lazy`, states are kept serialized (SessionTable::PutLazyLocked) and
+// only checked to be well-formed; they parse on first use. DataLoss naming
+// the file and offset on any damage, including a session that appears twice.
+absl::StatusOr<LoadedSnapshot> LoadSnapshot(
+    FileSystem* fs, const std::string& path, uint64_t expected_lsn,
+    SessionTable* table, size_t workers = 1, bool lazy = false);
 
 }  // namespace walstate
 

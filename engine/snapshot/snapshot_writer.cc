@@ -66,6 +66,28 @@ void SnapshotWriter::Add(absl::string_view session,
   ++sessions_;
 }
 
+void SnapshotWriter::AddSerialized(absl::string_view session,
+                                   absl::string_view state, uint64_t lsn) {
+  scratch_.clear();
+  {
+    google::protobuf::io::StringOutputStream raw(&scratch_);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.WriteTag((1 << 3) | 2);
+    out.WriteVarint32(static_cast<uint32_t>(session.size()));
+    out.WriteRaw(session.data(), static_cast<int>(session.size()));
+    out.WriteTag((2 << 3) | 2);
+    out.WriteVarint32(static_cast<uint32_t>(state.size()));
+    out.WriteRaw(state.data(), static_cast<int>(state.size()));
+    if (lsn != 0) {
+      out.WriteTag(3 << 3);
+      out.WriteVarint64(lsn);
+    }
+  }
+  log::EncodeRecord(salt_, next_ordinal_++, log::kSnapshotSession, scratch_,
+                    &buffer_);
+  ++sessions_;
+}
+
 absl::Status SnapshotWriter::WriteBuffered() {
   if (buffer_.empty()) return absl::OkStatus();
   absl::Status s = file_->Append(buffer_);

@@ -33,6 +33,10 @@ class SnapshotWriter {
   void Add(absl::string_view session, const google::protobuf::Message& state,
            uint64_t lsn);
 
+  // The same for a state already serialized (a lazy state's bytes).
+  void AddSerialized(absl::string_view session, absl::string_view state,
+                     uint64_t lsn);
+
   // Bytes buffered by Add() and not yet written.
   size_t buffered_bytes() const { return buffer_.size(); }
 

@@ -33,6 +33,7 @@ ApplyPool::ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch,
   if (workers <= 1) return;
   for (size_t i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->index = i;
   }
   for (auto& w : workers_) {
     Worker* raw = w.get();
@@ -57,8 +58,10 @@ absl::Status ApplyPool::FirstError() const {
   return error_;
 }
 
-absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes) {
+absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes,
+                              size_t worker) {
   Item item;
+  item.worker = worker;
   item.lsn = e.lsn;
   item.type = e.type;
   item.hash = e.hash;
@@ -82,7 +85,7 @@ absl::Status ApplyPool::Add(uint64_t route, uint64_t hash, uint64_t lsn,
   if (failed_.load(std::memory_order_relaxed)) return Finish();
   if (workers_.empty()) {
     // One thread: apply straight from the reader's buffer, no copy.
-    Item item{lsn, type, payload, hash};
+    Item item{lsn, type, payload, hash, /*worker=*/0};
     absl::Status s = apply_(item);
     if (!s.ok()) {
       s = absl::Status(
@@ -159,7 +162,7 @@ void ApplyPool::Run(Worker* w) {
         const size_t ahead = i + kPrefetchAhead[step];
         if (ahead < entries.size()) prefetch_(entries[ahead].hash, step);
       }
-      absl::Status s = Apply(e, batch->bytes);
+      absl::Status s = Apply(e, batch->bytes, w->index);
       if (!s.ok()) RecordError(e.lsn, std::move(s));
     }
     batch->bytes.clear();

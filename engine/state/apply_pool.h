@@ -33,6 +33,9 @@ class ApplyPool {
     uint8_t type = 0;
     absl::string_view payload;
     uint64_t hash = 0;  // as given to Add
+    // Which worker applies it (0 to workers() - 1; 0 without workers): a
+    // worker's items are applied by one thread at a time.
+    size_t worker = 0;
   };
   using ApplyFn = std::function<absl::Status(const Item& item)>;
   // Called on a worker for the items it will apply next, a few items ahead,
@@ -98,12 +101,13 @@ class ApplyPool {
     std::deque<std::unique_ptr<Batch>> queue;
     bool done = false;
     std::unique_ptr<Batch> filling;  // the reader's, not yet queued
+    size_t index = 0;                // in workers_
     std::thread thread;
   };
 
   void Run(Worker* w);
   void Push(Worker* w);  // queues w->filling
-  absl::Status Apply(const Entry& e, const std::string& bytes);
+  absl::Status Apply(const Entry& e, const std::string& bytes, size_t worker);
   void RecordError(uint64_t lsn, absl::Status s);
   absl::Status FirstError() const;
 

@@ -21,9 +21,11 @@ bool AlreadyInSnapshot(const SessionTable& table,
 
 }  // namespace
 
-Replayer::Replayer(SessionTable* table, uint64_t base_lsn, size_t workers)
+Replayer::Replayer(SessionTable* table, uint64_t base_lsn, size_t workers,
+                   bool lazy)
     : table_(table),
       base_lsn_(base_lsn),
+      lazy_(lazy),
       pool_(
           workers,
           [this](const ApplyPool::Item& item) { return ApplyOnWorker(item); },
@@ -48,7 +50,8 @@ absl::Status Replayer::ApplyOnWorker(const ApplyPool::Item& item) {
     return absl::DataLossError(
         absl::StrCat("record at LSN ", item.lsn, " does not parse"));
   }
-  return ApplyUpdate(item.lsn, update, {update.session, item.hash});
+  return ApplyUpdate(item.lsn, update, {update.session, item.hash},
+                     item.payload, item.worker);
 }
 
 absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
@@ -59,7 +62,8 @@ absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
   if (pool_.workers() == 0) {
     // One thread: apply the record as decoded for routing, not twice.
     absl::Status s = type == log::kDelete ? ApplyDelete(lsn, key)
-                                          : ApplyUpdate(lsn, update_, key);
+                                          : ApplyUpdate(lsn, update_, key,
+                                                        payload, /*worker=*/0);
     if (s.ok()) return s;
     return absl::Status(
         s.code(), absl::StrCat(file, " offset ", offset, ": ", s.message()));
@@ -69,7 +73,8 @@ absl::Status Replayer::Hand(absl::string_view session, uint64_t lsn,
 }
 
 absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update,
-                                   const SessionTable::SessionKey& key) {
+                                   const SessionTable::SessionKey& key,
+                                   absl::string_view payload, size_t worker) {
   SessionTable::Shard& shard = table_->ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
   // One lookup serves the snapshot check and the update.
@@ -78,6 +83,18 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update,
     return absl::OkStatus();
   }
   bool kept_unknown = false;
+  if (lazy_) {
+    absl::Status kept = table_->KeepUpdateLocked(
+        shard, key, existing, lsn, payload, update, worker, &kept_unknown);
+    if (!kept.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("record at LSN ", lsn, ": ", kept.message()));
+    }
+    if (kept_unknown) {
+      unknown_fields_kept_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return absl::OkStatus();
+  }
   auto node = table_->SetEncodedFieldsLocked(
       shard, key, update.values, update.fields, &kept_unknown, existing);
   if (!node.ok()) {

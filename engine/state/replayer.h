@@ -35,8 +35,11 @@ class Replayer {
   // Records with LSN <= `base_lsn` are already in `table` (a snapshot); a
   // tick whose kTickBegin is at or below it may have entries after it.
   // Updates and deletes are applied on `workers` threads (ApplyPool; 0 or
-  // 1: on the caller's), each session's in log order.
-  Replayer(SessionTable* table, uint64_t base_lsn, size_t workers = 1);
+  // 1: on the caller's), each session's in log order. With `lazy` (the
+  // table's BeginLazy was called), an update to a lazy or new session is
+  // kept for its first use (SessionTable::KeepUpdateLocked), not parsed.
+  Replayer(SessionTable* table, uint64_t base_lsn, size_t workers = 1,
+           bool lazy = false);
 
   // First pass: the log being replayed holds a kTickCommit for `tick`.
   void NoteCommitted(uint64_t tick) { committed_.insert(tick); }
@@ -67,7 +70,8 @@ class Replayer {
  private:
   absl::Status ApplyOnWorker(const ApplyPool::Item& item);
   absl::Status ApplyUpdate(uint64_t lsn, const UpdateView& update,
-                           const SessionTable::SessionKey& key);
+                           const SessionTable::SessionKey& key,
+                           absl::string_view payload, size_t worker);
   absl::Status ApplyDelete(uint64_t lsn, const SessionTable::SessionKey& key);
   absl::Status Hand(absl::string_view session, uint64_t lsn, uint8_t type,
                     absl::string_view payload, absl::string_view file,
@@ -75,6 +79,7 @@ class Replayer {
 
   SessionTable* table_;
   const uint64_t base_lsn_;
+  const bool lazy_;
   absl::flat_hash_set<uint64_t> committed_;   // from the first pass
   absl::flat_hash_set<uint64_t> open_ticks_;  // begun, not yet ended
   std::vector<uint64_t> open_;                // open at Finish

@@ -207,7 +207,7 @@ bool SessionTable::NodeEq::operator()(const Node* a,
   if (b.step == PrefetchStep::kNodes) {
     __builtin_prefetch(a);
   } else {
-    __builtin_prefetch(a->entry.state.get());
+    __builtin_prefetch(a->entry.state.address());
   }
   return false;
 }
@@ -412,10 +412,19 @@ void SessionTable::RebuildIndexes() {
     size_t n = 0;
     auto flush = [&] {
       for (size_t i = 0; i < n; ++i) {
-        __builtin_prefetch(batch[i]->entry.state.get());
+        __builtin_prefetch(batch[i]->entry.state.address());
+      }
+      // A lazy state read for its indexed field: where the field is.
+      for (size_t i = 0; i < n; ++i) {
+        const uint64_t word = batch[i]->entry.state.word();
+        if (lazy::TagOf(word) == lazy::kUpdate) {
+          __builtin_prefetch(lazy::AddressOf(
+              reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word))
+                  ->index_source));
+        }
       }
       for (size_t i = 0; i < n; ++i) {
-        set[i] = ValueOf(*batch[i]->entry.state, field, &values[i]);
+        set[i] = ValueOfNode(*batch[i], field, &values[i]);
         if (set[i]) __builtin_prefetch(values[i].text.data());
       }
       for (size_t i = 0; i < n; ++i) {
@@ -539,15 +548,13 @@ absl::Span<const SessionTable::Node* const> SessionTable::HoldersOf(
 // field itself changes only under index_mu_.
 size_t SessionTable::SlotHash::operator()(Slot slot) const {
   IndexValue value;
-  ValueOf(*FirstHolder(slot)->entry.state, *field, &value,
-          /*check_presence=*/false);
+  ValueOfNode(*FirstHolder(slot), *field, &value, /*check_presence=*/false);
   return HashValue(value, by_string);
 }
 
 bool SessionTable::SlotEq::operator()(Slot a, const IndexKey& b) const {
   IndexValue value;
-  ValueOf(*FirstHolder(a)->entry.state, *field, &value,
-          /*check_presence=*/false);
+  ValueOfNode(*FirstHolder(a), *field, &value, /*check_presence=*/false);
   return by_string ? value.text == b.value.text
                    : value.number == b.value.number;
 }
@@ -555,8 +562,7 @@ bool SessionTable::SlotEq::operator()(Slot a, const IndexKey& b) const {
 bool SessionTable::SlotEq::operator()(Slot a, Slot b) const {
   if (a == b) return true;
   IndexValue value;
-  ValueOf(*FirstHolder(b)->entry.state, *field, &value,
-          /*check_presence=*/false);
+  ValueOfNode(*FirstHolder(b), *field, &value, /*check_presence=*/false);
   return (*this)(a, IndexKey{value, 0});
 }
 
@@ -595,7 +601,7 @@ absl::Status SessionTable::CheckUniqueLocked(
 void SessionTable::IndexRemoveLocked(const Node& node,
                                      const Schema::Field& field) {
   IndexValue value;
-  if (!ValueOf(*node.entry.state, field, &value)) return;
+  if (!ValueOfNode(node, field, &value)) return;
   Index& index = indexes_[index_slot_[field.index]];
   const IndexKey key = index.Key(value);
   IndexSet& part = index.PartOf(key);
@@ -623,7 +629,7 @@ void SessionTable::IndexRemoveLocked(const Node& node,
 void SessionTable::IndexAddLocked(const Node& node,
                                   const Schema::Field& field) {
   IndexValue value;
-  if (!ValueOf(*node.entry.state, field, &value)) return;
+  if (!ValueOfNode(node, field, &value)) return;
   Index& index = indexes_[index_slot_[field.index]];
   InsertLocked(index, index.Key(value), node);
 }
@@ -679,7 +685,7 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
       });
   if (inserted) {
     size_.fetch_add(1, std::memory_order_relaxed);
-    if (with_state) (*it)->entry.state = schema_.NewMessage();
+    if (with_state) (*it)->entry.state.reset(schema_.NewMessage());
   }
   if (inserted_out != nullptr) *inserted_out = inserted;
   return *it;
@@ -687,9 +693,20 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
 
 SessionTable::Node* SessionTable::SetFieldsLocked(
     Shard& shard, const SessionKey& session, Message* values,
-    absl::Span<const Schema::Field* const> fields, bool move) {
-  Node* node = FindOrCreateLocked(shard, session);
-  Message* state = node->entry.state.get();
+    absl::Span<const Schema::Field* const> fields, bool move, Node* existing) {
+  Node* node =
+      existing != nullptr ? existing : FindOrCreateLocked(shard, session);
+  Message* state = node->entry.state.parsed();
+  if (state == nullptr) {
+    // The caller parsed the session first (ParseLocked) and gave up on an
+    // error; a lazy state here is a bug, and setting fields on a state
+    // whose older fields were lost would be silent data loss.
+    std::fprintf(stderr,
+                 "walstate: SetFieldsLocked on session %.*s whose state is "
+                 "not parsed\n",
+                 static_cast<int>(session.id.size()), session.id.data());
+    std::abort();
+  }
   auto set = [&] {
     if (move) {
       MoveListedFields(state, values, fields);
@@ -730,21 +747,17 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
         "values of session ", session.id,
         " do not parse, or hold a field the record does not list"));
   }
-  // Known fields to clear (then merge into), unknown numbers to replace.
+  // The listed fields this schema knows: the indexes among them change.
   absl::InlinedVector<const Schema::Field*, 8> fields;
-  bool unknown = false;
   for (uint32_t number : numbers) {
     const Schema::Field* f = schema_.FindByNumber(static_cast<int>(number));
-    if (f == nullptr) {
-      unknown = true;
-    } else {
-      fields.push_back(f);
-    }
+    if (f != nullptr) fields.push_back(f);
   }
   Node* node =
       existing != nullptr ? existing : FindOrCreateLocked(shard, session);
-  Message* state = node->entry.state.get();
-  const auto* r = state->GetReflection();
+  absl::Status parsed_first = ParseLocked(node);
+  if (!parsed_first.ok()) return parsed_first;
+  Message* state = node->entry.state.parsed();
   const bool touches_index = TouchesIndex(fields);
   std::unique_lock<std::mutex> index_lock(index_mu_, std::defer_lock);
   if (touches_index) {
@@ -753,7 +766,34 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
       if (f->index_kind != NO_INDEX) IndexRemoveLocked(*node, *f);
     }
   }
-  for (const Schema::Field* f : fields) r->ClearField(state, f->descriptor);
+  const bool parsed = ApplyEncoded(state, encoded, numbers, kept_unknown);
+  if (touches_index) {
+    for (const Schema::Field* f : fields) {
+      if (f->index_kind != NO_INDEX) IndexAddLocked(*node, *f);
+    }
+  }
+  if (!parsed) {
+    return absl::DataLossError(absl::StrCat("values of session ", session.id,
+                                            " do not parse as ",
+                                            schema_.descriptor()->full_name()));
+  }
+  return node;
+}
+
+bool SessionTable::ApplyEncoded(Message* state, absl::string_view encoded,
+                                absl::Span<const uint32_t> numbers,
+                                bool* kept_unknown) const {
+  // Known fields are cleared, then merged into; unknown numbers replaced.
+  const auto* r = state->GetReflection();
+  bool unknown = false;
+  for (uint32_t number : numbers) {
+    const Schema::Field* f = schema_.FindByNumber(static_cast<int>(number));
+    if (f == nullptr) {
+      unknown = true;
+    } else {
+      r->ClearField(state, f->descriptor);
+    }
+  }
   if (unknown) {
     auto* set = r->MutableUnknownFields(state);
     for (uint32_t number : numbers) {
@@ -767,19 +807,195 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(encoded.data()),
       static_cast<int>(encoded.size()));
-  const bool parsed =
-      state->MergeFromCodedStream(&in) && in.ConsumedEntireMessage();
-  if (touches_index) {
-    for (const Schema::Field* f : fields) {
-      if (f->index_kind != NO_INDEX) IndexAddLocked(*node, *f);
+  return state->MergeFromCodedStream(&in) && in.ConsumedEntireMessage();
+}
+
+void SessionTable::BeginLazy(size_t writers, absl::string_view snapshot) {
+  lazy_arena_ = std::make_unique<lazy::Arena>(writers);
+  lazy_snapshot_ = std::string(snapshot);
+}
+
+SessionTable::Node* SessionTable::PutLazyLocked(Shard& shard,
+                                                const SessionKey& session,
+                                                absl::string_view state_bytes,
+                                                size_t writer, bool* inserted) {
+  Node* node = FindOrCreateLocked(shard, session, inserted,
+                                  /*with_state=*/false);
+  if (!*inserted) return node;
+  char* p = lazy_arena_->Allocate(
+      sizeof(lazy::SnapshotState) + state_bytes.size(), writer);
+  auto* kept =
+      new (p) lazy::SnapshotState{static_cast<uint32_t>(state_bytes.size())};
+  std::memcpy(kept + 1, state_bytes.data(), state_bytes.size());
+  node->entry.state.set_lazy(lazy::MakeWord(lazy::kSnapshot, kept));
+  lazy_count_.fetch_add(1, std::memory_order_relaxed);
+  return node;
+}
+
+absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
+                                            const SessionKey& session,
+                                            Node* existing, uint64_t lsn,
+                                            absl::string_view payload,
+                                            const UpdateView& update,
+                                            size_t writer, bool* kept_unknown) {
+  if (existing == nullptr) existing = FindLocked(shard, session);
+  if (existing != nullptr && !existing->entry.state.lazy()) {
+    auto node = SetEncodedFieldsLocked(shard, session, update.values,
+                                       update.fields, kept_unknown, existing);
+    return node.status();
+  }
+  // What SetEncodedFieldsLocked checks before it parses; the parse itself
+  // waits for the session's first use.
+  if (!OnlyListedFields(update.values, update.fields)) {
+    return absl::DataLossError(absl::StrCat(
+        "values of session ", session.id,
+        " do not parse, or hold a field the record does not list"));
+  }
+  FieldSet listed;
+  bool lists_indexed = false;
+  for (uint32_t number : update.fields) {
+    const Schema::Field* f = schema_.FindByNumber(static_cast<int>(number));
+    if (f == nullptr) {
+      *kept_unknown = true;
+    } else {
+      listed.Add(f->index);
+      lists_indexed |= f->index_kind != NO_INDEX;
     }
   }
-  if (!parsed) {
-    return absl::DataLossError(absl::StrCat("values of session ", session.id,
-                                            " do not parse as ",
-                                            schema_.descriptor()->full_name()));
+  bool inserted = false;
+  Node* node = existing != nullptr
+                   ? existing
+                   : FindOrCreateLocked(shard, session, &inserted,
+                                        /*with_state=*/false);
+  char* p =
+      lazy_arena_->Allocate(sizeof(lazy::KeptUpdate) + payload.size(), writer);
+  const uint64_t previous = node->entry.state.word();
+  const uint64_t word = lazy::MakeWord(lazy::kUpdate, p);
+  uint64_t index_source = previous;
+  if (lists_indexed) {
+    index_source = word;
+  } else if (lazy::TagOf(previous) == lazy::kUpdate) {
+    index_source =
+        reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(previous))
+            ->index_source;
   }
-  return node;
+  auto* kept =
+      new (p) lazy::KeptUpdate{previous, lsn, listed.bits(), index_source,
+                               static_cast<uint32_t>(payload.size())};
+  std::memcpy(kept + 1, payload.data(), payload.size());
+  node->entry.state.set_lazy(word);
+  if (inserted) lazy_count_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status SessionTable::ParseLocked(const Node* node) const {
+  uint64_t word = node->entry.state.word();
+  if (lazy::TagOf(word) == lazy::kParsed) return absl::OkStatus();
+  // Newest first in the chain; applied oldest first.
+  absl::InlinedVector<const lazy::KeptUpdate*, 8> updates;
+  while (lazy::TagOf(word) == lazy::kUpdate) {
+    const auto* kept =
+        reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word));
+    updates.push_back(kept);
+    word = kept->previous;
+  }
+  std::unique_ptr<Message> state = schema_.NewMessage();
+  if (lazy::TagOf(word) == lazy::kSnapshot) {
+    const absl::string_view bytes =
+        reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word))
+            ->bytes();
+    if (!state->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError(absl::StrCat(
+          "session ", node->id(), ": its state in snapshot ", lazy_snapshot_,
+          " does not parse as ", schema_.descriptor()->full_name(),
+          "; the session cannot be read or updated. Check the directory "
+          "with `walctl verify`, and `walctl show` the session"));
+    }
+  }
+  bool kept_unknown = false;
+  for (auto it = updates.rbegin(); it != updates.rend(); ++it) {
+    UpdateView update;
+    if (!DecodeUpdate((*it)->payload(), &update) ||
+        !ApplyEncoded(state.get(), update.values, update.fields,
+                      &kept_unknown)) {
+      return absl::DataLossError(absl::StrCat(
+          "session ", node->id(), ": its record at LSN ", (*it)->lsn,
+          " does not parse as ", schema_.descriptor()->full_name(),
+          "; the session cannot be read or updated. Check the directory "
+          "with `walctl verify`, and `walctl show` the session"));
+    }
+  }
+  Node* mutable_node = const_cast<Node*>(node);
+  if (schema_.indexed_fields().empty() || indexes_suspended_) {
+    mutable_node->entry.state.reset(std::move(state));
+  } else {
+    // Index readers read the holders' keys under index_mu_ alone.
+    std::lock_guard<std::mutex> lock(index_mu_);
+    mutable_node->entry.state.reset(std::move(state));
+  }
+  lazy_count_.fetch_sub(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+bool SessionTable::SerializedState(const Node& node, absl::string_view* bytes) {
+  const uint64_t word = node.entry.state.word();
+  if (lazy::TagOf(word) != lazy::kSnapshot) return false;
+  *bytes = reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word))
+               ->bytes();
+  return true;
+}
+
+bool SessionTable::ReleaseLazyBytesIfUnused() {
+  if (lazy_count() != 0) return false;
+  std::lock_guard<std::mutex> lock(index_mu_);
+  if (lazy_arena_ == nullptr) return false;
+  lazy_arena_.reset();
+  return true;
+}
+
+bool SessionTable::ValueOfNode(const Node& node, const Schema::Field& field,
+                               IndexValue* key, bool check_presence) {
+  if (const Message* state = node.entry.state.parsed()) {
+    return ValueOf(*state, field, key, check_presence);
+  }
+  // The newest kept record that lists the field decides (absent from its
+  // values: cleared); without one, the snapshot's state.
+  // Records that list no indexed field are jumped over (index_source).
+  uint64_t word = node.entry.state.word();
+  absl::string_view message;
+  bool listed = false;
+  while (lazy::TagOf(word) == lazy::kUpdate) {
+    const auto* kept =
+        reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word));
+    if (kept->index_source != word) {
+      word = kept->index_source;
+      continue;
+    }
+    UpdateView update;
+    if (FieldSet(kept->listed).Contains(field.index) &&
+        DecodeUpdate(kept->payload(), &update)) {
+      const uint32_t number = static_cast<uint32_t>(field.descriptor->number());
+      if (std::find(update.fields.begin(), update.fields.end(), number) !=
+          update.fields.end()) {
+        message = update.values;
+        listed = true;
+        break;
+      }
+    }
+    word = kept->previous;
+  }
+  if (!listed) {
+    if (lazy::TagOf(word) != lazy::kSnapshot) return false;
+    message =
+        reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word))
+            ->bytes();
+  }
+  if (!lazy::FindValue(message, field.descriptor, &key->text, &key->number)) {
+    return false;
+  }
+  return field.descriptor->cpp_type() !=
+             google::protobuf::FieldDescriptor::CPPTYPE_STRING ||
+         !key->text.empty();
 }
 
 void SessionTable::MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields) {
@@ -821,8 +1037,11 @@ SessionTable::Node* SessionTable::PutLocked(Shard& shard,
   Node* node = FindOrCreateLocked(shard, session, &inserted,
                                   /*with_state=*/false);
   if (inserted_out != nullptr) *inserted_out = inserted;
+  if (node->entry.state.lazy()) {
+    lazy_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (schema_.indexed_fields().empty() || indexes_suspended_) {
-    node->entry.state = std::move(state);
+    node->entry.state.reset(std::move(state));
     return node;
   }
   std::lock_guard<std::mutex> lock(index_mu_);
@@ -831,7 +1050,7 @@ SessionTable::Node* SessionTable::PutLocked(Shard& shard,
       IndexRemoveLocked(*node, *f);
     }
   }
-  node->entry.state = std::move(state);
+  node->entry.state.reset(std::move(state));
   for (const Schema::Field* f : schema_.indexed_fields()) {
     IndexAddLocked(*node, *f);
   }
@@ -850,7 +1069,9 @@ bool SessionTable::EraseLocked(Shard& shard, const SessionKey& session) {
   }
   ClearDirtyLocked(shard, node);
   shard.sessions.erase(it);
+  const bool was_lazy = node->entry.state.lazy();
   FreeNode(node);
+  if (was_lazy) lazy_count_.fetch_sub(1, std::memory_order_relaxed);
   size_.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
@@ -868,7 +1089,9 @@ absl::Status SessionTable::Get(absl::string_view session, Message* out) const {
   if (node == nullptr) {
     return absl::NotFoundError(absl::StrCat("session ", session, " not found"));
   }
-  out->CopyFrom(*node->entry.state);
+  absl::Status parsed = ParseLocked(node);
+  if (!parsed.ok()) return parsed;
+  out->CopyFrom(*node->entry.state.parsed());
   return absl::OkStatus();
 }
 
@@ -883,7 +1106,12 @@ void SessionTable::ForEach(
     const std::function<void(absl::string_view, const Message&)>& fn) const {
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    for (const Node* node : shard->sessions) fn(node->id(), *node->entry.state);
+    for (const Node* node : shard->sessions) {
+      // A session whose kept bytes do not parse is skipped; Get and Update
+      // name it with DataLoss.
+      if (!ParseLocked(node).ok()) continue;
+      fn(node->id(), *node->entry.state.parsed());
+    }
   }
 }
 
@@ -935,10 +1163,14 @@ uint64_t SessionTable::ApproximateMemory() const {
     for (const Node* node : shard->sessions) {
       bytes +=
           block(std::max(sizeof(Node), Node::BlockSize(node->id().size())));
-      bytes += node->entry.state->SpaceUsedLong();
+      // A lazy state's bytes are counted with the arena below.
+      if (const Message* state = node->entry.state.parsed()) {
+        bytes += state->SpaceUsedLong();
+      }
     }
   }
   std::lock_guard<std::mutex> lock(index_mu_);
+  if (lazy_arena_ != nullptr) bytes += lazy_arena_->bytes();
   for (const Index& index : indexes_) {
     for (const IndexSet& part : index.parts) {
       bytes += part.bucket_count() * (sizeof(Word48) + 1);

@@ -36,7 +36,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "engine/state/lazy_state.h"
 #include "engine/state/schema.h"
+#include "engine/state/update_codec.h"
 #include "google/protobuf/message.h"
 
 namespace walstate {
@@ -100,8 +102,40 @@ class Word48 {
 
 class SessionTable {
  public:
+  // A session's state: parsed (a message the node owns), or lazy (the bytes
+  // recovery kept, lazy_state.h) until ParseLocked parses it. One word.
+  class StateRef {
+   public:
+    StateRef() = default;
+    StateRef(const StateRef&) = delete;
+    StateRef& operator=(const StateRef&) = delete;
+    ~StateRef() { delete parsed(); }
+    bool lazy() const { return lazy::TagOf(word_) != lazy::kParsed; }
+    // The parsed state; null while lazy.
+    google::protobuf::Message* parsed() const {
+      return lazy() ? nullptr
+                    : reinterpret_cast<google::protobuf::Message*>(
+                          static_cast<uintptr_t>(word_));
+    }
+    void reset(std::unique_ptr<google::protobuf::Message> state = nullptr) {
+      delete parsed();
+      word_ = reinterpret_cast<uintptr_t>(state.release());
+    }
+    // A lazy state word (lazy::MakeWord); the parsed state, if any, is freed.
+    void set_lazy(uint64_t word) {
+      delete parsed();
+      word_ = word;
+    }
+    uint64_t word() const { return word_; }
+    // What a lookup of the state touches first (for prefetching).
+    const void* address() const { return lazy::AddressOf(word_); }
+
+   private:
+    uint64_t word_ = 0;
+  };
+
   struct Entry {
-    std::unique_ptr<google::protobuf::Message> state;
+    StateRef state;
     FieldSet dirty;  // BATCHED fields changed since the last tick
 
     // Recovery only: the state came from a snapshot and already holds this
@@ -331,11 +365,13 @@ class SessionTable {
   // `values` and returns its node, keeping the indexes current. With
   // `move`, the values are moved in (strings and submessages handed over,
   // not copied) and `values` is left holding unspecified values of those
-  // fields; without, they are copied.
+  // fields; without, they are copied. The session's state must not be lazy
+  // (ParseLocked it first). `existing`, if not null, is the session's node,
+  // already looked up.
   Node* SetFieldsLocked(Shard& shard, const SessionKey& session,
                         google::protobuf::Message* values,
                         absl::Span<const Schema::Field* const> fields,
-                        bool move);
+                        bool move, Node* existing = nullptr);
   Node* CopyFieldsLocked(Shard& shard, const SessionKey& session,
                          const google::protobuf::Message& values,
                          absl::Span<const Schema::Field* const> fields);
@@ -384,6 +420,52 @@ class SessionTable {
 
   // Removes `session`; false if it did not exist.
   bool EraseLocked(Shard& shard, const SessionKey& session);
+
+  // --- Lazy recovery (lazy_state.h). ---
+
+  // Makes the snapshot load and replay keep states serialized (PutLazyLocked,
+  // KeepUpdateLocked), allocating for `writers` threads at once. `snapshot`
+  // names the snapshot file in errors. Before the table is filled.
+  void BeginLazy(size_t writers, absl::string_view snapshot);
+
+  // Snapshot load: a new session whose state is `state_bytes` (a serialized
+  // session message, copied), kept unparsed. Sets *inserted to false, and
+  // changes nothing, if the session exists. `writer`: the calling thread's
+  // (< BeginLazy's writers).
+  Node* PutLazyLocked(Shard& shard, const SessionKey& session,
+                      absl::string_view state_bytes, size_t writer,
+                      bool* inserted);
+
+  // Replay: update record `payload` at `lsn` (decoded: `update`) for
+  // `session` (created if missing), kept unparsed if the session's state is
+  // lazy or new, applied (SetEncodedFieldsLocked) if it is parsed. DataLoss
+  // if the values are not well-formed or hold a field the record does not
+  // list; sets *kept_unknown if it lists numbers the schema does not know.
+  // `existing`: the session's node, already looked up, or null.
+  absl::Status KeepUpdateLocked(Shard& shard, const SessionKey& session,
+                                Node* existing, uint64_t lsn,
+                                absl::string_view payload,
+                                const UpdateView& update, size_t writer,
+                                bool* kept_unknown);
+
+  // Parses `node`'s state if it is lazy: the snapshot's bytes, then each
+  // kept record in log order. OK if it was parsed already. DataLoss naming
+  // the session and the snapshot file or the record's LSN if the bytes do
+  // not parse; the state then stays lazy. Logically const: the state's
+  // value does not change, only its form.
+  absl::Status ParseLocked(const Node* node) const;
+
+  // A lazy state's current bytes, if it has no kept records: the snapshot's
+  // (a snapshot can copy them instead of parsing). False otherwise.
+  static bool SerializedState(const Node& node, absl::string_view* bytes);
+
+  // Sessions whose state is lazy.
+  size_t lazy_count() const {
+    return lazy_count_.load(std::memory_order_relaxed);
+  }
+  // Frees the bytes lazy states were kept in once none is lazy; returns
+  // whether it did.
+  bool ReleaseLazyBytesIfUnused();
 
   // --- These take the locks they need. ---
 
@@ -467,6 +549,15 @@ class SessionTable {
   static bool ValueOf(const google::protobuf::Message& state,
                       const Schema::Field& field, IndexValue* value,
                       bool check_presence = true);
+  // The same for a session's state, parsed or lazy.
+  static bool ValueOfNode(const Node& node, const Schema::Field& field,
+                          IndexValue* value, bool check_presence = true);
+  // Sets the top-level fields numbered `numbers` of `state` to their values
+  // in `encoded` (SetEncodedFieldsLocked without the indexes); false if
+  // `encoded` does not parse. Sets *kept_unknown as that does.
+  bool ApplyEncoded(google::protobuf::Message* state, absl::string_view encoded,
+                    absl::Span<const uint32_t> numbers,
+                    bool* kept_unknown) const;
   // Value from the text form Lookup takes ("42", "true", or the string).
   static bool ValueFromText(const Schema::Field& field, absl::string_view text,
                             IndexValue* value);
@@ -500,6 +591,11 @@ class SessionTable {
   std::vector<Index> indexes_;   // by position in schema_.indexed_fields()
   std::vector<int> index_slot_;  // field index -> slot in indexes_, or -1
   bool indexes_suspended_ = false;
+
+  // Lazy recovery: the bytes of lazy states, and how many there are.
+  std::unique_ptr<lazy::Arena> lazy_arena_;
+  std::string lazy_snapshot_;  // the snapshot file they came from
+  mutable std::atomic<size_t> lazy_count_{0};
 };
 
 }  // namespace walstate

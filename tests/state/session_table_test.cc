@@ -171,7 +171,7 @@ TEST_F(SessionTableTest, MoveHandsTheValuesOverWithoutCopying) {
   Set("m", values.get(), {F("tag"), F("account")}, /*move=*/true);
   auto& shard = table_->ShardFor("m");
   std::lock_guard<std::mutex> lock(shard.mu);
-  const Message& state = *table_->FindLocked(shard, "m")->entry.state;
+  const Message& state = *table_->FindLocked(shard, "m")->entry.state.parsed();
   const std::string& now = state.GetReflection()->GetStringReference(
       state, F("tag")->descriptor, nullptr);
   EXPECT_EQ(now.data(), bytes);  // the same buffer, handed over
@@ -216,7 +216,7 @@ TEST(SessionTableMoveTest, MovingValuesInGivesWhatCopyingThemGives) {
       auto given = (*schema)->NewMessage();
       ASSERT_TRUE(given->ParseFromString(values_bytes));
       t->SetFieldsLocked(shard, "x", given.get(), fields, move);
-      const Message& state = *t->FindLocked(shard, "x")->entry.state;
+      const Message& state = *t->FindLocked(shard, "x")->entry.state.parsed();
       (move ? moved_state : copied_state) = state.DebugString();
       if (!move) {
         EXPECT_EQ(given->SerializeAsString(), values_bytes);
@@ -250,7 +250,7 @@ TEST_F(SessionTableTest, EncodedValuesMustHoldOnlyListedFields) {
   // A listed field absent from the values is cleared.
   auto cleared = table_->SetEncodedFieldsLocked(shard, "e", "", {1}, &unknown);
   ASSERT_TRUE(cleared.ok());
-  const Message& state = *(*cleared)->entry.state;
+  const Message& state = *(*cleared)->entry.state.parsed();
   EXPECT_EQ(state.GetReflection()->GetString(state, F("tag")->descriptor), "");
   EXPECT_EQ(state.GetReflection()->GetInt64(state, F("account")->descriptor),
             3);

@@ -1,0 +1,162 @@
+#include "engine/state/lazy_state.h"
+
+#include <cstdlib>
+#include <new>
+
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+
+namespace walstate {
+namespace lazy {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::internal::WireFormatLite;
+
+Arena::Arena(size_t writers) : cursors_(writers == 0 ? 1 : writers) {}
+
+Arena::~Arena() {
+  for (auto& chunk : chunks_) std::free(chunk.first);
+}
+
+char* Arena::NewChunk(size_t n) {
+  char* p = static_cast<char*>(std::malloc(n));
+  if (p == nullptr) throw std::bad_alloc();
+  std::lock_guard<std::mutex> lock(mu_);
+  chunks_.emplace_back(p, n);
+  bytes_.fetch_add(n, std::memory_order_relaxed);
+  return p;
+}
+
+char* Arena::Allocate(size_t n, size_t writer) {
+  n = (n + 7) & ~size_t{7};
+  // A large state gets a chunk of its own rather than wasting the end of
+  // the writer's.
+  if (n > kChunkBytes / 4) return NewChunk(n);
+  Cursor& c = cursors_[writer];
+  if (static_cast<size_t>(c.end - c.pos) < n) {
+    c.pos = NewChunk(kChunkBytes);
+    c.end = c.pos + kChunkBytes;
+  }
+  char* p = c.pos;
+  c.pos += n;
+  return p;
+}
+
+bool WellFormed(absl::string_view message) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(message.data()),
+      static_cast<int>(message.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == 0 ||
+        !WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage();
+}
+
+namespace {
+
+// The wire type a singular field of `field`'s type is written with.
+WireFormatLite::WireType WireTypeOf(const FieldDescriptor* field) {
+  return WireFormatLite::WireTypeForFieldType(
+      static_cast<WireFormatLite::FieldType>(field->type()));
+}
+
+// `raw` (a varint or fixed value as read) as the number an index keeps for
+// `field`; false if a parse would not take it as the field's value (a closed
+// enum's unknown number goes to the unknown fields).
+bool ToIndexNumber(const FieldDescriptor* field, uint64_t raw,
+                   uint64_t* number) {
+  switch (field->type()) {
+    case FieldDescriptor::TYPE_INT32:
+    case FieldDescriptor::TYPE_SFIXED32:
+      *number = static_cast<uint64_t>(
+          int64_t{static_cast<int32_t>(static_cast<uint32_t>(raw))});
+      return true;
+    case FieldDescriptor::TYPE_SINT32:
+      *number = static_cast<uint64_t>(
+          int64_t{WireFormatLite::ZigZagDecode32(static_cast<uint32_t>(raw))});
+      return true;
+    case FieldDescriptor::TYPE_INT64:
+    case FieldDescriptor::TYPE_SFIXED64:
+    case FieldDescriptor::TYPE_UINT64:
+    case FieldDescriptor::TYPE_FIXED64:
+      *number = raw;
+      return true;
+    case FieldDescriptor::TYPE_SINT64:
+      *number = static_cast<uint64_t>(WireFormatLite::ZigZagDecode64(raw));
+      return true;
+    case FieldDescriptor::TYPE_UINT32:
+    case FieldDescriptor::TYPE_FIXED32:
+      *number = static_cast<uint32_t>(raw);
+      return true;
+    case FieldDescriptor::TYPE_BOOL:
+      *number = raw != 0 ? 1 : 0;
+      return true;
+    case FieldDescriptor::TYPE_ENUM: {
+      const int32_t value = static_cast<int32_t>(static_cast<uint32_t>(raw));
+      if (field->file()->syntax() ==
+              google::protobuf::FileDescriptor::SYNTAX_PROTO2 &&
+          field->enum_type()->FindValueByNumber(value) == nullptr) {
+        return false;
+      }
+      *number = static_cast<uint64_t>(int64_t{value});
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool FindValue(absl::string_view message, const FieldDescriptor* field,
+               absl::string_view* text, uint64_t* number) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(message.data()),
+      static_cast<int>(message.size()));
+  const int wanted = field->number();
+  const WireFormatLite::WireType wire = WireTypeOf(field);
+  bool found = false;
+  while (uint32_t tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) != wanted ||
+        WireFormatLite::GetTagWireType(tag) != wire) {
+      if (!WireFormatLite::SkipField(&in, tag)) return false;
+      continue;
+    }
+    uint64_t raw = 0;
+    switch (wire) {
+      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+        uint32_t len = 0;
+        if (!in.ReadVarint32(&len)) return false;
+        const size_t pos = static_cast<size_t>(in.CurrentPosition());
+        if (len > message.size() - pos || !in.Skip(static_cast<int>(len))) {
+          return false;
+        }
+        *text = message.substr(pos, len);
+        found = true;
+        continue;
+      }
+      case WireFormatLite::WIRETYPE_VARINT:
+        if (!in.ReadVarint64(&raw)) return false;
+        break;
+      case WireFormatLite::WIRETYPE_FIXED32: {
+        uint32_t v = 0;
+        if (!in.ReadLittleEndian32(&v)) return false;
+        raw = v;
+        break;
+      }
+      case WireFormatLite::WIRETYPE_FIXED64:
+        if (!in.ReadLittleEndian64(&raw)) return false;
+        break;
+      default:
+        return false;
+    }
+    if (ToIndexNumber(field, raw, number)) found = true;
+  }
+  return found;
+}
+
+}  // namespace lazy
+}  // namespace walstate

@@ -1,0 +1,128 @@
+// Lazy state: a session recovered by Open, kept serialized until its first
+// use.
+//
+// Parsing every state at Open (a protobuf parse, a dozen heap blocks and
+// their page faults per session) and replaying every later record into it
+// were most of a restart's time, though a restarted service touches its
+// sessions one by one as requests come. A lazy state is instead the bytes
+// recovery read and verified, copied into an arena: the state the snapshot
+// held, and the update records the log holds for the session after it,
+// newest first, each pointing at the one before. The first use of the
+// session (a read, an update, a snapshot of a session with records) parses
+// the snapshot's bytes and applies the records in log order, which is what
+// replay would have done at Open.
+//
+// A node's state word says which it holds (StateRef in session_table.h):
+// a Message* (tag 0, or null), a snapshot state (tag 1) or the newest kept
+// record (tag 2). User-space addresses are below 2^48 (see Word48), so the
+// tag takes the word's top two bits.
+#ifndef WALSTATE_ENGINE_STATE_LAZY_STATE_H_
+#define WALSTATE_ENGINE_STATE_LAZY_STATE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
+
+namespace walstate {
+namespace lazy {
+
+enum Tag : uint64_t { kParsed = 0, kSnapshot = 1, kUpdate = 2 };
+constexpr int kTagShift = 62;
+constexpr uint64_t kAddressMask = (uint64_t{1} << kTagShift) - 1;
+
+inline Tag TagOf(uint64_t word) { return static_cast<Tag>(word >> kTagShift); }
+inline const char* AddressOf(uint64_t word) {
+  return reinterpret_cast<const char*>(
+      static_cast<uintptr_t>(word & kAddressMask));
+}
+inline uint64_t MakeWord(Tag tag, const void* p) {
+  return uint64_t{tag} << kTagShift | reinterpret_cast<uintptr_t>(p);
+}
+
+// A snapshot state in the arena: its size, then its bytes (a serialized
+// session message).
+struct SnapshotState {
+  uint32_t size;
+  absl::string_view bytes() const {
+    return absl::string_view(reinterpret_cast<const char*>(this + 1), size);
+  }
+};
+
+// An update record kept for a session: what it applies on (a state word of
+// tag kSnapshot or kUpdate, or 0 for a session the log created), its LSN
+// (for errors), then its payload (record::Update: the session, the listed
+// field numbers and their values).
+//
+// Reading an indexed field of a lazy state (building the indexes at Open)
+// must find the newest record that lists it. `listed` says which fields a
+// record lists (SessionTable's FieldSet bits), and `index_source` jumps to
+// the newest word in the chain that lists an indexed field, or to the
+// chain's end: most records (ticks of BATCHED fields) list none, and the
+// lookup then skips them without reading them.
+struct KeptUpdate {
+  uint64_t previous;
+  uint64_t lsn;
+  uint64_t listed;
+  uint64_t index_source;
+  uint32_t size;
+  absl::string_view payload() const {
+    return absl::string_view(reinterpret_cast<const char*>(this + 1), size);
+  }
+};
+
+// Bump allocation for the bytes of lazy states, by several threads at once:
+// each writer (a recovery worker) has its own cursor into its own chunk, so
+// allocating takes a lock only once per chunk. Nothing is freed before the
+// arena is.
+class Arena {
+ public:
+  explicit Arena(size_t writers);
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena();
+
+  // `n` bytes aligned to 8, for writer `writer` (< writers). A writer is
+  // used by one thread at a time.
+  char* Allocate(size_t n, size_t writer);
+
+  // Bytes of the chunks held.
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr size_t kChunkBytes = size_t{1} << 20;
+  struct alignas(64) Cursor {
+    char* pos = nullptr;
+    char* end = nullptr;
+  };
+  char* NewChunk(size_t n);
+
+  std::vector<Cursor> cursors_;
+  std::mutex mu_;
+  std::vector<std::pair<char*, size_t>> chunks_;  // mu_
+  std::atomic<uint64_t> bytes_{0};
+};
+
+// True if `message` is a sequence of well-formed top-level fields (tags with
+// a field number, lengths within the bytes). The cheap check Open makes of a
+// state it does not parse: bytes cut or shifted fail it.
+bool WellFormed(absl::string_view message);
+
+// The value of the singular field `field` as serialized in `message`: the
+// last occurrence wins, as in a parse. For a string field `*text` points
+// into `message`; other indexable kinds give their value as the number an
+// index keeps (SessionTable::IndexValue). False if the field does not occur
+// or its bytes do not decode.
+bool FindValue(absl::string_view message,
+               const google::protobuf::FieldDescriptor* field,
+               absl::string_view* text, uint64_t* number);
+
+}  // namespace lazy
+}  // namespace walstate
+
+#endif  // WALSTATE_ENGINE_STATE_LAZY_STATE_H_
