@@ -585,6 +585,9 @@ void EngineImpl::CollectDirtyFields(
 }
 
 absl::Status EngineImpl::Flush() {
+  // Once every state Open kept serialized was parsed or deleted, the bytes
+  // they were kept in go (here: the tick's thread, never a caller's).
+  table_->ReleaseLazyBytesIfUnused();
   std::lock_guard<std::mutex> tick_lock(tick_mu_);
   absl::Status health_status = CheckWritable();
   if (!health_status.ok()) return health_status;
@@ -927,9 +930,6 @@ void EngineImpl::BackgroundLoop() {
       (void)ExpireIdleSessions();
       next_expiry = now + options_.flush_interval;
     }
-    // Once every state Open kept serialized was parsed or deleted, the bytes
-    // they were kept in go.
-    table_->ReleaseLazyBytesIfUnused();
     lock.lock();
   }
 }
@@ -967,6 +967,8 @@ Stats EngineImpl::stats() const {
   Stats st;
   st.sessions = table_->size();
   st.dirty_sessions = table_->dirty_count();
+  st.lazy_sessions = table_->lazy_count();
+  st.lazy_bytes = table_->lazy_bytes();
   log::WriterStats ws = writer_->stats();
   st.last_lsn = ws.last_lsn;
   st.durable_lsn = ws.durable_lsn;

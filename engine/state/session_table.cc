@@ -945,6 +945,11 @@ bool SessionTable::SerializedState(const Node& node, absl::string_view* bytes) {
   return true;
 }
 
+uint64_t SessionTable::lazy_bytes() const {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  return lazy_arena_ == nullptr ? 0 : lazy_arena_->bytes();
+}
+
 bool SessionTable::ReleaseLazyBytesIfUnused() {
   if (lazy_count() != 0) return false;
   std::lock_guard<std::mutex> lock(index_mu_);

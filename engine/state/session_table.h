@@ -463,6 +463,8 @@ class SessionTable {
   size_t lazy_count() const {
     return lazy_count_.load(std::memory_order_relaxed);
   }
+  // Bytes held for lazy states (whole arena chunks).
+  uint64_t lazy_bytes() const;
   // Frees the bytes lazy states were kept in once none is lazy; returns
   // whether it did.
   bool ReleaseLazyBytesIfUnused();
