@@ -6,7 +6,6 @@
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/state/apply_pool.h"
-#include "engine/state/lazy_state.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
@@ -78,20 +77,11 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     }
     if (lazy) {
       // Parsed on first use; what can be checked without parsing is.
-      if (!lazy::WellFormed(state_bytes)) {
-        return absl::DataLossError(absl::StrCat(
-            "state of session ", id, " is not a well-formed message"));
-      }
       SessionTable::Shard& shard = table->ShardFor(key);
       std::lock_guard<std::mutex> lock(shard.mu);
-      bool inserted = false;
-      SessionTable::Node* node =
-          table->PutLazyLocked(shard, key, state_bytes, worker, &inserted);
-      if (!inserted) {
-        return absl::DataLossError(
-            absl::StrCat("session ", id, " appears twice in the snapshot"));
-      }
-      node->entry.set_snapshot_lsn(capture_lsn);
+      auto node = table->PutLazyLocked(shard, key, state_bytes, worker);
+      if (!node.ok()) return node.status();
+      (*node)->entry.set_snapshot_lsn(capture_lsn);
       return absl::OkStatus();
     }
     auto state = schema.NewMessage();

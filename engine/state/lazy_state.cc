@@ -43,10 +43,41 @@ char* Arena::Allocate(size_t n, size_t writer) {
 }
 
 bool WellFormed(absl::string_view message) {
+  return WellFormed(message, nullptr, 0, nullptr);
+}
+
+namespace {
+
+// The wire type a singular field of `field`'s type is written with.
+WireFormatLite::WireType WireTypeOf(const FieldDescriptor* field);
+
+}  // namespace
+
+bool WellFormed(absl::string_view message, const FieldDescriptor* const* fields,
+                size_t field_count, uint16_t* hints) {
+  uint32_t wanted[kHintedFields] = {};
+  const size_t hinted =
+      field_count < kHintedFields ? field_count : kHintedFields;
+  for (size_t i = 0; i < hinted; ++i) {
+    wanted[i] =
+        WireFormatLite::MakeTag(fields[i]->number(), WireTypeOf(fields[i]));
+    hints[i] = kAbsent;
+  }
+  for (size_t i = hinted; hints != nullptr && i < kHintedFields; ++i) {
+    hints[i] = kNoHint;
+  }
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(message.data()),
       static_cast<int>(message.size()));
-  while (uint32_t tag = in.ReadTag()) {
+  for (;;) {
+    const int at = in.CurrentPosition();
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    for (size_t i = 0; i < hinted; ++i) {
+      if (tag == wanted[i]) {
+        hints[i] = at < kNoHint ? static_cast<uint16_t>(at) : kNoHint;
+      }
+    }
     if (WireFormatLite::GetTagFieldNumber(tag) == 0 ||
         !WireFormatLite::SkipField(&in, tag)) {
       return false;
@@ -111,8 +142,13 @@ bool ToIndexNumber(const FieldDescriptor* field, uint64_t raw,
 
 }  // namespace
 
-bool FindValue(absl::string_view message, const FieldDescriptor* field,
-               absl::string_view* text, uint64_t* number) {
+namespace {
+
+// Scans `message` for `field`'s occurrences with its wire type, from the
+// start, taking the last; with `first_only`, stops at the first one (which
+// the caller knows to be the last).
+bool Scan(absl::string_view message, const FieldDescriptor* field,
+          bool first_only, absl::string_view* text, uint64_t* number) {
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(message.data()),
       static_cast<int>(message.size()));
@@ -136,6 +172,7 @@ bool FindValue(absl::string_view message, const FieldDescriptor* field,
         }
         *text = message.substr(pos, len);
         found = true;
+        if (first_only) return true;
         continue;
       }
       case WireFormatLite::WIRETYPE_VARINT:
@@ -154,8 +191,31 @@ bool FindValue(absl::string_view message, const FieldDescriptor* field,
         return false;
     }
     if (ToIndexNumber(field, raw, number)) found = true;
+    if (first_only) return found;
   }
   return found;
+}
+
+}  // namespace
+
+bool FindValue(absl::string_view message, const FieldDescriptor* field,
+               absl::string_view* text, uint64_t* number) {
+  return Scan(message, field, /*first_only=*/false, text, number);
+}
+
+bool FindValue(absl::string_view message, uint16_t hint,
+               const FieldDescriptor* field, absl::string_view* text,
+               uint64_t* number) {
+  // A closed enum's last occurrence may hold a number a parse would not
+  // take, and then an earlier one counts: walk.
+  if (hint == kNoHint || field->type() == FieldDescriptor::TYPE_ENUM) {
+    return Scan(message, field, /*first_only=*/false, text, number);
+  }
+  if (hint == kAbsent || hint >= message.size()) return false;
+  // The last occurrence starts at `hint`.
+  const absl::string_view from = message.substr(hint);
+  if (!Scan(from, field, /*first_only=*/true, text, number)) return false;
+  return true;
 }
 
 }  // namespace lazy

@@ -45,10 +45,21 @@ inline uint64_t MakeWord(Tag tag, const void* p) {
   return uint64_t{tag} << kTagShift | reinterpret_cast<uintptr_t>(p);
 }
 
-// A snapshot state in the arena: its size, then its bytes (a serialized
+// A snapshot state in the arena: its size, where the values of the first
+// kHintedFields indexed fields are in it, then its bytes (a serialized
 // session message).
+//
+// The hints spare the index build a walk over each state: found while Open
+// checks the bytes (which it reads anyway, and which are in cache then),
+// they let the build read a value where it is, one cache line, instead of
+// walking the whole state to find the last occurrence, a miss per line.
+constexpr int kHintedFields = 2;
+constexpr uint16_t kAbsent = 0xffff;  // the field does not occur
+constexpr uint16_t kNoHint = 0xfffe;  // not known: walk the bytes
 struct SnapshotState {
   uint32_t size;
+  // Offset of the tag of the field's last occurrence, kAbsent or kNoHint.
+  uint16_t hints[kHintedFields];
   absl::string_view bytes() const {
     return absl::string_view(reinterpret_cast<const char*>(this + 1), size);
   }
@@ -113,12 +124,24 @@ class Arena {
 // state it does not parse: bytes cut or shifted fail it.
 bool WellFormed(absl::string_view message);
 
+// WellFormed, also setting hints[i] for fields[i] (at most kHintedFields;
+// the other hints are set to kNoHint): where the last occurrence of the
+// field with its wire type starts, or kAbsent.
+bool WellFormed(absl::string_view message,
+                const google::protobuf::FieldDescriptor* const* fields,
+                size_t field_count, uint16_t* hints);
+
 // The value of the singular field `field` as serialized in `message`: the
 // last occurrence wins, as in a parse. For a string field `*text` points
 // into `message`; other indexable kinds give their value as the number an
 // index keeps (SessionTable::IndexValue). False if the field does not occur
 // or its bytes do not decode.
 bool FindValue(absl::string_view message,
+               const google::protobuf::FieldDescriptor* field,
+               absl::string_view* text, uint64_t* number);
+
+// The same, given a hint from WellFormed for this field.
+bool FindValue(absl::string_view message, uint16_t hint,
                const google::protobuf::FieldDescriptor* field,
                absl::string_view* text, uint64_t* number);
 

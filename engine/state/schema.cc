@@ -123,7 +123,10 @@ absl::Status Schema::Init(const google::protobuf::Message* prototype,
     by_number_[fields_[i].descriptor->number()] = i;
     fields_[i].name = fields_[i].descriptor->name();
     by_name_[fields_[i].name] = i;
-    if (fields_[i].index_kind != NO_INDEX) indexed_.push_back(&fields_[i]);
+    if (fields_[i].index_kind != NO_INDEX) {
+      fields_[i].index_position = static_cast<int>(indexed_.size());
+      indexed_.push_back(&fields_[i]);
+    }
   }
   if (blob_.empty()) {
     record::Schema stored;

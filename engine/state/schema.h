@@ -27,6 +27,7 @@ class Schema {
     int index = 0;           // position among the message's top-level fields
     Durability durability = BATCHED;  // never DURABILITY_DEFAULT
     IndexKind index_kind = NO_INDEX;
+    int index_position = -1;  // in indexed_fields(), if indexed
   };
 
   // From compiled-in generated code. `default_durability` applies to fields

@@ -206,7 +206,9 @@ bool SessionTable::NodeEq::operator()(const Node* a,
                                       const PrefetchProbe& b) const {
   if (b.step == PrefetchStep::kNodes) {
     __builtin_prefetch(a);
-  } else {
+  } else if (lazy::TagOf(a->entry.state.word()) != lazy::kSnapshot) {
+    // A parsed state, or a kept record's header (replay reads its
+    // index_source); replay never reads a lazy state's snapshot bytes.
     __builtin_prefetch(a->entry.state.address());
   }
   return false;
@@ -815,17 +817,31 @@ void SessionTable::BeginLazy(size_t writers, absl::string_view snapshot) {
   lazy_snapshot_ = std::string(snapshot);
 }
 
-SessionTable::Node* SessionTable::PutLazyLocked(Shard& shard,
-                                                const SessionKey& session,
-                                                absl::string_view state_bytes,
-                                                size_t writer, bool* inserted) {
-  Node* node = FindOrCreateLocked(shard, session, inserted,
+absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
+    Shard& shard, const SessionKey& session, absl::string_view state_bytes,
+    size_t writer) {
+  const FieldDescriptor* indexed[lazy::kHintedFields] = {};
+  const size_t hinted =
+      std::min<size_t>(schema_.indexed_fields().size(), lazy::kHintedFields);
+  for (size_t i = 0; i < hinted; ++i) {
+    indexed[i] = schema_.indexed_fields()[i]->descriptor;
+  }
+  uint16_t hints[lazy::kHintedFields];
+  if (!lazy::WellFormed(state_bytes, indexed, hinted, hints)) {
+    return absl::DataLossError(absl::StrCat("state of session ", session.id,
+                                            " is not a well-formed message"));
+  }
+  bool inserted = false;
+  Node* node = FindOrCreateLocked(shard, session, &inserted,
                                   /*with_state=*/false);
-  if (!*inserted) return node;
+  if (!inserted) {
+    return absl::DataLossError(
+        absl::StrCat("session ", session.id, " appears twice in the snapshot"));
+  }
   char* p = lazy_arena_->Allocate(
       sizeof(lazy::SnapshotState) + state_bytes.size(), writer);
-  auto* kept =
-      new (p) lazy::SnapshotState{static_cast<uint32_t>(state_bytes.size())};
+  auto* kept = new (p) lazy::SnapshotState{
+      static_cast<uint32_t>(state_bytes.size()), {hints[0], hints[1]}};
   std::memcpy(kept + 1, state_bytes.data(), state_bytes.size());
   node->entry.state.set_lazy(lazy::MakeWord(lazy::kSnapshot, kept));
   lazy_count_.fetch_add(1, std::memory_order_relaxed);
@@ -989,13 +1005,19 @@ bool SessionTable::ValueOfNode(const Node& node, const Schema::Field& field,
     }
     word = kept->previous;
   }
+  uint16_t hint = lazy::kNoHint;
   if (!listed) {
     if (lazy::TagOf(word) != lazy::kSnapshot) return false;
-    message =
-        reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word))
-            ->bytes();
+    const auto* state =
+        reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word));
+    message = state->bytes();
+    if (field.index_position >= 0 &&
+        field.index_position < lazy::kHintedFields) {
+      hint = state->hints[field.index_position];
+    }
   }
-  if (!lazy::FindValue(message, field.descriptor, &key->text, &key->number)) {
+  if (!lazy::FindValue(message, hint, field.descriptor, &key->text,
+                       &key->number)) {
     return false;
   }
   return field.descriptor->cpp_type() !=

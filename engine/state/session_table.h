@@ -429,12 +429,12 @@ class SessionTable {
   void BeginLazy(size_t writers, absl::string_view snapshot);
 
   // Snapshot load: a new session whose state is `state_bytes` (a serialized
-  // session message, copied), kept unparsed. Sets *inserted to false, and
-  // changes nothing, if the session exists. `writer`: the calling thread's
-  // (< BeginLazy's writers).
-  Node* PutLazyLocked(Shard& shard, const SessionKey& session,
-                      absl::string_view state_bytes, size_t writer,
-                      bool* inserted);
+  // session message, copied), kept unparsed. DataLoss, changing nothing, if
+  // the bytes are not well-formed (lazy::WellFormed) or the session exists.
+  // `writer`: the calling thread's (< BeginLazy's writers).
+  absl::StatusOr<Node*> PutLazyLocked(Shard& shard, const SessionKey& session,
+                                      absl::string_view state_bytes,
+                                      size_t writer);
 
   // Replay: update record `payload` at `lsn` (decoded: `update`) for
   // `session` (created if missing), kept unparsed if the session's state is

@@ -164,11 +164,34 @@ void ExpectSameAsParsed(const Indexables& kinds, const std::string& bytes) {
     uint64_t number = 0;
     const bool got = lazy::FindValue(bytes, f, &text, &number);
     ASSERT_EQ(got, want) << f->name();
-    if (!got) continue;
-    if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-      EXPECT_EQ(text, want_text) << f->name();
-    } else {
-      EXPECT_EQ(number, want_number) << f->name();
+    if (got) {
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        EXPECT_EQ(text, want_text) << f->name();
+      } else {
+        EXPECT_EQ(number, want_number) << f->name();
+      }
+    }
+    // The same through the hint the well-formedness walk gives, with the
+    // field first or second of the hinted ones.
+    for (int slot = 0; slot < lazy::kHintedFields; ++slot) {
+      const FieldDescriptor* fields[lazy::kHintedFields] = {
+          d->field((i + 1) % d->field_count()),
+          d->field((i + 1) % d->field_count())};
+      fields[slot] = f;
+      uint16_t hints[lazy::kHintedFields];
+      ASSERT_TRUE(lazy::WellFormed(bytes, fields, lazy::kHintedFields, hints));
+      absl::string_view hinted_text;
+      uint64_t hinted_number = 0;
+      ASSERT_EQ(
+          lazy::FindValue(bytes, hints[slot], f, &hinted_text, &hinted_number),
+          want)
+          << f->name();
+      if (!want) continue;
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        EXPECT_EQ(hinted_text, want_text) << f->name();
+      } else {
+        EXPECT_EQ(hinted_number, want_number) << f->name();
+      }
     }
   }
 }
