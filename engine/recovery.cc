@@ -166,10 +166,11 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     ropts.start_hint_offset = used->log_offset;
   }
   Replayer replayer(out.table.get(), base, workers, options.lazy);
-  {
+  if (!options.lazy) {
     // First pass: which ticks committed. It reads exactly the records the
     // second pass will (same options, same stop), but only parses commits;
     // its problems are reported by the second pass, which meets them again.
+    // A lazy replay reads once, and voids what did not commit at its end.
     auto scan = log::LogReader::Open(ropts);
     if (!scan.ok()) return scan.status();
     log::Record rec;

@@ -76,12 +76,17 @@ struct SnapshotState {
 // the newest word in the chain that lists an indexed field, or to the
 // chain's end: most records (ticks of BATCHED fields) list none, and the
 // lookup then skips them without reading them.
+//
+// A tick entry is kept as it is read, before its tick's commit (replay reads
+// the log once); if the tick never commits, replay's end marks it `voided`,
+// and it counts for nothing.
 struct KeptUpdate {
   uint64_t previous;
   uint64_t lsn;
   uint64_t listed;
   uint64_t index_source;
   uint32_t size;
+  uint32_t voided;  // 1: of a tick that never committed
   absl::string_view payload() const {
     return absl::string_view(reinterpret_cast<const char*>(this + 1), size);
   }

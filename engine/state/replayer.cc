@@ -160,7 +160,14 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
         // Begun before the snapshot this replay starts from.
         open_ticks_.insert(tick);
       }
-      if (!committed_.contains(tick)) return absl::OkStatus();  // dropped
+      if (lazy_) {
+        // Kept now; voided at Finish if the tick never commits.
+        TickSessions& sessions = undecided_[tick];
+        sessions.ids.append(update_.session.data(), update_.session.size());
+        sessions.ends.push_back(static_cast<uint32_t>(sessions.ids.size()));
+      } else if (!committed_.contains(tick)) {
+        return absl::OkStatus();  // dropped
+      }
       return Hand(update_.session, lsn, type, payload, file, offset);
     }
     case log::kTickCommit:
@@ -180,8 +187,16 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
         // The first pass saw this record too; entries applied before it
         // were applied because of it.
         ++ticks_committed_;
+        if (lazy_) undecided_.erase(end.tick());
       } else {
         ++ticks_aborted_;
+        if (lazy_) {
+          auto it = undecided_.find(end.tick());
+          if (it != undecided_.end()) {
+            voided_.emplace_back(it->first, std::move(it->second));
+            undecided_.erase(it);
+          }
+        }
       }
       return absl::OkStatus();
     }
@@ -192,6 +207,25 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
 
 absl::Status Replayer::Finish() {
   absl::Status applied = pool_.Finish();
+  if (lazy_ && applied.ok()) {
+    // Every entry is kept now: void those of ticks that never committed
+    // (aborted, or still open at the log's end).
+    for (auto& [tick, sessions] : undecided_) {
+      voided_.emplace_back(tick, std::move(sessions));
+    }
+    undecided_.clear();
+    absl::flat_hash_set<uint64_t> ticks;
+    for (const auto& v : voided_) ticks.insert(v.first);
+    for (const auto& v : voided_) {
+      uint32_t begin = 0;
+      for (uint32_t end : v.second.ends) {
+        table_->VoidTickEntries(
+            absl::string_view(v.second.ids).substr(begin, end - begin), ticks);
+        begin = end;
+      }
+    }
+    voided_.clear();
+  }
   open_.assign(open_ticks_.begin(), open_ticks_.end());
   std::sort(open_.begin(), open_.end());
   ticks_aborted_ += open_.size();

@@ -17,8 +17,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,8 +39,11 @@ class Replayer {
   // tick whose kTickBegin is at or below it may have entries after it.
   // Updates and deletes are applied on `workers` threads (ApplyPool; 0 or
   // 1: on the caller's), each session's in log order. With `lazy` (the
-  // table's BeginLazy was called), an update to a lazy or new session is
-  // kept for its first use (SessionTable::KeepUpdateLocked), not parsed.
+  // table's BeginLazy was called), updates are kept for each session's
+  // first use (SessionTable::KeepUpdateLocked), not parsed, and the log is
+  // read once: a tick entry is kept as it comes, before its tick's commit,
+  // and Finish voids the entries of ticks that never committed
+  // (SessionTable::VoidTickEntries); NoteCommitted is not needed.
   Replayer(SessionTable* table, uint64_t base_lsn, size_t workers = 1,
            bool lazy = false);
 
@@ -80,7 +86,15 @@ class Replayer {
   SessionTable* table_;
   const uint64_t base_lsn_;
   const bool lazy_;
-  absl::flat_hash_set<uint64_t> committed_;   // from the first pass
+  absl::flat_hash_set<uint64_t> committed_;  // from the first pass
+  // Lazy: the sessions each undecided tick has entries for (ids end to end,
+  // and where each ends), until the tick commits; those of ticks aborted.
+  struct TickSessions {
+    std::string ids;
+    std::vector<uint32_t> ends;
+  };
+  absl::flat_hash_map<uint64_t, TickSessions> undecided_;
+  std::vector<std::pair<uint64_t, TickSessions>> voided_;
   absl::flat_hash_set<uint64_t> open_ticks_;  // begun, not yet ended
   std::vector<uint64_t> open_;                // open at Finish
   UpdateView update_;                         // the reading thread's

@@ -897,11 +897,36 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
   }
   auto* kept =
       new (p) lazy::KeptUpdate{previous, lsn, listed.bits(), index_source,
-                               static_cast<uint32_t>(payload.size())};
+                               static_cast<uint32_t>(payload.size()),
+                               /*voided=*/0};
   std::memcpy(kept + 1, payload.data(), payload.size());
   node->entry.state.set_lazy(word);
   if (inserted) lazy_count_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+void SessionTable::VoidTickEntries(absl::string_view session,
+                                   const absl::flat_hash_set<uint64_t>& ticks) {
+  const SessionKey key(session);
+  Shard& shard = ShardFor(key);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  Node* node = FindLocked(shard, key);
+  if (node == nullptr) return;
+  uint64_t word = node->entry.state.word();
+  bool all_voided = true;
+  while (lazy::TagOf(word) == lazy::kUpdate) {
+    auto* kept = reinterpret_cast<lazy::KeptUpdate*>(
+        const_cast<char*>(lazy::AddressOf(word)));
+    UpdateView update;
+    if (!kept->voided && DecodeUpdate(kept->payload(), &update) &&
+        update.tick != 0 && ticks.contains(update.tick)) {
+      kept->voided = 1;
+    }
+    all_voided &= kept->voided != 0;
+    word = kept->previous;
+  }
+  // Created by the log (no snapshot state) through voided entries alone.
+  if (all_voided && word == 0) EraseLocked(shard, key);
 }
 
 absl::Status SessionTable::ParseLocked(const Node* node) const {
@@ -912,7 +937,7 @@ absl::Status SessionTable::ParseLocked(const Node* node) const {
   while (lazy::TagOf(word) == lazy::kUpdate) {
     const auto* kept =
         reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word));
-    updates.push_back(kept);
+    if (!kept->voided) updates.push_back(kept);
     word = kept->previous;
   }
   std::unique_ptr<Message> state = schema_.NewMessage();
@@ -993,7 +1018,7 @@ bool SessionTable::ValueOfNode(const Node& node, const Schema::Field& field,
       continue;
     }
     UpdateView update;
-    if (FieldSet(kept->listed).Contains(field.index) &&
+    if (!kept->voided && FieldSet(kept->listed).Contains(field.index) &&
         DecodeUpdate(kept->payload(), &update)) {
       const uint32_t number = static_cast<uint32_t>(field.descriptor->number());
       if (std::find(update.fields.begin(), update.fields.end(), number) !=

@@ -448,6 +448,13 @@ class SessionTable {
                                 const UpdateView& update, size_t writer,
                                 bool* kept_unknown);
 
+  // End of a lazy replay: the kept tick entries of `session` that belong to
+  // one of `ticks` (ticks that never committed) are voided; a session whose
+  // state is nothing but voided entries (the log created it only through
+  // them) is removed. Takes the shard's lock; indexes suspended.
+  void VoidTickEntries(absl::string_view session,
+                       const absl::flat_hash_set<uint64_t>& ticks);
+
   // Parses `node`'s state if it is lazy: the snapshot's bytes, then each
   // kept record in log order. OK if it was parsed already. DataLoss naming
   // the session and the snapshot file or the record's LSN if the bytes do
