@@ -416,13 +416,37 @@ void SessionTable::RebuildIndexes() {
       for (size_t i = 0; i < n; ++i) {
         __builtin_prefetch(batch[i]->entry.state.address());
       }
-      // A lazy state read for its indexed field: where the field is.
+      // A lazy state read for its indexed field: where the field is. A kept
+      // record leads to the word that holds the field (index_source); a
+      // snapshot state's hint says which line of its bytes the value is in.
+      const int hinted = field.index_position < lazy::kHintedFields
+                             ? field.index_position
+                             : -1;
+      auto prefetch_value = [hinted](uint64_t word) {
+        if (lazy::TagOf(word) != lazy::kSnapshot || hinted < 0) return;
+        const auto* state =
+            reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word));
+        if (state->hints[hinted] < lazy::kNoHint) {
+          __builtin_prefetch(reinterpret_cast<const char*>(state + 1) +
+                             state->hints[hinted]);
+        }
+      };
+      uint64_t sources[kBatch];
       for (size_t i = 0; i < n; ++i) {
         const uint64_t word = batch[i]->entry.state.word();
+        sources[i] = word;
         if (lazy::TagOf(word) == lazy::kUpdate) {
-          __builtin_prefetch(lazy::AddressOf(
+          sources[i] =
               reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word))
-                  ->index_source));
+                  ->index_source;
+          __builtin_prefetch(lazy::AddressOf(sources[i]));
+        } else {
+          prefetch_value(word);
+        }
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (sources[i] != batch[i]->entry.state.word()) {
+          prefetch_value(sources[i]);
         }
       }
       for (size_t i = 0; i < n; ++i) {
@@ -895,10 +919,12 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
         reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(previous))
             ->index_source;
   }
-  auto* kept =
-      new (p) lazy::KeptUpdate{previous, lsn, listed.bits(), index_source,
-                               static_cast<uint32_t>(payload.size()),
-                               /*voided=*/0};
+  auto* kept = new (p) lazy::KeptUpdate{previous,
+                                        lsn,
+                                        listed.bits(),
+                                        index_source,
+                                        static_cast<uint32_t>(payload.size()),
+                                        /*voided=*/0};
   std::memcpy(kept + 1, payload.data(), payload.size());
   node->entry.state.set_lazy(word);
   if (inserted) lazy_count_.fetch_add(1, std::memory_order_relaxed);
