@@ -82,6 +82,9 @@ class Contestant {
   virtual SyncCounters sync_counters() const { return {}; }
   // Free-form details of the last Open (walstate: its recovery report).
   virtual std::string OpenDetails() const { return ""; }
+  // Memory the store holds outside the heap: files it mapped (walstate's
+  // lazy recovery maps the snapshot). Counted with its heap bytes.
+  virtual uint64_t MappedBytes() const { return 0; }
 };
 
 using ContestantFactory =

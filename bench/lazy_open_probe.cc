@@ -332,8 +332,11 @@ int Main(int argc, char** argv) {
     const double open = Seconds(t0);
     Check(store.status());
     const RecoveryReport rep = (*store)->recovery_report();
+    // Heap plus the snapshot file a lazy Open mapped.
     const double open_heap =
-        static_cast<double>(HeapBytes() - heap0) / rep.sessions;
+        static_cast<double>(HeapBytes() - heap0 +
+                            (*store)->stats().lazy_mapped_bytes) /
+        rep.sessions;
     if (absl::GetFlag(FLAGS_open_only)) {
       // Neither closed nor freed: a profile should show the Open only.
       (void)store->release();

@@ -75,6 +75,9 @@ class WalstateContestant : public Contestant {
     return SyncCounters{true, s.fsyncs, s.synced_records};
   }
 
+  uint64_t MappedBytes() const override {
+    return store_->stats().lazy_mapped_bytes;
+  }
   std::string OpenDetails() const override {
     if (store_ == nullptr) return "";
     const RecoveryReport& r = store_->recovery_report();
@@ -83,8 +86,7 @@ class WalstateContestant : public Contestant {
         "snapshot_sessions=", r.snapshot_sessions,
         " records_replayed=", r.records_replayed,
         " bytes_replayed=", r.bytes_replayed,
-        " bytes_skipped=", r.bytes_skipped,
-        " segments_read=", r.segments_read,
+        " bytes_skipped=", r.bytes_skipped, " segments_read=", r.segments_read,
         " ticks_committed=", r.ticks_committed,
         " snapshot_s=", absl::ToDoubleSeconds(r.snapshot_duration),
         " log_s=", absl::ToDoubleSeconds(r.replay_duration),

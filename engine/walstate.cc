@@ -969,6 +969,7 @@ Stats EngineImpl::stats() const {
   st.dirty_sessions = table_->dirty_count();
   st.lazy_sessions = table_->lazy_count();
   st.lazy_bytes = table_->lazy_bytes();
+  st.lazy_mapped_bytes = table_->lazy_mapped_bytes();
   log::WriterStats ws = writer_->stats();
   st.last_lsn = ws.last_lsn;
   st.durable_lsn = ws.durable_lsn;

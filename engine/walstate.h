@@ -155,10 +155,13 @@ struct Stats {
   uint64_t sessions = 0;
   uint64_t dirty_sessions = 0;
   // Sessions whose state is still as Open read it, not yet parsed
-  // (Options::lazy_recovery), and the bytes kept for them; the bytes are
-  // freed by the first tick (Flush) after the last of them is parsed.
+  // (Options::lazy_recovery), and the bytes kept for them: heap, and the
+  // snapshot file mapped read-only (page cache; where the file system can
+  // map it). Both are freed by the first tick (Flush) after the last of
+  // them is parsed.
   uint64_t lazy_sessions = 0;
   uint64_t lazy_bytes = 0;
+  uint64_t lazy_mapped_bytes = 0;
   uint64_t last_lsn = 0;
   uint64_t durable_lsn = 0;
   uint64_t log_bytes = 0;  // bytes in the log segments on disk

@@ -61,9 +61,23 @@ class WritableFile {
 };
 
 // A file opened for positional reads. Thread-safe.
+// A file's bytes mapped into memory, read-only, for as long as this object
+// lives. The file must not be truncated meanwhile (walstate never truncates
+// a snapshot, and replaces a file only by renaming a new one over it).
+class MappedFile {
+ public:
+  virtual ~MappedFile() = default;
+  virtual absl::string_view data() const = 0;
+};
+
 class RandomAccessFile {
  public:
   virtual ~RandomAccessFile() = default;
+
+  // The mapping of the whole file, if it was opened mapped
+  // (FileSystem::NewMappedFile); a reader holding it may keep views into its
+  // bytes. Null otherwise.
+  virtual std::shared_ptr<const MappedFile> mapping() const { return nullptr; }
 
   // Reads up to `n` bytes at `offset` into `scratch`; returns the bytes read,
   // which are fewer than `n` only at end of file.
@@ -99,6 +113,15 @@ class FileSystem {
 
   virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) = 0;
+
+  // The same, with the file's bytes mapped into memory (mapping() not
+  // null), for a reader that keeps views into what it read. Where mapping
+  // is not possible (this default, an empty file, mmap failing), an
+  // unmapped file as NewRandomAccessFile gives.
+  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewMappedFile(
+      const std::string& path) {
+    return NewRandomAccessFile(path);
+  }
 
   // Reads a whole file into `out`. NotFound if it does not exist.
   virtual absl::Status ReadFile(const std::string& path, std::string* out);

@@ -2,12 +2,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "engine/fs/file_system.h"
@@ -137,6 +139,47 @@ class PosixRandomAccessFile : public RandomAccessFile {
   int fd_;
 };
 
+class PosixMapping : public MappedFile {
+ public:
+  PosixMapping(void* base, size_t size) : base_(base), size_(size) {}
+  ~PosixMapping() override { ::munmap(base_, size_); }
+  absl::string_view data() const override {
+    return absl::string_view(static_cast<const char*>(base_), size_);
+  }
+
+ private:
+  void* base_;
+  size_t size_;
+};
+
+// A file read through its mapping: Read copies from it (the FileScanner
+// does not call Read on a mapped file; it reads the mapping directly).
+class PosixMappedFile : public RandomAccessFile {
+ public:
+  PosixMappedFile(std::string path, std::shared_ptr<const MappedFile> mapping)
+      : path_(std::move(path)), mapping_(std::move(mapping)) {}
+
+  absl::StatusOr<absl::string_view> Read(uint64_t offset, size_t n,
+                                         char* scratch) const override {
+    const absl::string_view all = mapping_->data();
+    if (offset >= all.size()) return absl::string_view(scratch, 0);
+    const absl::string_view part = all.substr(offset, n);
+    std::memcpy(scratch, part.data(), part.size());
+    return absl::string_view(scratch, part.size());
+  }
+  absl::StatusOr<uint64_t> Size() const override {
+    return mapping_->data().size();
+  }
+  const std::string& path() const override { return path_; }
+  std::shared_ptr<const MappedFile> mapping() const override {
+    return mapping_;
+  }
+
+ private:
+  std::string path_;
+  std::shared_ptr<const MappedFile> mapping_;
+};
+
 class PosixFileLock : public FileLock {
  public:
   explicit PosixFileLock(int fd) : fd_(fd) {}
@@ -185,6 +228,26 @@ class PosixFileSystem : public FileSystem {
     }
     return std::unique_ptr<RandomAccessFile>(
         new PosixRandomAccessFile(path, fd));
+  }
+
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewMappedFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+      ::close(fd);
+      return NewRandomAccessFile(path);  // its errors, or an unmapped file
+    }
+    const size_t size = static_cast<size_t>(st.st_size);
+    // Populated: the pages (in the page cache after a recent write) are
+    // mapped in one call rather than faulted in one by one.
+    void* base =
+        ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    ::close(fd);
+    if (base == MAP_FAILED) return NewRandomAccessFile(path);
+    return std::unique_ptr<RandomAccessFile>(
+        new PosixMappedFile(path, std::make_shared<PosixMapping>(base, size)));
   }
 
   absl::StatusOr<bool> FileExists(const std::string& path) override {

@@ -128,8 +128,17 @@ enum class FrameError {
 // report() and status().
 class FileScanner {
  public:
-  FileScanner(FileSystem* fs, std::string path, RecoveryMode mode, bool is_last)
-      : fs_(fs), path_(std::move(path)), mode_(mode), is_last_(is_last) {}
+  FileScanner(FileSystem* fs, std::string path, RecoveryMode mode, bool is_last,
+              bool map = false)
+      : fs_(fs),
+        path_(std::move(path)),
+        mode_(mode),
+        is_last_(is_last),
+        map_(map) {}
+
+  // The file's mapping, if it was opened mapped (then payloads point into
+  // it and stay valid for as long as it is held).
+  const std::shared_ptr<const MappedFile>& mapping() const { return mapping_; }
 
   // Opens the file and checks its header. Afterwards either status() is an
   // error, or header_ok(), or the file yields no records (tolerated damage).
@@ -212,6 +221,9 @@ class FileScanner {
   const bool is_last_;
 
   std::unique_ptr<RandomAccessFile> file_;
+  const bool map_ = false;
+  std::shared_ptr<const MappedFile> mapping_;  // if mapped
+  const char* mapped_ = nullptr;               // its bytes
   uint64_t file_size_ = 0;
   std::unique_ptr<char[]> buf_;
   size_t buf_cap_ = 0;
@@ -229,6 +241,16 @@ class FileScanner {
 };
 
 const char* FileScanner::Fill(uint64_t off, size_t n, size_t min_read) {
+  if (mapped_ != nullptr) {
+    // Everything is there already; file_size_ is the mapping's.
+    if (off > file_size_ || n > file_size_ - off) {
+      IoError(absl::DataLossError(
+          absl::StrCat(path_, ": read past the end (offset ", off, ", ", n,
+                       " bytes of ", file_size_, ")")));
+      return nullptr;
+    }
+    return mapped_ + off;
+  }
   if (off >= buf_off_ && off + n <= buf_off_ + buf_len_) {
     return buf_.get() + (off - buf_off_);
   }
@@ -318,12 +340,15 @@ void FileScanner::HeaderDamage(Problem::Kind kind, const std::string& detail) {
 void FileScanner::Open() {
   report_.files = 1;
   report_.last_good_file = path_;
-  auto file = fs_->NewRandomAccessFile(path_);
+  auto file =
+      map_ ? fs_->NewMappedFile(path_) : fs_->NewRandomAccessFile(path_);
   if (!file.ok()) {
     IoError(file.status());
     return;
   }
   file_ = std::move(*file);
+  mapping_ = file_->mapping();
+  if (mapping_ != nullptr) mapped_ = mapping_->data().data();
   auto size = file_->Size();
   if (!size.ok()) {
     IoError(size.status());
@@ -345,7 +370,11 @@ void FileScanner::Open() {
   size_t avail = static_cast<size_t>(std::min<uint64_t>(file_size_, 64));
   const char* p = Fill(0, avail, kHeaderReadSize);
   if (p == nullptr) return;
-  avail = buf_len_;
+  // What the read brought in (Fill reads at least kHeaderReadSize if there).
+  avail =
+      mapped_ != nullptr
+          ? static_cast<size_t>(std::min<uint64_t>(file_size_, kHeaderReadSize))
+          : buf_len_;
   std::string detail;
   HeaderStatus hs =
       DecodeFileHeader(absl::string_view(p, avail), &header_, &detail);
@@ -793,7 +822,9 @@ bool FileScanner::Next(Record* record) {
       done_ = true;
       return false;
     }
-    const char* p = buf_.get() + (off - buf_off_);  // Fill()ed by CheckFrame
+    // Fill()ed by CheckFrame.
+    const char* p =
+        mapped_ != nullptr ? mapped_ + off : buf_.get() + (off - buf_off_);
     record->lsn = h.lsn;
     record->type = h.type;
     record->payload = absl::string_view(p + kRecordHeaderSize, h.length);
@@ -814,8 +845,9 @@ bool FileScanner::Next(Record* record) {
 
 class FileReader::Impl {
  public:
-  Impl(FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last)
-      : scanner(fs, path, mode, is_last) {}
+  Impl(FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last,
+       bool map)
+      : scanner(fs, path, mode, is_last, map) {}
   FileScanner scanner;
 };
 
@@ -823,14 +855,18 @@ FileReader::FileReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FileReader::~FileReader() = default;
 
 absl::StatusOr<std::unique_ptr<FileReader>> FileReader::Open(
-    FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last) {
-  auto impl = std::make_unique<Impl>(fs, path, mode, is_last);
+    FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last,
+    bool map) {
+  auto impl = std::make_unique<Impl>(fs, path, mode, is_last, map);
   impl->scanner.Open();
   if (!impl->scanner.status().ok()) return impl->scanner.status();
   return std::unique_ptr<FileReader>(new FileReader(std::move(impl)));
 }
 
 bool FileReader::Next(Record* record) { return impl_->scanner.Next(record); }
+std::shared_ptr<const MappedFile> FileReader::mapping() const {
+  return impl_->scanner.mapping();
+}
 absl::Status FileReader::status() const { return impl_->scanner.status(); }
 const FileHeader& FileReader::header() const { return impl_->scanner.header(); }
 bool FileReader::header_ok() const { return impl_->scanner.header_ok(); }

@@ -88,8 +88,12 @@ class FileReader {
   // Errors: NotFound, or DataLoss/FailedPrecondition naming the file when the
   // header is bad and the mode cannot tolerate it. A torn header of a last
   // file in a tolerant mode yields a reader with no records.
+  // With `map`, the file is read through a mapping of it
+  // (FileSystem::NewMappedFile) where the file system can map it: payloads
+  // then point into the mapping, valid for as long as mapping() is held.
   static absl::StatusOr<std::unique_ptr<FileReader>> Open(
-      FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last);
+      FileSystem* fs, const std::string& path, RecoveryMode mode, bool is_last,
+      bool map = false);
 
   ~FileReader();
 
@@ -97,6 +101,9 @@ class FileReader {
   // status() says why). Records of optional types this build does not know
   // are returned too; the caller decides whether to skip them.
   bool Next(Record* record);
+
+  // The file's mapping if it was opened mapped, else null.
+  std::shared_ptr<const MappedFile> mapping() const;
 
   // OK, or the error that stopped reading (DataLoss naming file and offset).
   absl::Status status() const;

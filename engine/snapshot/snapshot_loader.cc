@@ -50,8 +50,10 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
                                             uint64_t expected_lsn,
                                             SessionTable* table, size_t workers,
                                             bool lazy) {
+  // Lazy: states are kept where they are read, so the file is mapped where
+  // it can be (no copy into the reader's buffer, none into the table).
   auto reader = log::FileReader::Open(fs, path, log::RecoveryMode::kStrict,
-                                      /*is_last=*/false);
+                                      /*is_last=*/false, /*map=*/lazy);
   if (!reader.ok()) return reader.status();
   const log::FileHeader& header = (*reader)->header();
   if (header.kind != log::FileKind::kSnapshot ||
@@ -64,7 +66,10 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   const Schema& schema = table->schema();
   // Parsing a session is most of the work: it runs on the pool, each worker
   // owning a set of shards, while this thread reads and verifies.
+  std::shared_ptr<const MappedFile> mapping = (*reader)->mapping();
+  const bool mapped = lazy && mapping != nullptr;
   if (lazy) table->BeginLazy(std::max<size_t>(workers, 1), path);
+  if (mapped) table->HoldMapping(mapping);
   auto load = [&](const SessionTable::SessionKey& key,
                   absl::string_view state_bytes, uint64_t capture_lsn,
                   size_t worker) -> absl::Status {
@@ -79,7 +84,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
       // Parsed on first use; what can be checked without parsing is.
       SessionTable::Shard& shard = table->ShardFor(key);
       std::lock_guard<std::mutex> lock(shard.mu);
-      auto node = table->PutLazyLocked(shard, key, state_bytes, worker);
+      auto node = table->PutLazyLocked(shard, key, state_bytes, worker, mapped);
       if (!node.ok()) return node.status();
       (*node)->entry.set_snapshot_lsn(capture_lsn);
       return absl::OkStatus();
@@ -151,8 +156,9 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
               absl::StrCat(path, " offset ", rec.offset, ": ", s.message()));
         }
       } else {
-        absl::Status s = pool.Add(table->ShardIndexFor(key), key.hash, rec.lsn,
-                                  rec.type, rec.payload, path, rec.offset);
+        absl::Status s =
+            pool.Add(table->ShardIndexFor(key), key.hash, rec.lsn, rec.type,
+                     rec.payload, path, rec.offset, /*stable=*/mapped);
         if (!s.ok()) return s;
       }
       ++loaded.sessions;

@@ -65,7 +65,9 @@ absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes,
   item.lsn = e.lsn;
   item.type = e.type;
   item.hash = e.hash;
-  item.payload = absl::string_view(bytes).substr(e.begin, e.size);
+  item.payload = e.stable != nullptr
+                     ? absl::string_view(e.stable, e.size)
+                     : absl::string_view(bytes).substr(e.begin, e.size);
   absl::Status s = apply_(item);
   if (s.ok()) return s;
   std::string file;
@@ -79,7 +81,8 @@ absl::Status ApplyPool::Apply(const Entry& e, const std::string& bytes,
 
 absl::Status ApplyPool::Add(uint64_t route, uint64_t hash, uint64_t lsn,
                             uint8_t type, absl::string_view payload,
-                            absl::string_view file, uint64_t offset) {
+                            absl::string_view file, uint64_t offset,
+                            bool stable) {
   // Wait for the workers, so the error is the lowest-LSN one, whichever
   // worker met it first.
   if (failed_.load(std::memory_order_relaxed)) return Finish();
@@ -104,16 +107,21 @@ absl::Status ApplyPool::Add(uint64_t route, uint64_t hash, uint64_t lsn,
           hash,
           offset,
           0,
+          stable ? payload.data() : nullptr,
           static_cast<uint32_t>(payload.size()),
           static_cast<uint32_t>(files_.size() - 1),
           type};
   Worker* w = workers_[route % workers_.size()].get();
   if (w->filling == nullptr) w->filling = TakeSpare();
   Batch& b = *w->filling;
-  e.begin = b.bytes.size();
-  b.bytes.append(payload.data(), payload.size());
+  if (stable) {
+    b.stable_bytes += payload.size();
+  } else {
+    e.begin = b.bytes.size();
+    b.bytes.append(payload.data(), payload.size());
+  }
   b.entries.push_back(e);
-  if (b.bytes.size() >= kBatchBytes) Push(w);
+  if (b.bytes.size() + b.stable_bytes >= kBatchBytes) Push(w);
   return absl::OkStatus();
 }
 
@@ -166,6 +174,7 @@ void ApplyPool::Run(Worker* w) {
       if (!s.ok()) RecordError(e.lsn, std::move(s));
     }
     batch->bytes.clear();
+    batch->stable_bytes = 0;
     batch->entries.clear();
     std::lock_guard<std::mutex> lock(spare_mu_);
     spare_.push_back(std::move(batch));

@@ -61,7 +61,9 @@ class ApplyPool {
   size_t workers() const { return workers_.size(); }
 
   // Applies `payload` (copied) on worker `route % workers()`, after every
-  // item added before with a route that maps to the same worker. `hash` is
+  // item added before with a route that maps to the same worker. With
+  // `stable`, the payload is not copied: the caller keeps it valid and
+  // unchanged until the pool is finished (a mapped file). `hash` is
   // handed to the worker in Item::hash (the session key's hash, which the
   // reading thread computed to route it). `file` and `offset` name the
   // record in errors. LSNs must increase from call to
@@ -69,7 +71,7 @@ class ApplyPool {
   // Finish() does; the caller should stop adding then.
   absl::Status Add(uint64_t route, uint64_t hash, uint64_t lsn, uint8_t type,
                    absl::string_view payload, absl::string_view file,
-                   uint64_t offset);
+                   uint64_t offset, bool stable = false);
 
   // For damage the reading thread found in a record after every one added:
   // waits for the workers and returns the earliest error they met (it is
@@ -87,12 +89,14 @@ class ApplyPool {
     uint64_t hash;
     uint64_t offset;
     size_t begin;
+    const char* stable;  // the payload if it was not copied, else null
     uint32_t size;
     uint32_t file;
     uint8_t type;
   };
   struct Batch {
     std::string bytes;
+    size_t stable_bytes = 0;  // of the payloads not copied
     std::vector<Entry> entries;
   };
   struct Worker {

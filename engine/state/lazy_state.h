@@ -45,9 +45,11 @@ inline uint64_t MakeWord(Tag tag, const void* p) {
   return uint64_t{tag} << kTagShift | reinterpret_cast<uintptr_t>(p);
 }
 
-// A snapshot state in the arena: its size, where the values of the first
-// kHintedFields indexed fields are in it, then its bytes (a serialized
-// session message).
+// A snapshot state: where its bytes (a serialized session message) are and
+// their size, and where the values of the first kHintedFields indexed
+// fields are in them. The bytes follow the header in the arena, or are in
+// the snapshot file's mapping (FileSystem::NewMappedFile), which the table
+// holds for as long as the arena.
 //
 // The hints spare the index build a walk over each state: found while Open
 // checks the bytes (which it reads anyway, and which are in cache then),
@@ -56,13 +58,24 @@ inline uint64_t MakeWord(Tag tag, const void* p) {
 constexpr int kHintedFields = 2;
 constexpr uint16_t kAbsent = 0xffff;  // the field does not occur
 constexpr uint16_t kNoHint = 0xfffe;  // not known: walk the bytes
+//
+// The values themselves are found while Open checks the bytes (which it
+// reads anyway, and which are in cache then), with the hash the index
+// keeps them by: the index build then inserts without reading the bytes,
+// one cache miss fewer per session and index.
+constexpr uint16_t kKnown = 0;
+struct KnownValue {
+  uint64_t hash;   // SessionTable's hash of the value
+  uint64_t value;  // the number; for a string, offset in the bytes << 32 | size
+};
 struct SnapshotState {
+  const char* data;
   uint32_t size;
-  // Offset of the tag of the field's last occurrence, kAbsent or kNoHint.
-  uint16_t hints[kHintedFields];
-  absl::string_view bytes() const {
-    return absl::string_view(reinterpret_cast<const char*>(this + 1), size);
-  }
+  // Per hinted field: kKnown (values[i] holds it), kAbsent (nothing to
+  // index: unset, or an empty string) or kNoHint (find it in the bytes).
+  uint16_t known[kHintedFields];
+  KnownValue values[kHintedFields];
+  absl::string_view bytes() const { return absl::string_view(data, size); }
 };
 
 // An update record kept for a session: what it applies on (a state word of

@@ -416,46 +416,31 @@ void SessionTable::RebuildIndexes() {
       for (size_t i = 0; i < n; ++i) {
         __builtin_prefetch(batch[i]->entry.state.address());
       }
-      // A lazy state read for its indexed field: where the field is. A kept
-      // record leads to the word that holds the field (index_source); a
-      // snapshot state's hint says which line of its bytes the value is in.
-      const int hinted = field.index_position < lazy::kHintedFields
-                             ? field.index_position
-                             : -1;
-      auto prefetch_value = [hinted](uint64_t word) {
-        if (lazy::TagOf(word) != lazy::kSnapshot || hinted < 0) return;
-        const auto* state =
-            reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word));
-        if (state->hints[hinted] < lazy::kNoHint) {
-          __builtin_prefetch(reinterpret_cast<const char*>(state + 1) +
-                             state->hints[hinted]);
-        }
-      };
-      uint64_t sources[kBatch];
+      // A kept record leads to the word that holds the field
+      // (index_source); a snapshot state's header holds its value and hash.
       for (size_t i = 0; i < n; ++i) {
         const uint64_t word = batch[i]->entry.state.word();
-        sources[i] = word;
         if (lazy::TagOf(word) == lazy::kUpdate) {
-          sources[i] =
+          __builtin_prefetch(lazy::AddressOf(
               reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word))
-                  ->index_source;
-          __builtin_prefetch(lazy::AddressOf(sources[i]));
+                  ->index_source));
+        }
+      }
+      bool hashed[kBatch];
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t known_hash = 0;
+        set[i] = ValueOfNode(*batch[i], field, &values[i],
+                             /*check_presence=*/true, &known_hash, &hashed[i]);
+        if (!set[i]) continue;
+        if (hashed[i]) {
+          keys[i] = IndexKey{values[i], static_cast<size_t>(known_hash)};
         } else {
-          prefetch_value(word);
+          __builtin_prefetch(values[i].text.data());
         }
-      }
-      for (size_t i = 0; i < n; ++i) {
-        if (sources[i] != batch[i]->entry.state.word()) {
-          prefetch_value(sources[i]);
-        }
-      }
-      for (size_t i = 0; i < n; ++i) {
-        set[i] = ValueOfNode(*batch[i], field, &values[i]);
-        if (set[i]) __builtin_prefetch(values[i].text.data());
       }
       for (size_t i = 0; i < n; ++i) {
         if (!set[i]) continue;
-        keys[i] = index.Key(values[i]);
+        if (!hashed[i]) keys[i] = index.Key(values[i]);
         PrefetchInSet(index.PartOf(keys[i]), keys[i]);
       }
       for (size_t i = 0; i < n; ++i) {
@@ -841,9 +826,15 @@ void SessionTable::BeginLazy(size_t writers, absl::string_view snapshot) {
   lazy_snapshot_ = std::string(snapshot);
 }
 
+void SessionTable::HoldMapping(std::shared_ptr<const MappedFile> mapping) {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  lazy_mapped_bytes_ += mapping->data().size();
+  lazy_mappings_.push_back(std::move(mapping));
+}
+
 absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
     Shard& shard, const SessionKey& session, absl::string_view state_bytes,
-    size_t writer) {
+    size_t writer, bool mapped) {
   const FieldDescriptor* indexed[lazy::kHintedFields] = {};
   const size_t hinted =
       std::min<size_t>(schema_.indexed_fields().size(), lazy::kHintedFields);
@@ -862,11 +853,44 @@ absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
     return absl::DataLossError(
         absl::StrCat("session ", session.id, " appears twice in the snapshot"));
   }
+  // Mapped bytes stay where they are; others are copied after the header.
   char* p = lazy_arena_->Allocate(
-      sizeof(lazy::SnapshotState) + state_bytes.size(), writer);
-  auto* kept = new (p) lazy::SnapshotState{
-      static_cast<uint32_t>(state_bytes.size()), {hints[0], hints[1]}};
-  std::memcpy(kept + 1, state_bytes.data(), state_bytes.size());
+      sizeof(lazy::SnapshotState) + (mapped ? 0 : state_bytes.size()), writer);
+  auto* kept = new (p) lazy::SnapshotState{};
+  kept->data = mapped ? state_bytes.data() : p + sizeof(lazy::SnapshotState);
+  kept->size = static_cast<uint32_t>(state_bytes.size());
+  if (!mapped) {
+    std::memcpy(p + sizeof(lazy::SnapshotState), state_bytes.data(),
+                state_bytes.size());
+  }
+  // The indexed values, with the hashes the indexes will want.
+  for (size_t i = 0; i < lazy::kHintedFields; ++i) {
+    kept->known[i] = lazy::kNoHint;
+    if (i >= hinted || hints[i] == lazy::kNoHint) continue;
+    const Schema::Field& field = *schema_.indexed_fields()[i];
+    IndexValue value;
+    if (hints[i] == lazy::kAbsent ||
+        !lazy::FindValue(state_bytes, hints[i], field.descriptor, &value.text,
+                         &value.number)) {
+      kept->known[i] = lazy::kAbsent;
+      continue;
+    }
+    const bool by_string =
+        field.descriptor->cpp_type() == FieldDescriptor::CPPTYPE_STRING;
+    if (by_string) {
+      if (value.text.empty()) {  // not indexed, as ValueOf says
+        kept->known[i] = lazy::kAbsent;
+        continue;
+      }
+      kept->values[i].value =
+          static_cast<uint64_t>(value.text.data() - state_bytes.data()) << 32 |
+          value.text.size();
+    } else {
+      kept->values[i].value = value.number;
+    }
+    kept->values[i].hash = HashValue(value, by_string);
+    kept->known[i] = lazy::kKnown;
+  }
   node->entry.state.set_lazy(lazy::MakeWord(lazy::kSnapshot, kept));
   lazy_count_.fetch_add(1, std::memory_order_relaxed);
   return node;
@@ -1017,16 +1041,25 @@ uint64_t SessionTable::lazy_bytes() const {
   return lazy_arena_ == nullptr ? 0 : lazy_arena_->bytes();
 }
 
+uint64_t SessionTable::lazy_mapped_bytes() const {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  return lazy_mapped_bytes_;
+}
+
 bool SessionTable::ReleaseLazyBytesIfUnused() {
   if (lazy_count() != 0) return false;
   std::lock_guard<std::mutex> lock(index_mu_);
-  if (lazy_arena_ == nullptr) return false;
+  if (lazy_arena_ == nullptr && lazy_mappings_.empty()) return false;
   lazy_arena_.reset();
+  lazy_mappings_.clear();
+  lazy_mapped_bytes_ = 0;
   return true;
 }
 
 bool SessionTable::ValueOfNode(const Node& node, const Schema::Field& field,
-                               IndexValue* key, bool check_presence) {
+                               IndexValue* key, bool check_presence,
+                               uint64_t* known_hash, bool* hashed) {
+  if (hashed != nullptr) *hashed = false;
   if (const Message* state = node.entry.state.parsed()) {
     return ValueOf(*state, field, key, check_presence);
   }
@@ -1056,19 +1089,29 @@ bool SessionTable::ValueOfNode(const Node& node, const Schema::Field& field,
     }
     word = kept->previous;
   }
-  uint16_t hint = lazy::kNoHint;
   if (!listed) {
     if (lazy::TagOf(word) != lazy::kSnapshot) return false;
     const auto* state =
         reinterpret_cast<const lazy::SnapshotState*>(lazy::AddressOf(word));
     message = state->bytes();
-    if (field.index_position >= 0 &&
-        field.index_position < lazy::kHintedFields) {
-      hint = state->hints[field.index_position];
+    const int i = field.index_position;
+    if (i >= 0 && i < lazy::kHintedFields) {
+      if (state->known[i] == lazy::kAbsent) return false;
+      if (state->known[i] == lazy::kKnown) {
+        const uint64_t v = state->values[i].value;
+        if (field.descriptor->cpp_type() ==
+            google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
+          key->text = message.substr(v >> 32, v & 0xffffffffu);
+        } else {
+          key->number = v;
+        }
+        if (known_hash != nullptr) *known_hash = state->values[i].hash;
+        if (hashed != nullptr) *hashed = true;
+        return true;
+      }
     }
   }
-  if (!lazy::FindValue(message, hint, field.descriptor, &key->text,
-                       &key->number)) {
+  if (!lazy::FindValue(message, field.descriptor, &key->text, &key->number)) {
     return false;
   }
   return field.descriptor->cpp_type() !=
@@ -1249,6 +1292,7 @@ uint64_t SessionTable::ApproximateMemory() const {
   }
   std::lock_guard<std::mutex> lock(index_mu_);
   if (lazy_arena_ != nullptr) bytes += lazy_arena_->bytes();
+  bytes += lazy_mapped_bytes_;
   for (const Index& index : indexes_) {
     for (const IndexSet& part : index.parts) {
       bytes += part.bucket_count() * (sizeof(Word48) + 1);

@@ -36,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "engine/fs/file_system.h"
 #include "engine/state/lazy_state.h"
 #include "engine/state/schema.h"
 #include "engine/state/update_codec.h"
@@ -431,10 +432,14 @@ class SessionTable {
   // Snapshot load: a new session whose state is `state_bytes` (a serialized
   // session message, copied), kept unparsed. DataLoss, changing nothing, if
   // the bytes are not well-formed (lazy::WellFormed) or the session exists.
-  // `writer`: the calling thread's (< BeginLazy's writers).
+  // `writer`: the calling thread's (< BeginLazy's writers). With `mapped`,
+  // the bytes are in a mapping given to HoldMapping and are not copied.
   absl::StatusOr<Node*> PutLazyLocked(Shard& shard, const SessionKey& session,
                                       absl::string_view state_bytes,
-                                      size_t writer);
+                                      size_t writer, bool mapped = false);
+  // Keeps `mapping` (of the snapshot file lazy states point into) for as
+  // long as the bytes of lazy states are kept.
+  void HoldMapping(std::shared_ptr<const MappedFile> mapping);
 
   // Replay: update record `payload` at `lsn` (decoded: `update`) for
   // `session` (created if missing), kept unparsed if the session's state is
@@ -470,8 +475,9 @@ class SessionTable {
   size_t lazy_count() const {
     return lazy_count_.load(std::memory_order_relaxed);
   }
-  // Bytes held for lazy states (whole arena chunks).
+  // Bytes held for lazy states: whole arena chunks, and mapped files.
   uint64_t lazy_bytes() const;
+  uint64_t lazy_mapped_bytes() const;
   // Frees the bytes lazy states were kept in once none is lazy; returns
   // whether it did.
   bool ReleaseLazyBytesIfUnused();
@@ -558,9 +564,13 @@ class SessionTable {
   static bool ValueOf(const google::protobuf::Message& state,
                       const Schema::Field& field, IndexValue* value,
                       bool check_presence = true);
-  // The same for a session's state, parsed or lazy.
+  // The same for a session's state, parsed or lazy. For a lazy state whose
+  // value the snapshot load found, also its hash (HashValue), and *hashed
+  // true.
   static bool ValueOfNode(const Node& node, const Schema::Field& field,
-                          IndexValue* value, bool check_presence = true);
+                          IndexValue* value, bool check_presence = true,
+                          uint64_t* known_hash = nullptr,
+                          bool* hashed = nullptr);
   // Sets the top-level fields numbered `numbers` of `state` to their values
   // in `encoded` (SetEncodedFieldsLocked without the indexes); false if
   // `encoded` does not parse. Sets *kept_unknown as that does.
@@ -603,6 +613,8 @@ class SessionTable {
 
   // Lazy recovery: the bytes of lazy states, and how many there are.
   std::unique_ptr<lazy::Arena> lazy_arena_;
+  std::vector<std::shared_ptr<const MappedFile>> lazy_mappings_;  // index_mu_
+  uint64_t lazy_mapped_bytes_ = 0;                                // index_mu_
   std::string lazy_snapshot_;  // the snapshot file they came from
   mutable std::atomic<size_t> lazy_count_{0};
 };

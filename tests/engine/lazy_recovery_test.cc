@@ -3,8 +3,11 @@
 // lazy Open gives must be what a parsing Open gives: the same states, the
 // same index answers, the same errors for damage, with the parse moved to
 // first use.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -451,6 +454,79 @@ TEST_F(LazyRecoveryTest, EntriesOfATickThatNeverCommittedCountForNothing) {
   }
   EXPECT_TRUE(saw_torn);
   EXPECT_TRUE(saw_aborted);
+}
+
+// On a real file system the snapshot is mapped, not copied: states point
+// into the mapping, which outlives the file being replaced and deleted by a
+// compaction, and goes with the last lazy state.
+TEST(LazyRecoveryPosixTest, MappedSnapshotServesStatesUntilTheLastIsParsed) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/lazy_mapped_", getpid());
+  Options o;
+  o.background_thread = false;
+  std::map<std::string, std::string> want;
+  {
+    auto store = Store<GatewaySession>::Open(o, dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int i = 0; i < 300; ++i) {
+      GatewaySession s;
+      s.set_fingerprint(absl::StrCat("fp", i % 7));
+      s.set_header_session_id(absl::StrCat("h", i));
+      s.mutable_ltm()->set_cache_text(std::string(i, 'x'));
+      ASSERT_TRUE((*store)
+                      ->Update(absl::StrCat("s", i), s,
+                               {"fingerprint", "header_session_id", "ltm"})
+                      .ok());
+      want[absl::StrCat("s", i)] = s.DebugString();
+    }
+    ASSERT_TRUE((*store)->Flush().ok());
+    ASSERT_TRUE((*store)->Compact().ok());
+    ASSERT_TRUE((*store)->Close().ok());
+  }
+  auto store = Store<GatewaySession>::Open(o, dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  Stats st = (*store)->stats();
+  EXPECT_EQ(st.lazy_sessions, 300u);
+  EXPECT_GT(st.lazy_mapped_bytes, 300u * 100);
+  EXPECT_THAT(*(*store)->Lookup("header_session_id", "h42"),
+              ElementsAre("s42"));
+  EXPECT_EQ((*store)->Lookup("fingerprint", "fp3")->size(), 43u);
+  // A compaction writes a new snapshot (copying the untouched states from
+  // the mapping) and deletes the mapped file.
+  GatewaySession v;
+  v.mutable_cost()->set_ttl_hits(1);
+  ASSERT_TRUE((*store)->Update("s0", v, {"cost"}).ok());
+  want["s0"] = [&] {
+    GatewaySession s0;
+    s0.set_fingerprint("fp0");
+    s0.set_header_session_id("h0");
+    s0.mutable_ltm();
+    s0.mutable_cost()->set_ttl_hits(1);
+    return s0.DebugString();
+  }();
+  ASSERT_TRUE((*store)->Flush().ok());
+  ASSERT_TRUE((*store)->Compact().ok());
+  std::map<std::string, std::string> got;
+  (*store)->ForEach([&](absl::string_view id, const GatewaySession& s) {
+    got[std::string(id)] = s.DebugString();
+  });
+  EXPECT_EQ(got, want);
+  ASSERT_TRUE((*store)->Flush().ok());
+  st = (*store)->stats();
+  EXPECT_EQ(st.lazy_sessions, 0u);
+  EXPECT_EQ(st.lazy_mapped_bytes, 0u);
+  EXPECT_EQ(st.lazy_bytes, 0u);
+  ASSERT_TRUE((*store)->Close().ok());
+  store->reset();
+  // And what the compaction wrote reads back the same.
+  auto again = Store<GatewaySession>::Open(o, dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  got.clear();
+  (*again)->ForEach([&](absl::string_view id, const GatewaySession& s) {
+    got[std::string(id)] = s.DebugString();
+  });
+  EXPECT_EQ(got, want);
 }
 
 // First uses on several threads while others read the indexes, whose keys
