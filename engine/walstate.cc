@@ -803,6 +803,10 @@ absl::Status EngineImpl::CompactNow() {
   s = WriteManifest(fs_, dir_, next);
   if (!s.ok()) return SnapshotFailed(s);
   KillPoint("compact.before_delete");
+  // Sessions not used since Open still point into the snapshot file Open
+  // mapped, which is about to be deleted: copied to the heap first, so that
+  // its disk space is given back.
+  table_->CopyMappedLazyStates();
   manifest_ = next;
   log_bytes_at_snapshot_ = writer_bytes;
   recovered_log_bytes_ = 0;

@@ -16,7 +16,9 @@
 //    A crash loses at most the changes since the last committed tick.
 //
 // A restart (Open) loads the newest snapshot, replays the log after it, cuts
-// off a torn tail and rebuilds the secondary indexes.
+// off a torn tail and rebuilds the secondary indexes. By default it verifies
+// what it reads but parses no state: each session is parsed on its first use
+// (Options::lazy_recovery).
 //
 //   walstate::Options options;
 //   auto store = walstate::Store<GatewaySession>::Open(options, "/var/lib/gw");

@@ -1046,6 +1046,52 @@ uint64_t SessionTable::lazy_mapped_bytes() const {
   return lazy_mapped_bytes_;
 }
 
+uint64_t SessionTable::CopyMappedLazyStates() {
+  std::vector<std::pair<const char*, const char*>> mapped;
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    for (const auto& m : lazy_mappings_) {
+      const absl::string_view bytes = m->data();
+      mapped.emplace_back(bytes.data(), bytes.data() + bytes.size());
+    }
+  }
+  if (mapped.empty()) return 0;
+  auto in_mapping = [&mapped](const char* p) {
+    for (const auto& [begin, end] : mapped) {
+      if (p >= begin && p < end) return true;
+    }
+    return false;
+  };
+  uint64_t copied = 0;
+  for (const auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    for (const Node* node : shard->sessions) {
+      uint64_t word = node->entry.state.word();
+      while (lazy::TagOf(word) == lazy::kUpdate) {
+        word = reinterpret_cast<const lazy::KeptUpdate*>(lazy::AddressOf(word))
+                   ->previous;
+      }
+      if (lazy::TagOf(word) != lazy::kSnapshot) continue;
+      auto* state = reinterpret_cast<lazy::SnapshotState*>(
+          const_cast<char*>(lazy::AddressOf(word)));
+      if (!in_mapping(state->data)) continue;
+      // After the recovery workers, the arena's first writer is this one's.
+      char* copy = lazy_arena_->Allocate(state->size, 0);
+      std::memcpy(copy, state->data, state->size);
+      {
+        // Index readers read the header under index_mu_.
+        std::lock_guard<std::mutex> index_lock(index_mu_);
+        state->data = copy;
+      }
+      copied += state->size;
+    }
+  }
+  std::lock_guard<std::mutex> lock(index_mu_);
+  lazy_mappings_.clear();
+  lazy_mapped_bytes_ = 0;
+  return copied;
+}
+
 bool SessionTable::ReleaseLazyBytesIfUnused() {
   if (lazy_count() != 0) return false;
   std::lock_guard<std::mutex> lock(index_mu_);

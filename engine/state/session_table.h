@@ -481,6 +481,12 @@ class SessionTable {
   // Frees the bytes lazy states were kept in once none is lazy; returns
   // whether it did.
   bool ReleaseLazyBytesIfUnused();
+  // Copies the bytes of lazy states that are in mapped files (the snapshot
+  // Open read) into the heap, and lets go of the mappings: a compaction
+  // deletes those files, and a mapping would keep their disk space in use
+  // for as long as a session stays unused. Returns the bytes copied. Takes
+  // the locks it needs; one caller at a time.
+  uint64_t CopyMappedLazyStates();
 
   // --- These take the locks they need. ---
 

@@ -457,8 +457,8 @@ TEST_F(LazyRecoveryTest, EntriesOfATickThatNeverCommittedCountForNothing) {
 }
 
 // On a real file system the snapshot is mapped, not copied: states point
-// into the mapping, which outlives the file being replaced and deleted by a
-// compaction, and goes with the last lazy state.
+// into the mapping until a compaction, which copies them to the heap before
+// it deletes the file; the bytes go with the last lazy state.
 TEST(LazyRecoveryPosixTest, MappedSnapshotServesStatesUntilTheLastIsParsed) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string dir =
@@ -507,6 +507,12 @@ TEST(LazyRecoveryPosixTest, MappedSnapshotServesStatesUntilTheLastIsParsed) {
   }();
   ASSERT_TRUE((*store)->Flush().ok());
   ASSERT_TRUE((*store)->Compact().ok());
+  // The untouched states were copied out of the mapping before its file
+  // was deleted: they are still lazy, and the mapping is gone.
+  st = (*store)->stats();
+  EXPECT_EQ(st.lazy_sessions, 299u);
+  EXPECT_EQ(st.lazy_mapped_bytes, 0u);
+  EXPECT_GT(st.lazy_bytes, 0u);
   std::map<std::string, std::string> got;
   (*store)->ForEach([&](absl::string_view id, const GatewaySession& s) {
     got[std::string(id)] = s.DebugString();
