@@ -28,7 +28,8 @@ struct RecoveryOptions {
   // Replay only records with LSN <= stop_at_lsn (`walctl show --at-lsn`).
   // FailedPrecondition if the retained history starts after it.
   uint64_t stop_at_lsn = std::numeric_limits<uint64_t>::max();
-  // Threads that parse and apply records (0: one per core, at most 8; 1:
+  // Threads that parse and apply records (0: ApplyPool::DefaultWorkers(),
+  // one per core plus one, at most 8; 1:
   // the calling thread only).
   size_t workers = 0;
   // Keep the recovered states serialized, each parsed on its first use

@@ -85,8 +85,9 @@ struct Options {
 
   // What Open does with damage in the log (engine/log/reader.h).
   log::RecoveryMode recovery_mode = log::RecoveryMode::kTolerateTornTail;
-  // Threads Open uses to parse the snapshot and replay the log (0: one per
-  // core, at most 8; 1: the opening thread only).
+  // Threads Open uses to load the snapshot and replay the log (0: one per
+  // core plus one, at most 8, as workers wait on memory much of the time;
+  // 1: the opening thread only).
   size_t recovery_threads = 0;
   // Open keeps each recovered session's state as the bytes it read (the
   // snapshot's state, then the session's update records after it), checked

@@ -21,7 +21,7 @@ constexpr size_t kPrefetchAhead[ApplyPool::kPrefetchSteps] = {12, 8, 4};
 
 size_t ApplyPool::DefaultWorkers() {
   const unsigned cores = std::thread::hardware_concurrency();
-  return std::min<size_t>(cores == 0 ? 1 : cores, 8);
+  return std::min<size_t>(cores == 0 ? 1 : cores + 1, 8);
 }
 
 ApplyPool::ApplyPool(size_t workers, ApplyFn apply, PrefetchFn prefetch,

@@ -55,7 +55,12 @@ class ApplyPool {
   ApplyPool(const ApplyPool&) = delete;
   ApplyPool& operator=(const ApplyPool&) = delete;
 
-  // The worker count recovery uses by default: one per core, at most 8.
+  // The worker count recovery uses by default: one per core plus one, at
+  // most 8. A worker spends much of its time waiting for memory (each
+  // record's lookup is a chain of cache misses into a table far larger than
+  // the caches), and one more thread than cores keeps the cores busy
+  // meanwhile: on 2 cores, Open of 10^6 sessions plus a 10^6-record tail
+  // took 0.84 s (median of 7) with 3 workers against 0.91 s with 2.
   static size_t DefaultWorkers();
 
   size_t workers() const { return workers_.size(); }
