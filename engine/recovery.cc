@@ -165,8 +165,35 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     ropts.start_hint_segment = used->log_segment;
     ropts.start_hint_offset = used->log_offset;
   }
-  Replayer replayer(out.table.get(), base, workers, options.lazy);
-  if (!options.lazy) {
+  // Kept records cost their size in memory until their session's first use,
+  // and a session with many of them parses them all then; parsing at Open
+  // folds them into the states instead. So records are kept only when the
+  // tail is small next to the snapshot (as automatic compaction keeps it):
+  // then keeping is what is cheaper. A snapshot loaded lazily with a replay
+  // that parses is fine: a state is parsed when its first record comes.
+  bool lazy_replay = options.lazy;
+  if (options.lazy) {
+    uint64_t tail_bytes = 0;
+    for (const std::string& name : *names) {
+      if (!log::ParseSegmentFileName(name, &number)) continue;
+      if (used != nullptr && number < used->log_segment) continue;
+      auto size = fs->FileSize(JoinPath(options.dir, name));
+      if (size.ok()) tail_bytes += *size;
+    }
+    if (used != nullptr && used->log_segment != 0) {
+      tail_bytes -= std::min(tail_bytes, used->log_offset);
+    }
+    uint64_t snapshot_bytes = 0;
+    if (used != nullptr) {
+      auto size = fs->FileSize(JoinPath(options.dir, used->file));
+      if (size.ok()) snapshot_bytes = *size;
+    }
+    lazy_replay =
+        tail_bytes <= snapshot_bytes + options.lazy_replay_slack_bytes;
+  }
+  report.lazy_replay = lazy_replay;
+  Replayer replayer(out.table.get(), base, workers, lazy_replay);
+  if (!lazy_replay) {
     // First pass: which ticks committed. It reads exactly the records the
     // second pass will (same options, same stop), but only parses commits;
     // its problems are reported by the second pass, which meets them again.

@@ -35,6 +35,11 @@ struct RecoveryOptions {
   // Keep the recovered states serialized, each parsed on its first use
   // (engine/state/lazy_state.h; Options::lazy_recovery).
   bool lazy = false;
+  // With `lazy`, the log's records after the snapshot are kept unparsed too
+  // only if the log there is at most the snapshot's size plus this many
+  // bytes; otherwise they are applied (each state parsed as its first
+  // record comes). Options::lazy_replay_slack_bytes.
+  uint64_t lazy_replay_slack_bytes = 64ull << 20;
 };
 
 struct RecoveredState {

@@ -42,9 +42,10 @@ std::string RecoveryReport::ToString() const {
   if (fell_back) absl::StrAppend(&out, "fell back: ", fallback_reason, "\n");
   absl::StrAppend(&out, "replayed: ", records_replayed, " records, ",
                   bytes_replayed, " bytes from ", segments_read, " segments (",
-                  bytes_skipped,
-                  " bytes before the snapshot skipped); ticks committed ",
-                  ticks_committed, ", aborted ", ticks_aborted, "\n");
+                  bytes_skipped, " bytes before the snapshot skipped; ",
+                  lazy_replay ? "kept for first use" : "applied",
+                  "); ticks committed ", ticks_committed, ", aborted ",
+                  ticks_aborted, "\n");
   if (torn_bytes_dropped > 0) {
     absl::StrAppend(&out, "torn tail dropped: ", torn_bytes_dropped,
                     " bytes at ", torn_file, " offset ", torn_offset, "\n");
@@ -255,6 +256,7 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   ropts.mode = options_.recovery_mode;
   ropts.workers = options_.recovery_threads;
   ropts.lazy = options_.lazy_recovery;
+  ropts.lazy_replay_slack_bytes = options_.lazy_replay_slack_bytes;
   auto recovered = Recover(ropts, *schema_);
   if (!recovered.ok()) return recovered.status();
   table_ = std::move(recovered->table);

@@ -101,6 +101,13 @@ struct Options {
   // naming the session, rather than by Open. The bytes are freed once no
   // state needs them. False: Open parses everything.
   bool lazy_recovery = true;
+  // With lazy_recovery, the log's records after the snapshot are kept
+  // unparsed only while that part of the log is at most the snapshot's size
+  // plus this many bytes (automatic compaction keeps it so). A longer tail
+  // is applied at Open, as without lazy_recovery (states still parsed only
+  // as their first record comes): kept records would cost their size in
+  // memory, and a session with many would parse them all on first use.
+  uint64_t lazy_replay_slack_bytes = 64ull << 20;
 
   // Run the flush/compaction/expiry thread. Tests turn it off and call
   // Flush(), Compact() and ExpireIdleSessions() themselves.
@@ -135,6 +142,9 @@ struct RecoveryReport {
   // Log bytes before the snapshot's LSN that were not read: the MANIFEST
   // says where the snapshot's last record is.
   uint64_t bytes_skipped = 0;
+  // Whether the records after the snapshot were kept unparsed
+  // (Options::lazy_recovery and lazy_replay_slack_bytes) or applied.
+  bool lazy_replay = false;
   uint64_t ticks_committed = 0;
   uint64_t ticks_aborted = 0;  // left open by a crash; their entries dropped
   uint64_t torn_bytes_dropped = 0;

@@ -376,6 +376,56 @@ TEST_F(LazyRecoveryTest, StateThatIsNotWellFormedFailsTheSnapshotAtOpen) {
   }
 }
 
+// A log tail larger than the snapshot (plus the slack) is applied at Open
+// rather than kept: each session with records is parsed as its first record
+// comes, the others stay lazy. Both give the same states.
+TEST_F(LazyRecoveryTest, LongTailIsAppliedAtOpenAndGivesTheSameStates) {
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(store
+                      ->Update(absl::StrCat("s", i),
+                               Identity(absl::StrCat("fp", i), ""),
+                               {"fingerprint"})
+                      .ok());
+    }
+    ASSERT_TRUE(store->Compact().ok());
+    // Many records for a few sessions: the tail outgrows the snapshot.
+    for (int k = 0; k < 200; ++k) {
+      GatewaySession v;
+      v.mutable_ltm()->set_cache_text(std::string(500, 'a' + k % 26));
+      v.set_fingerprint(absl::StrCat("fpx", k));
+      ASSERT_TRUE(
+          store->Update(absl::StrCat("s", k % 3), v, {"ltm", "fingerprint"})
+              .ok());
+    }
+    ASSERT_TRUE(store->Close().ok());
+  }
+  auto parsing = OpenStore(/*lazy=*/false);
+  const auto want = States(parsing.get());
+  ASSERT_TRUE(parsing->Close().ok());
+  parsing.reset();
+
+  Options o = MakeOptions(/*lazy=*/true);
+  o.lazy_replay_slack_bytes = 1000;
+  auto store = Store<GatewaySession>::Open(o, kDir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE((*store)->recovery_report().lazy_replay);
+  // s0..s2 had records (parsed by the replay); the 17 others are lazy.
+  EXPECT_EQ((*store)->stats().lazy_sessions, 17u);
+  EXPECT_THAT(*(*store)->Lookup("fingerprint", "fpx199"), ElementsAre("s1"));
+  EXPECT_THAT(*(*store)->Lookup("fingerprint", "fp7"), ElementsAre("s7"));
+  EXPECT_EQ(States(store->get()), want);
+  ASSERT_TRUE((*store)->Close().ok());
+  store->reset();
+
+  // With the default slack the same tail is kept.
+  auto kept = OpenStore(/*lazy=*/true);
+  EXPECT_TRUE(kept->recovery_report().lazy_replay);
+  EXPECT_EQ(kept->stats().lazy_sessions, 20u);
+  EXPECT_EQ(States(kept.get()), want);
+}
+
 // A lazy Open reads the log once and keeps tick entries before knowing
 // whether their tick commits; the entries of a tick a crash left open (then
 // aborted by that Open) count for nothing: not in the states, not in the
