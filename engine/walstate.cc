@@ -304,6 +304,9 @@ absl::Status EngineImpl::Init(const Message& prototype) {
 
   // The log replayed at Open counts toward the next compaction.
   recovered_log_bytes_ = report_.bytes_replayed;
+  // A replay that parsed every state (a long tail) leaves no lazy state:
+  // the snapshot's mapping and the arena go now, not at the first tick.
+  table_->ReleaseLazyBytesIfUnused();
 
   if (options_.background_thread) {
     bg_thread_ = std::thread([this] { BackgroundLoop(); });

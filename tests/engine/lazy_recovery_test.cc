@@ -426,6 +426,41 @@ TEST_F(LazyRecoveryTest, LongTailIsAppliedAtOpenAndGivesTheSameStates) {
   EXPECT_EQ(States(kept.get()), want);
 }
 
+// When the replay parsed every state, Open lets go of the kept bytes at
+// once.
+TEST_F(LazyRecoveryTest, NothingIsKeptWhenTheReplayParsedEveryState) {
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(store
+                      ->Update(absl::StrCat("s", i),
+                               Identity(absl::StrCat("fp", i), ""),
+                               {"fingerprint"})
+                      .ok());
+    }
+    ASSERT_TRUE(store->Compact().ok());
+    for (int k = 0; k < 60; ++k) {
+      GatewaySession v;
+      v.mutable_ltm()->set_cache_text(std::string(500, 'a' + k % 26));
+      UpdateOptions each_a_record;  // not coalesced by a tick
+      each_a_record.durability = IMMEDIATE;
+      ASSERT_TRUE(
+          store->Update(absl::StrCat("s", k % 3), v, {"ltm"}, each_a_record)
+              .ok());
+    }
+    ASSERT_TRUE(store->Close().ok());
+  }
+  Options o = MakeOptions(/*lazy=*/true);
+  o.lazy_replay_slack_bytes = 0;
+  auto store = Store<GatewaySession>::Open(o, kDir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE((*store)->recovery_report().lazy_replay);
+  const Stats st = (*store)->stats();
+  EXPECT_EQ(st.lazy_sessions, 0u);
+  EXPECT_EQ(st.lazy_bytes, 0u);
+  EXPECT_EQ(st.lazy_mapped_bytes, 0u);
+}
+
 // A lazy Open reads the log once and keeps tick entries before knowing
 // whether their tick commits; the entries of a tick a crash left open (then
 // aborted by that Open) count for nothing: not in the states, not in the
