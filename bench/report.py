@@ -128,6 +128,11 @@ def rows(results, scenario, **params):
     return out
 
 
+def pct(x):
+    """A percentage, with a decimal when it is small (0.2%, not 0%)."""
+    return "%.1f" % x if x < 10 else "%.0f" % x
+
+
 def med(results, scenario, contestant, metric, **params):
     for r in rows(results, scenario, **params):
         if r["contestant"] == contestant:
@@ -224,8 +229,8 @@ def targets(results):
         if sense == "max":
             if value / limit >= 2:
                 return "missed: %.1fx the limit" % (value / limit)
-            return "missed by %.0f%%" % ((value / limit - 1) * 100)
-        return "missed by %.0f%%" % ((1 - value / limit) * 100)
+            return "missed by %s%%" % pct((value / limit - 1) * 100)
+        return "missed by %s%%" % pct((1 - value / limit) * 100)
 
     # Recovery of (b) with the largest tail equal to the session count.
     rec = [r for r in rows(results, "recovery", shape="small")

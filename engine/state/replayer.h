@@ -7,11 +7,14 @@
 //    when the log ends, never takes effect.
 //
 // A tick's commit comes after its entries, so whether an entry counts is
-// only known later in the log. Recovery therefore reads the log twice: a
-// first pass notes every committed tick (NoteCommitted), and the second
-// applies every record in LSN order, each at once and parsed once, straight
-// into the session's state. Reading is cheap next to applying; this is what
-// keeps replay from copying or queueing the entries of an undecided tick.
+// only known later in the log. A replay that applies records therefore
+// reads the log twice: a first pass notes every committed tick
+// (NoteCommitted), and the second applies every record in LSN order, each
+// at once and parsed once, straight into the session's state; this keeps
+// it from queueing the entries of an undecided tick. A lazy replay, which
+// only keeps records for each session's first use, reads the log once: it
+// keeps a tick's entries as they come and voids, at the end, those of ticks
+// that never committed.
 #ifndef WALSTATE_ENGINE_STATE_REPLAYER_H_
 #define WALSTATE_ENGINE_STATE_REPLAYER_H_
 
