@@ -41,11 +41,12 @@ SnapshotWriter::~SnapshotWriter() {
   }
 }
 
-void SnapshotWriter::Add(absl::string_view session,
-                         const google::protobuf::Message& state, uint64_t lsn) {
+void SnapshotWriter::AddRecord(
+    absl::string_view session, size_t state_size, uint64_t lsn,
+    const std::function<void(google::protobuf::io::CodedOutputStream*)>&
+        write_state) {
   // SessionState{session = 1, state = 2, lsn = 3}, encoded by hand so the
-  // state is serialized once, straight into the payload.
-  const size_t state_size = state.ByteSizeLong();
+  // state is written once, straight into the payload.
   scratch_.clear();
   {
     google::protobuf::io::StringOutputStream raw(&scratch_);
@@ -55,7 +56,7 @@ void SnapshotWriter::Add(absl::string_view session,
     out.WriteRaw(session.data(), static_cast<int>(session.size()));
     out.WriteTag((2 << 3) | 2);
     out.WriteVarint32(static_cast<uint32_t>(state_size));
-    state.SerializeWithCachedSizes(&out);
+    write_state(&out);
     if (lsn != 0) {
       out.WriteTag(3 << 3);
       out.WriteVarint64(lsn);
@@ -66,26 +67,20 @@ void SnapshotWriter::Add(absl::string_view session,
   ++sessions_;
 }
 
+void SnapshotWriter::Add(absl::string_view session,
+                         const google::protobuf::Message& state, uint64_t lsn) {
+  AddRecord(session, state.ByteSizeLong(), lsn,
+            [&state](google::protobuf::io::CodedOutputStream* out) {
+              state.SerializeWithCachedSizes(out);
+            });
+}
+
 void SnapshotWriter::AddSerialized(absl::string_view session,
                                    absl::string_view state, uint64_t lsn) {
-  scratch_.clear();
-  {
-    google::protobuf::io::StringOutputStream raw(&scratch_);
-    google::protobuf::io::CodedOutputStream out(&raw);
-    out.WriteTag((1 << 3) | 2);
-    out.WriteVarint32(static_cast<uint32_t>(session.size()));
-    out.WriteRaw(session.data(), static_cast<int>(session.size()));
-    out.WriteTag((2 << 3) | 2);
-    out.WriteVarint32(static_cast<uint32_t>(state.size()));
-    out.WriteRaw(state.data(), static_cast<int>(state.size()));
-    if (lsn != 0) {
-      out.WriteTag(3 << 3);
-      out.WriteVarint64(lsn);
-    }
-  }
-  log::EncodeRecord(salt_, next_ordinal_++, log::kSnapshotSession, scratch_,
-                    &buffer_);
-  ++sessions_;
+  AddRecord(session, state.size(), lsn,
+            [state](google::protobuf::io::CodedOutputStream* out) {
+              out->WriteRaw(state.data(), static_cast<int>(state.size()));
+            });
 }
 
 absl::Status SnapshotWriter::WriteBuffered() {

@@ -7,6 +7,7 @@
 #define WALSTATE_ENGINE_SNAPSHOT_SNAPSHOT_WRITER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "engine/fs/file_system.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/message.h"
 
 namespace walstate {
@@ -53,6 +55,12 @@ class SnapshotWriter {
 
  private:
   SnapshotWriter() = default;
+  // Buffers the SessionState record of `session`, its state written by
+  // `write_state` (exactly `state_size` bytes).
+  void AddRecord(
+      absl::string_view session, size_t state_size, uint64_t lsn,
+      const std::function<void(google::protobuf::io::CodedOutputStream*)>&
+          write_state);
 
   FileSystem* fs_ = nullptr;
   std::string dir_;

@@ -74,6 +74,23 @@ class LazyRecoveryTest : public ::testing::Test {
     return out;
   }
 
+  // Replaces snapshot `lsn` with one holding `states` (id, serialized
+  // state) as they are, whatever they hold.
+  void RewriteSnapshot(
+      uint64_t lsn,
+      const std::vector<std::pair<std::string, std::string>>& states) {
+    ASSERT_TRUE(
+        fs_->DeleteFile(absl::StrCat(kDir, "/", log::SnapshotFileName(lsn)))
+            .ok());
+    auto schema =
+        Schema::FromPrototype(GatewaySession::default_instance(), BATCHED);
+    ASSERT_TRUE(schema.ok());
+    auto w = SnapshotWriter::Create(fs_.get(), kDir, lsn, (*schema)->blob());
+    ASSERT_TRUE(w.ok()) << w.status();
+    for (const auto& [id, state] : states) (*w)->AddSerialized(id, state, lsn);
+    ASSERT_TRUE((*w)->Finish().ok());
+  }
+
   std::unique_ptr<FIFS> fs_;
 };
 
@@ -298,18 +315,8 @@ TEST_F(LazyRecoveryTest, StateThatDoesNotParseFailsItsFirstUseWithDataLoss) {
   // The same snapshot, rewritten with "bad"'s calibration (field 6, a
   // message) holding three bytes that are no message: well-formed at the
   // top level, not parseable.
-  const std::string path = absl::StrCat(kDir, "/", log::SnapshotFileName(lsn));
-  ASSERT_TRUE(fs_->DeleteFile(path).ok());
-  auto schema =
-      Schema::FromPrototype(GatewaySession::default_instance(), BATCHED);
-  ASSERT_TRUE(schema.ok());
-  {
-    auto w = SnapshotWriter::Create(fs_.get(), kDir, lsn, (*schema)->blob());
-    ASSERT_TRUE(w.ok()) << w.status();
-    (*w)->Add("good", Identity("fpA", "h1"), lsn);
-    (*w)->AddSerialized("bad", std::string("\x32\x03\xff\xff\xff", 5), lsn);
-    ASSERT_TRUE((*w)->Finish().ok());
-  }
+  RewriteSnapshot(lsn, {{"good", Identity("fpA", "h1").SerializeAsString()},
+                        {"bad", std::string("\x32\x03\xff\xff\xff", 5)}});
 
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -353,22 +360,10 @@ TEST_F(LazyRecoveryTest, StateThatIsNotWellFormedFailsTheSnapshotAtOpen) {
     lsn = store->stats().snapshot_lsn;
     ASSERT_TRUE(store->Close().ok());
   }
-  const std::string path = absl::StrCat(kDir, "/", log::SnapshotFileName(lsn));
-  ASSERT_TRUE(fs_->DeleteFile(path).ok());
-  auto schema =
-      Schema::FromPrototype(GatewaySession::default_instance(), BATCHED);
-  ASSERT_TRUE(schema.ok());
-  {
-    auto w = SnapshotWriter::Create(fs_.get(), kDir, lsn, (*schema)->blob());
-    ASSERT_TRUE(w.ok());
-    // Field 1, 16 bytes long, of which 2 are there.
-    (*w)->AddSerialized("s1",
-                        std::string("\x0a\x10"
-                                    "ab",
-                                    4),
-                        lsn);
-    ASSERT_TRUE((*w)->Finish().ok());
-  }
+  // Field 1, 16 bytes long, of which 2 are there.
+  RewriteSnapshot(lsn, {{"s1", std::string("\x0a\x10"
+                                           "ab",
+                                           4)}});
   for (bool lazy : {true, false}) {
     auto store = Store<GatewaySession>::Open(MakeOptions(lazy), kDir);
     EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << lazy;
