@@ -98,8 +98,10 @@ struct Options {
   // the parse (microseconds, under its shard's lock). Bytes that verify
   // but do not parse (a writer's bug, not damage: every frame is
   // checksummed) are then found on first use, which fails with DataLoss
-  // naming the session, rather than by Open. The bytes are freed once no
-  // state needs them. False: Open parses everything.
+  // naming the session, rather than by Open; for the same reason Open does
+  // not fall back to the previous snapshot over such a state, as a parsing
+  // Open does for a snapshot with a state that does not parse. The bytes
+  // are freed once no state needs them. False: Open parses everything.
   bool lazy_recovery = true;
   // With lazy_recovery, the log's records after the snapshot are kept
   // unparsed only while that part of the log is at most the snapshot's size
