@@ -824,6 +824,10 @@ bool SessionTable::ApplyEncoded(Message* state, absl::string_view encoded,
 void SessionTable::BeginLazy(size_t writers, absl::string_view snapshot) {
   lazy_arena_ = std::make_unique<lazy::Arena>(writers);
   lazy_snapshot_ = std::string(snapshot);
+  const auto& indexed = schema_.indexed_fields();
+  for (size_t i = 0; i < indexed.size() && i < lazy::kHintedFields; ++i) {
+    lazy_hinted_[i] = indexed[i]->descriptor;
+  }
 }
 
 void SessionTable::HoldMapping(std::shared_ptr<const MappedFile> mapping) {
@@ -835,14 +839,10 @@ void SessionTable::HoldMapping(std::shared_ptr<const MappedFile> mapping) {
 absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
     Shard& shard, const SessionKey& session, absl::string_view state_bytes,
     size_t writer, bool mapped) {
-  const FieldDescriptor* indexed[lazy::kHintedFields] = {};
   const size_t hinted =
       std::min<size_t>(schema_.indexed_fields().size(), lazy::kHintedFields);
-  for (size_t i = 0; i < hinted; ++i) {
-    indexed[i] = schema_.indexed_fields()[i]->descriptor;
-  }
   uint16_t hints[lazy::kHintedFields];
-  if (!lazy::WellFormed(state_bytes, indexed, hinted, hints)) {
+  if (!lazy::WellFormed(state_bytes, lazy_hinted_, hinted, hints)) {
     return absl::DataLossError(absl::StrCat("state of session ", session.id,
                                             " is not a well-formed message"));
   }

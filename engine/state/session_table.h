@@ -622,6 +622,9 @@ class SessionTable {
   std::vector<std::shared_ptr<const MappedFile>> lazy_mappings_;  // index_mu_
   uint64_t lazy_mapped_bytes_ = 0;                                // index_mu_
   std::string lazy_snapshot_;  // the snapshot file they came from
+  // The indexed fields whose places a snapshot state notes (SnapshotState).
+  const google::protobuf::FieldDescriptor* lazy_hinted_[lazy::kHintedFields] =
+      {};
   mutable std::atomic<size_t> lazy_count_{0};
 };
 

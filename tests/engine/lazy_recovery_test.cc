@@ -91,6 +91,33 @@ class LazyRecoveryTest : public ::testing::Test {
     ASSERT_TRUE((*w)->Finish().ok());
   }
 
+  // A snapshot of `sessions` sessions s0, s1, ..., then a tail of `records`
+  // records (each its own, IMMEDIATE) for s0..s{with_records - 1} in turn:
+  // large enough to outgrow the snapshot.
+  void WriteSnapshotAndTail(int sessions, int records, int with_records) {
+    auto store = OpenStore();
+    for (int i = 0; i < sessions; ++i) {
+      ASSERT_TRUE(store
+                      ->Update(absl::StrCat("s", i),
+                               Identity(absl::StrCat("fp", i), ""),
+                               {"fingerprint"})
+                      .ok());
+    }
+    ASSERT_TRUE(store->Compact().ok());
+    UpdateOptions each_a_record;  // not coalesced by a tick
+    each_a_record.durability = IMMEDIATE;
+    for (int k = 0; k < records; ++k) {
+      GatewaySession v;
+      v.mutable_ltm()->set_cache_text(std::string(500, 'a' + k % 26));
+      v.set_fingerprint(absl::StrCat("fpx", k));
+      ASSERT_TRUE(store
+                      ->Update(absl::StrCat("s", k % with_records), v,
+                               {"ltm", "fingerprint"}, each_a_record)
+                      .ok());
+    }
+    ASSERT_TRUE(store->Close().ok());
+  }
+
   std::unique_ptr<FIFS> fs_;
 };
 
@@ -375,27 +402,7 @@ TEST_F(LazyRecoveryTest, StateThatIsNotWellFormedFailsTheSnapshotAtOpen) {
 // rather than kept: each session with records is parsed as its first record
 // comes, the others stay lazy. Both give the same states.
 TEST_F(LazyRecoveryTest, LongTailIsAppliedAtOpenAndGivesTheSameStates) {
-  {
-    auto store = OpenStore();
-    for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE(store
-                      ->Update(absl::StrCat("s", i),
-                               Identity(absl::StrCat("fp", i), ""),
-                               {"fingerprint"})
-                      .ok());
-    }
-    ASSERT_TRUE(store->Compact().ok());
-    // Many records for a few sessions: the tail outgrows the snapshot.
-    for (int k = 0; k < 200; ++k) {
-      GatewaySession v;
-      v.mutable_ltm()->set_cache_text(std::string(500, 'a' + k % 26));
-      v.set_fingerprint(absl::StrCat("fpx", k));
-      ASSERT_TRUE(
-          store->Update(absl::StrCat("s", k % 3), v, {"ltm", "fingerprint"})
-              .ok());
-    }
-    ASSERT_TRUE(store->Close().ok());
-  }
+  WriteSnapshotAndTail(/*sessions=*/20, /*records=*/200, /*with_records=*/3);
   auto parsing = OpenStore(/*lazy=*/false);
   const auto want = States(parsing.get());
   ASSERT_TRUE(parsing->Close().ok());
@@ -424,27 +431,7 @@ TEST_F(LazyRecoveryTest, LongTailIsAppliedAtOpenAndGivesTheSameStates) {
 // When the replay parsed every state, Open lets go of the kept bytes at
 // once.
 TEST_F(LazyRecoveryTest, NothingIsKeptWhenTheReplayParsedEveryState) {
-  {
-    auto store = OpenStore();
-    for (int i = 0; i < 3; ++i) {
-      ASSERT_TRUE(store
-                      ->Update(absl::StrCat("s", i),
-                               Identity(absl::StrCat("fp", i), ""),
-                               {"fingerprint"})
-                      .ok());
-    }
-    ASSERT_TRUE(store->Compact().ok());
-    for (int k = 0; k < 60; ++k) {
-      GatewaySession v;
-      v.mutable_ltm()->set_cache_text(std::string(500, 'a' + k % 26));
-      UpdateOptions each_a_record;  // not coalesced by a tick
-      each_a_record.durability = IMMEDIATE;
-      ASSERT_TRUE(
-          store->Update(absl::StrCat("s", k % 3), v, {"ltm"}, each_a_record)
-              .ok());
-    }
-    ASSERT_TRUE(store->Close().ok());
-  }
+  WriteSnapshotAndTail(/*sessions=*/3, /*records=*/60, /*with_records=*/3);
   Options o = MakeOptions(/*lazy=*/true);
   o.lazy_replay_slack_bytes = 0;
   auto store = Store<GatewaySession>::Open(o, kDir);
