@@ -156,7 +156,9 @@ struct RecoveryReport {
   uint64_t sessions = 0;
   absl::Duration duration;
   // Where the time went: loading the snapshot, reading and applying the log
-  // after it, and building the secondary indexes (suspended until then).
+  // after it, and building the secondary indexes: after the snapshot when
+  // the replay keeps records (lazy_replay; the replay then keeps them
+  // current), else after the replay.
   absl::Duration snapshot_duration;
   absl::Duration replay_duration;
   absl::Duration index_duration;

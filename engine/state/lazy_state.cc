@@ -42,6 +42,26 @@ char* Arena::Allocate(size_t n, size_t writer) {
   return p;
 }
 
+SnapshotState* Arena::NewSnapshotState(size_t writer) {
+  Cursor& c = cursors_[writer];
+  if (c.states_in_last == kStatesPerBlock) {
+    c.state_blocks.push_back(reinterpret_cast<SnapshotState*>(
+        NewChunk(kStatesPerBlock * sizeof(SnapshotState))));
+    c.states_in_last = 0;
+  }
+  return new (&c.state_blocks.back()[c.states_in_last++]) SnapshotState{};
+}
+
+size_t Arena::snapshot_states() const {
+  size_t n = 0;
+  for (const Cursor& c : cursors_) {
+    if (!c.state_blocks.empty()) {
+      n += (c.state_blocks.size() - 1) * kStatesPerBlock + c.states_in_last;
+    }
+  }
+  return n;
+}
+
 bool WellFormed(absl::string_view message) {
   return WellFormed(message, nullptr, 0, nullptr);
 }

@@ -46,23 +46,20 @@ inline uint64_t MakeWord(Tag tag, const void* p) {
 }
 
 // A snapshot state: where its bytes (a serialized session message) are and
-// their size, and where the values of the first kHintedFields indexed
-// fields are in them. The bytes follow the header in the arena, or are in
-// the snapshot file's mapping (FileSystem::NewMappedFile), which the table
+// their size, its session's node, and the values of the first
+// kHintedFields indexed fields. The bytes are in the arena, or in the
+// snapshot file's mapping (FileSystem::NewMappedFile), which the table
 // holds for as long as the arena.
 //
-// The hints spare the index build a walk over each state: found while Open
-// checks the bytes (which it reads anyway, and which are in cache then),
-// they let the build read a value where it is, one cache line, instead of
-// walking the whole state to find the last occurrence, a miss per line.
+// The values are found while Open checks the bytes (which it reads anyway,
+// and which are in cache then), with the hash the index keeps them by. The
+// states have chunks of their own (Arena::NewSnapshotState), so the index
+// build right after the load reads them in sequence and inserts each
+// session without reading its node or its bytes: one cache miss per
+// session and index, the index's slot, instead of three.
 constexpr int kHintedFields = 2;
 constexpr uint16_t kAbsent = 0xffff;  // the field does not occur
 constexpr uint16_t kNoHint = 0xfffe;  // not known: walk the bytes
-//
-// The values themselves are found while Open checks the bytes (which it
-// reads anyway, and which are in cache then), with the hash the index
-// keeps them by: the index build then inserts without reading the bytes,
-// one cache miss fewer per session and index.
 constexpr uint16_t kKnown = 0;
 struct KnownValue {
   uint64_t hash;   // SessionTable's hash of the value
@@ -70,6 +67,7 @@ struct KnownValue {
 };
 struct SnapshotState {
   const char* data;
+  const void* node;  // the session's (SessionTable::Node)
   uint32_t size;
   // Per hinted field: kKnown (values[i] holds it), kAbsent (nothing to
   // index: unset, or an empty string) or kNoHint (find it in the bytes).
@@ -120,14 +118,39 @@ class Arena {
   // used by one thread at a time.
   char* Allocate(size_t n, size_t writer);
 
+  // A snapshot state for writer `writer` (its fields unset). Snapshot
+  // states have chunks of their own, where they follow one another in the
+  // order they were made: the index build right after the snapshot's load
+  // walks them (ForEachSnapshotState), reading nothing else.
+  SnapshotState* NewSnapshotState(size_t writer);
+
+  // Calls `fn(const SnapshotState&)` for every snapshot state made, writer
+  // by writer, each writer's in the order made. Not while any is made.
+  template <typename Fn>
+  void ForEachSnapshotState(Fn fn) const {
+    for (const Cursor& c : cursors_) {
+      for (size_t b = 0; b < c.state_blocks.size(); ++b) {
+        const size_t n =
+            b + 1 < c.state_blocks.size() ? kStatesPerBlock : c.states_in_last;
+        const SnapshotState* block = c.state_blocks[b];
+        for (size_t i = 0; i < n; ++i) fn(block[i]);
+      }
+    }
+  }
+  // How many snapshot states were made.
+  size_t snapshot_states() const;
+
   // Bytes of the chunks held.
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr size_t kChunkBytes = size_t{1} << 20;
+  static constexpr size_t kStatesPerBlock = kChunkBytes / sizeof(SnapshotState);
   struct alignas(64) Cursor {
     char* pos = nullptr;
     char* end = nullptr;
+    std::vector<SnapshotState*> state_blocks;
+    size_t states_in_last = kStatesPerBlock;  // used in state_blocks.back()
   };
   char* NewChunk(size_t n);
 

@@ -391,10 +391,16 @@ size_t SessionTable::IndexSlots(size_t index) const {
   return slots;
 }
 
-void SessionTable::RebuildIndexes() {
+void SessionTable::RebuildIndexes(bool from_load) {
   indexes_suspended_ = false;
   if (indexes_.empty()) return;
   const size_t sessions = size();
+  // Only if the load put in every session (a table it did not fill is
+  // walked).
+  from_load = from_load && lazy_arena_ != nullptr &&
+              lazy_arena_->snapshot_states() == sessions;
+  const size_t hinted =
+      std::min<size_t>(schema_.indexed_fields().size(), lazy::kHintedFields);
   // One thread per index: each reads every state (nobody writes them now)
   // and fills only its own set, so they share nothing but the states.
   auto build = [&](size_t slot) {
@@ -402,6 +408,10 @@ void SessionTable::RebuildIndexes() {
     ClearIndex(index);
     SplitIndex(index, sessions);
     const Schema::Field& field = *schema_.indexed_fields()[slot];
+    if (from_load && slot < hinted) {
+      BuildFromLoad(index, field, slot);
+      return;
+    }
     // Each insert chases node -> state -> value -> index slot, a cache miss
     // at every step once the table outgrows the cache. A batch of nodes
     // takes each step together, prefetching what the next step reads, so
@@ -456,12 +466,7 @@ void SessionTable::RebuildIndexes() {
       }
     }
     flush();
-    // Sized for a key per session; an index of fewer keys (a MULTI index
-    // of few values, a field most sessions leave unset) gives back what
-    // half its capacity would hold.
-    for (IndexSet& part : index.parts) {
-      if (part.size() * 16 < part.bucket_count() * 7) part.rehash(0);
-    }
+    ShrinkIndex(index);
   };
   std::vector<std::thread> threads;
   for (size_t slot = 1; slot < indexes_.size(); ++slot) {
@@ -469,6 +474,53 @@ void SessionTable::RebuildIndexes() {
   }
   build(0);
   for (std::thread& t : threads) t.join();
+}
+
+void SessionTable::BuildFromLoad(Index& index, const Schema::Field& field,
+                                 size_t slot) {
+  // The snapshot states hold the keys' hashes, and follow one another in
+  // their chunks: an insert reads no node and no state bytes, and its one
+  // cache miss, the set's slot, is prefetched a few states ahead. (A
+  // state's bytes are read only when a slot's hash bits match the key's.)
+  constexpr size_t kAhead = 8;
+  const lazy::SnapshotState* ring[kAhead] = {};
+  size_t n = 0;
+  auto insert = [&](const lazy::SnapshotState& state) {
+    const Node* node = static_cast<const Node*>(state.node);
+    if (state.known[slot] == lazy::kKnown) {
+      InsertLocked(index,
+                   NodeKey{node, static_cast<size_t>(state.values[slot].hash)});
+    } else if (state.known[slot] == lazy::kNoHint) {
+      IndexValue value;
+      if (ValueOfNode(*node, field, &value)) {
+        InsertLocked(index, index.Key(value), *node);
+      }
+    }
+  };
+  lazy_arena_->ForEachSnapshotState([&](const lazy::SnapshotState& state) {
+    if (state.known[slot] == lazy::kKnown) {
+      PrefetchInSet(
+          index.PartOf(state.values[slot].hash),
+          NodeKey{nullptr, static_cast<size_t>(state.values[slot].hash)});
+    }
+    const lazy::SnapshotState*& due = ring[n++ % kAhead];
+    if (due != nullptr) insert(*due);
+    due = &state;
+  });
+  for (size_t i = 0; i < kAhead; ++i) {
+    const lazy::SnapshotState* due = ring[n++ % kAhead];
+    if (due != nullptr) insert(*due);
+  }
+  ShrinkIndex(index);
+}
+
+void SessionTable::ShrinkIndex(Index& index) {
+  // Sized for a key per session; an index of fewer keys (a MULTI index of
+  // few values, a field most sessions leave unset) gives back what half its
+  // capacity would hold.
+  for (IndexSet& part : index.parts) {
+    if (part.size() * 16 < part.bucket_count() * 7) part.rehash(0);
+  }
 }
 
 bool SessionTable::ValueOf(const Message& state, const Schema::Field& field,
@@ -570,6 +622,14 @@ bool SessionTable::SlotEq::operator()(Slot a, const IndexKey& b) const {
                    : value.number == b.value.number;
 }
 
+bool SessionTable::SlotEq::operator()(Slot a, const NodeKey& b) const {
+  const Node* first = FirstHolder(a);
+  if (first == b.node) return true;
+  IndexValue value;
+  ValueOfNode(*b.node, *field, &value, /*check_presence=*/false);
+  return (*this)(a, IndexKey{value, b.hash});
+}
+
 bool SessionTable::SlotEq::operator()(Slot a, Slot b) const {
   if (a == b) return true;
   IndexValue value;
@@ -647,8 +707,18 @@ void SessionTable::IndexAddLocked(const Node& node,
 
 void SessionTable::InsertLocked(Index& index, const IndexKey& key,
                                 const Node& node) {
+  InsertKeyLocked(index, key, node);
+}
+
+void SessionTable::InsertLocked(Index& index, const NodeKey& key) {
+  InsertKeyLocked(index, key, *key.node);
+}
+
+template <typename Key>
+void SessionTable::InsertKeyLocked(Index& index, const Key& key,
+                                   const Node& node) {
   bool added = false;
-  auto it = index.PartOf(key).lazy_emplace(
+  auto it = index.PartOf(key.hash).lazy_emplace(
       key, [&](const IndexSet::constructor& construct) {
         construct(reinterpret_cast<Slot>(&node));
         added = true;
@@ -853,15 +923,16 @@ absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
     return absl::DataLossError(
         absl::StrCat("session ", session.id, " appears twice in the snapshot"));
   }
-  // Mapped bytes stay where they are; others are copied after the header.
-  char* p = lazy_arena_->Allocate(
-      sizeof(lazy::SnapshotState) + (mapped ? 0 : state_bytes.size()), writer);
-  auto* kept = new (p) lazy::SnapshotState{};
-  kept->data = mapped ? state_bytes.data() : p + sizeof(lazy::SnapshotState);
+  // Mapped bytes stay where they are; others are copied into the arena.
+  lazy::SnapshotState* kept = lazy_arena_->NewSnapshotState(writer);
+  kept->node = node;
   kept->size = static_cast<uint32_t>(state_bytes.size());
-  if (!mapped) {
-    std::memcpy(p + sizeof(lazy::SnapshotState), state_bytes.data(),
-                state_bytes.size());
+  if (mapped) {
+    kept->data = state_bytes.data();
+  } else {
+    char* copy = lazy_arena_->Allocate(state_bytes.size(), writer);
+    std::memcpy(copy, state_bytes.data(), state_bytes.size());
+    kept->data = copy;
   }
   // The indexed values, with the hashes the indexes will want.
   for (size_t i = 0; i < lazy::kHintedFields; ++i) {
@@ -917,13 +988,17 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
   }
   FieldSet listed;
   bool lists_indexed = false;
+  absl::InlinedVector<const Schema::Field*, 4> indexed;
   for (uint32_t number : update.fields) {
     const Schema::Field* f = schema_.FindByNumber(static_cast<int>(number));
     if (f == nullptr) {
       *kept_unknown = true;
     } else {
       listed.Add(f->index);
-      lists_indexed |= f->index_kind != NO_INDEX;
+      if (f->index_kind != NO_INDEX) {
+        lists_indexed = true;
+        indexed.push_back(f);
+      }
     }
   }
   bool inserted = false;
@@ -950,7 +1025,17 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
                                         static_cast<uint32_t>(payload.size()),
                                         /*voided=*/0};
   std::memcpy(kept + 1, payload.data(), payload.size());
-  node->entry.state.set_lazy(word);
+  if (lists_indexed && !indexes_suspended_) {
+    // The indexes were built from the snapshot (RebuildIndexes): the
+    // session leaves them under its old values and comes back under its
+    // new ones, as an update's SetFieldsLocked does.
+    std::lock_guard<std::mutex> lock(index_mu_);
+    for (const Schema::Field* f : indexed) IndexRemoveLocked(*node, *f);
+    node->entry.state.set_lazy(word);
+    for (const Schema::Field* f : indexed) IndexAddLocked(*node, *f);
+  } else {
+    node->entry.state.set_lazy(word);
+  }
   if (inserted) lazy_count_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -962,21 +1047,47 @@ void SessionTable::VoidTickEntries(absl::string_view session,
   std::lock_guard<std::mutex> lock(shard.mu);
   Node* node = FindLocked(shard, key);
   if (node == nullptr) return;
+  // The entries to void, newest first; whether the others are all voided.
+  absl::InlinedVector<lazy::KeptUpdate*, 8> to_void;
   uint64_t word = node->entry.state.word();
   bool all_voided = true;
+  bool voids_indexed = false;
   while (lazy::TagOf(word) == lazy::kUpdate) {
     auto* kept = reinterpret_cast<lazy::KeptUpdate*>(
         const_cast<char*>(lazy::AddressOf(word)));
     UpdateView update;
     if (!kept->voided && DecodeUpdate(kept->payload(), &update) &&
         update.tick != 0 && ticks.contains(update.tick)) {
-      kept->voided = 1;
+      to_void.push_back(kept);
+      voids_indexed |= kept->index_source == word;
+    } else {
+      all_voided &= kept->voided != 0;
     }
-    all_voided &= kept->voided != 0;
     word = kept->previous;
   }
-  // Created by the log (no snapshot state) through voided entries alone.
-  if (all_voided && word == 0) EraseLocked(shard, key);
+  if (to_void.empty()) return;
+  // Created by the log (no snapshot state) through voided entries alone:
+  // erased, leaving the indexes under the values it has now.
+  if (all_voided && word == 0) {
+    EraseLocked(shard, key);
+    return;
+  }
+  // An entry that set an indexed field no longer counts: the session moves
+  // in the indexes (when they are kept current during the replay).
+  const bool moves = voids_indexed && !indexes_suspended_;
+  std::unique_lock<std::mutex> index_lock(index_mu_, std::defer_lock);
+  if (moves) {
+    index_lock.lock();
+    for (const Schema::Field* f : schema_.indexed_fields()) {
+      IndexRemoveLocked(*node, *f);
+    }
+  }
+  for (lazy::KeptUpdate* kept : to_void) kept->voided = 1;
+  if (moves) {
+    for (const Schema::Field* f : schema_.indexed_fields()) {
+      IndexAddLocked(*node, *f);
+    }
+  }
 }
 
 absl::Status SessionTable::ParseLocked(const Node* node) const {

@@ -111,28 +111,37 @@ class SessionTable {
     StateRef(const StateRef&) = delete;
     StateRef& operator=(const StateRef&) = delete;
     ~StateRef() { delete parsed(); }
-    bool lazy() const { return lazy::TagOf(word_) != lazy::kParsed; }
+    bool lazy() const { return lazy::TagOf(word()) != lazy::kParsed; }
     // The parsed state; null while lazy.
     google::protobuf::Message* parsed() const {
-      return lazy() ? nullptr
-                    : reinterpret_cast<google::protobuf::Message*>(
-                          static_cast<uintptr_t>(word_));
+      const uint64_t w = word();
+      return lazy::TagOf(w) != lazy::kParsed
+                 ? nullptr
+                 : reinterpret_cast<google::protobuf::Message*>(
+                       static_cast<uintptr_t>(w));
     }
     void reset(std::unique_ptr<google::protobuf::Message> state = nullptr) {
       delete parsed();
-      word_ = reinterpret_cast<uintptr_t>(state.release());
+      word_.store(reinterpret_cast<uintptr_t>(state.release()),
+                  std::memory_order_release);
     }
     // A lazy state word (lazy::MakeWord); the parsed state, if any, is freed.
     void set_lazy(uint64_t word) {
       delete parsed();
-      word_ = word;
+      word_.store(word, std::memory_order_release);
     }
-    uint64_t word() const { return word_; }
+    uint64_t word() const { return word_.load(std::memory_order_acquire); }
     // What a lookup of the state touches first (for prefetching).
-    const void* address() const { return lazy::AddressOf(word_); }
+    const void* address() const { return lazy::AddressOf(word()); }
 
    private:
-    uint64_t word_ = 0;
+    // Atomic because recovery's workers chain records onto lazy states
+    // (set_lazy) under their shard's lock only, while another worker
+    // keeping the indexes current may read the word of a session that holds
+    // the same index key (under index_mu_): the release and acquire make
+    // the kept record the word points at visible with it. Records that
+    // change an indexed field are chained under index_mu_ as well.
+    std::atomic<uint64_t> word_{0};
   };
 
   struct Entry {
@@ -347,12 +356,20 @@ class SessionTable {
   size_t IndexParts(size_t index) const;
   size_t IndexSlots(size_t index) const;
 
-  // Recovery: while the table is filled from a snapshot and the log, index
-  // maintenance is switched off (SuspendIndexes) and the indexes are built
-  // afterwards in one pass per index, each on its own thread
-  // (RebuildIndexes). Both require that no other thread uses the table.
+  // Recovery: while the table is filled, index maintenance is switched off
+  // (SuspendIndexes); the indexes are then built in one pass per index, each
+  // on its own thread, and maintained from then on (RebuildIndexes). Both
+  // require that no other thread uses the table.
+  //
+  // Recovery builds them after the log's replay, or, when the replay keeps
+  // records (lazy), right after the snapshot, with `from_load`: the values
+  // the lazy load found (SnapshotState) are inserted with the hashes it
+  // computed, reading no state, and the replay keeps the indexes current as
+  // updates do. `from_load` requires that nothing but a lazy LoadSnapshot
+  // filled the table; if anything else put a session in, the states are
+  // walked as without it.
   void SuspendIndexes() { indexes_suspended_ = true; }
-  void RebuildIndexes();
+  void RebuildIndexes(bool from_load = false);
 
   // --- Called with the session's shard lock held. ---
 
@@ -530,12 +547,19 @@ class SessionTable {
   static size_t HashValue(const IndexValue& value, bool by_string) {
     return by_string ? absl::HashOf(value.text) : absl::HashOf(value.number);
   }
+  // A key given as the session that holds it and its hash: its value is
+  // read from the session's state only if a slot's hash bits match.
+  struct NodeKey {
+    const Node* node;
+    size_t hash;
+  };
   struct SlotHash {
     using is_transparent = void;
     const Schema::Field* field;
     bool by_string;
     size_t operator()(Slot slot) const;
     size_t operator()(const IndexKey& key) const { return key.hash; }
+    size_t operator()(const NodeKey& key) const { return key.hash; }
   };
   struct SlotEq {
     using is_transparent = void;
@@ -544,6 +568,8 @@ class SessionTable {
     bool operator()(Slot a, Slot b) const;
     bool operator()(Slot a, const IndexKey& b) const;
     bool operator()(const IndexKey& a, Slot b) const { return (*this)(b, a); }
+    bool operator()(Slot a, const NodeKey& b) const;
+    bool operator()(const NodeKey& a, Slot b) const { return (*this)(b, a); }
   };
   using IndexSet = absl::flat_hash_set<Word48, SlotHash, SlotEq>;
   // An index is split, by the keys' hashes, into parts; one part until it
@@ -557,9 +583,8 @@ class SessionTable {
       return {value, HashValue(value, by_string)};
     }
     // The top bits, as for shards: the set uses the low ones.
-    IndexSet& PartOf(const IndexKey& key) {
-      return parts[RangeOf(key.hash, parts.size())];
-    }
+    IndexSet& PartOf(const IndexKey& key) { return PartOf(key.hash); }
+    IndexSet& PartOf(size_t hash) { return parts[RangeOf(hash, parts.size())]; }
     const IndexSet& PartOf(const IndexKey& key) const {
       return parts[RangeOf(key.hash, parts.size())];
     }
@@ -593,8 +618,14 @@ class SessionTable {
   Index NewIndex(const Schema::Field& field) const;
   // Empties `index`, freeing its holder lists.
   static void ClearIndex(Index& index);
+  // Gives back what half an index's sets' capacity would hold, where they
+  // hold fewer keys than they were sized for.
+  static void ShrinkIndex(Index& index);
   // Splits the (empty) `index` into parts for about `keys` keys.
   static void SplitIndex(Index& index, size_t keys);
+  // RebuildIndexes' build of the (empty) index at `slot` from the snapshot
+  // states the lazy load made.
+  void BuildFromLoad(Index& index, const Schema::Field& field, size_t slot);
 
   // A new session gets an empty state; without `with_state` it has none,
   // and the caller sets one before it lets go of the shard lock.
@@ -606,6 +637,9 @@ class SessionTable {
   void IndexAddLocked(const Node& node, const Schema::Field& field);
   // Adds `node` as a holder of `key` (its value) to `index`.
   static void InsertLocked(Index& index, const IndexKey& key, const Node& node);
+  static void InsertLocked(Index& index, const NodeKey& key);
+  template <typename Key>
+  static void InsertKeyLocked(Index& index, const Key& key, const Node& node);
   static Node* NewNode(absl::string_view id);
   static void FreeNode(Node* node);
 

@@ -602,6 +602,86 @@ TEST(LazyRecoveryPosixTest, MappedSnapshotServesStatesUntilTheLastIsParsed) {
   EXPECT_EQ(got, want);
 }
 
+// The indexes are built from the snapshot and kept current by the replay:
+// a record that changes an indexed field moves its session (under the
+// index lock) while other workers chain records that change nothing
+// indexed onto sessions holding the same MULTI key, whose states the index
+// reads to compare keys (TSan runs this: those words are atomic). The
+// answers are the parsing Open's, whatever the number of workers.
+TEST_F(LazyRecoveryTest, ReplayKeepsIndexesBuiltFromTheSnapshotCurrent) {
+  constexpr int kSessions = 120;
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < kSessions; ++i) {
+      ASSERT_TRUE(store
+                      ->Update(absl::StrCat("s", i),
+                               Identity(i % 2 == 0 ? "shared" : "other",
+                                        absl::StrCat("h", i)),
+                               {"fingerprint", "header_session_id"})
+                      .ok());
+    }
+    ASSERT_TRUE(store->Compact().ok());
+    UpdateOptions each_a_record;  // not coalesced by a tick
+    each_a_record.durability = IMMEDIATE;
+    for (int k = 0; k < 1500; ++k) {
+      const std::string id = absl::StrCat("s", (k * 7) % kSessions);
+      if (k % 5 == 0) {
+        // Away from "shared" and back, and a header id handed over.
+        const std::string fp =
+            k % 10 == 0 ? absl::StrCat("fp", k % 40) : "shared";
+        ASSERT_TRUE(store
+                        ->Update(id, Identity(fp, absl::StrCat("hk", k)),
+                                 {"fingerprint", "header_session_id"},
+                                 each_a_record)
+                        .ok());
+      } else if (k % 97 == 0) {
+        ASSERT_TRUE(store->Delete(id).ok());
+      } else {
+        GatewaySession v;
+        v.mutable_cost()->set_ttl_hits(k);
+        ASSERT_TRUE(store->Update(id, v, {"cost"}, each_a_record).ok());
+      }
+    }
+    ASSERT_TRUE(store->Close().ok());
+  }
+  auto lookups = [&](Store<GatewaySession>* store) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const char* fp : {"shared", "other"}) {
+      out[fp] = *store->Lookup("fingerprint", fp);
+    }
+    for (int k = 0; k < 40; ++k) {
+      const std::string fp = absl::StrCat("fp", k);
+      out[fp] = *store->Lookup("fingerprint", fp);
+    }
+    for (int k = 0; k < 1500; ++k) {
+      const std::string h = absl::StrCat("hk", k);
+      out[h] = *store->Lookup("header_session_id", h);
+    }
+    for (int i = 0; i < kSessions; ++i) {
+      const std::string h = absl::StrCat("h", i);
+      out[h] = *store->Lookup("header_session_id", h);
+    }
+    return out;
+  };
+  auto parsing = OpenStore(/*lazy=*/false);
+  ASSERT_NE(parsing, nullptr);
+  const auto want = lookups(parsing.get());
+  EXPECT_GT(want.at("shared").size(), 10u);
+  EXPECT_FALSE(want.at("fp0").empty());
+  ASSERT_TRUE(parsing->Close().ok());
+  parsing.reset();
+  for (size_t workers : {1, 3}) {
+    SCOPED_TRACE(absl::StrCat(workers, " recovery workers"));
+    Options o = MakeOptions(/*lazy=*/true);
+    o.recovery_threads = workers;
+    auto store = Store<GatewaySession>::Open(o, kDir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_TRUE((*store)->recovery_report().lazy_replay);
+    EXPECT_EQ(lookups(store->get()), want);
+    ASSERT_TRUE((*store)->Close().ok());
+  }
+}
+
 // First uses on several threads while others read the indexes, whose keys
 // move from the kept bytes to the parsed states meanwhile (TSan runs this).
 TEST_F(LazyRecoveryTest, ConcurrentFirstUsesAndIndexReads) {
