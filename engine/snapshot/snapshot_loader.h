@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "engine/fs/file_system.h"
 #include "engine/state/session_table.h"
 
@@ -27,6 +28,15 @@ struct LoadedSnapshot {
 absl::StatusOr<LoadedSnapshot> LoadSnapshot(
     FileSystem* fs, const std::string& path, uint64_t expected_lsn,
     SessionTable* table, size_t workers = 1, bool lazy = false);
+
+// Decodes a snapshot's session record (record::SessionState) without
+// copying: `session` and `state` point into `payload`; `lsn` is 0 if the
+// record has none. Fields of later versions are skipped. False if it does
+// not parse. (The layout SnapshotWriter writes is read without a
+// CodedInputStream: the load decodes every record twice, to route it and
+// to load it.)
+bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
+                        absl::string_view* state, uint64_t* lsn);
 
 }  // namespace walstate
 

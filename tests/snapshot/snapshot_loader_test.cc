@@ -3,12 +3,14 @@
 #include "engine/snapshot/snapshot_loader.h"
 
 #include <map>
+#include <random>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "engine/snapshot/snapshot_writer.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
+#include "proto/walstate/record.pb.h"
 #include "tests/fs/fault_injection_fs.h"
 
 namespace walstate {
@@ -120,6 +122,96 @@ TEST_F(SnapshotLoaderTest, ACaptureLsnFrom2To63IsDataLoss) {
     }
     ASSERT_TRUE(fs_.DeleteFile(path).ok());
   }
+}
+
+// The loader reads the writer's layout of a session record by hand and
+// anything else with the general decoder: either way, what a protobuf parse
+// of record::SessionState gives. Payloads: the writer's layout (what
+// SerializeAsString writes too), fields in another order, repeated (the
+// last wins), followed by a field of a later version, a varint with a
+// redundant byte, and each of those cut short.
+TEST(DecodeSessionStateTest, ReadsWhatAParseReads) {
+  std::mt19937_64 rng(11);
+  auto random_bytes = [&](size_t max) {
+    std::string s(rng() % (max + 1), '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    return s;
+  };
+  auto encode = [](uint64_t lsn, absl::string_view session,
+                   absl::string_view state) {
+    record::SessionState r;
+    r.set_session(std::string(session));
+    r.set_state(std::string(state));
+    r.set_lsn(lsn);
+    return r.SerializeAsString();
+  };
+  int fast_layouts = 0;
+  for (int round = 0; round < 3000; ++round) {
+    const std::string session = random_bytes(40);
+    const std::string state = random_bytes(round % 10 == 0 ? 300 : 20);
+    uint64_t lsn = 0;
+    switch (rng() % 4) {
+      case 0:
+        break;
+      case 1:
+        lsn = rng() % 300;
+        break;
+      case 2:
+        lsn = rng() >> (rng() % 64);
+        break;
+      default:
+        lsn = ~uint64_t{0} - rng() % 3;
+        break;
+    }
+    std::string payload = encode(lsn, session, state);
+    switch (round % 6) {
+      case 0:
+        ++fast_layouts;
+        break;
+      case 1: {  // the LSN first
+        record::SessionState only_lsn;
+        only_lsn.set_lsn(lsn + 1);
+        payload = only_lsn.SerializeAsString() + encode(0, session, state);
+        break;
+      }
+      case 2:  // everything again: the second wins
+        payload += encode(lsn / 2, state, session);
+        break;
+      case 3:  // a field of a later version (9, varint)
+        payload += std::string("\x48\x05", 2);
+        break;
+      case 4:  // the session's length with a redundant byte
+        if (!session.empty() && session.size() < 128) {
+          payload = std::string("\x0a") +
+                    static_cast<char>(0x80 | session.size()) + '\0' +
+                    payload.substr(2);
+        }
+        break;
+      default:  // an unknown length-delimited field between the two
+        payload = encode(0, session, "") +
+                  std::string(
+                      "\x3a\x02"
+                      "ab",
+                      4) +
+                  encode(lsn, "", state);
+        break;
+    }
+    for (const std::string& p :
+         {payload, payload.substr(0, rng() % (payload.size() + 1))}) {
+      record::SessionState want;
+      const bool parses = want.ParseFromString(p);
+      absl::string_view got_session, got_state;
+      uint64_t got_lsn = 7;
+      const bool decoded =
+          DecodeSessionState(p, &got_session, &got_state, &got_lsn);
+      ASSERT_EQ(decoded, parses) << "round " << round;
+      if (!parses) continue;
+      EXPECT_EQ(got_session, want.session()) << "round " << round;
+      EXPECT_EQ(got_state, want.state()) << "round " << round;
+      EXPECT_EQ(got_lsn, want.lsn()) << "round " << round;
+    }
+  }
+  EXPECT_EQ(fast_layouts, 500);
 }
 
 }  // namespace
