@@ -143,19 +143,28 @@ uint64_t TreeBytes(const std::string& dir) {
   return total;
 }
 
-void EvictFromCache(const std::string& dir) {
-  Walk(dir, [](const std::string& child, const char*, const struct stat& st) {
-    if (S_ISDIR(st.st_mode)) {
-      EvictFromCache(child);
-      return;
-    }
-    int fd = ::open(child.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ::fdatasync(fd);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
-  });
+namespace {
+
+void SyncTreeAndMaybeDrop(const std::string& dir, bool drop) {
+  Walk(dir,
+       [drop](const std::string& child, const char*, const struct stat& st) {
+         if (S_ISDIR(st.st_mode)) {
+           SyncTreeAndMaybeDrop(child, drop);
+           return;
+         }
+         int fd = ::open(child.c_str(), O_RDONLY | O_CLOEXEC);
+         if (fd < 0) return;
+         ::fdatasync(fd);
+         if (drop) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+         ::close(fd);
+       });
 }
+
+}  // namespace
+
+void EvictFromCache(const std::string& dir) { SyncTreeAndMaybeDrop(dir, true); }
+
+void SyncTree(const std::string& dir) { SyncTreeAndMaybeDrop(dir, false); }
 
 double Percentile(std::vector<double>* v, double p) {
   if (v->empty()) return 0;

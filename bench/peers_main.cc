@@ -530,6 +530,8 @@ void RecoveryScenario(const std::vector<std::string>& names,
                         tail_tick);
     });
     if (!f.ok()) Fail(f.status());
+    // Written back now rather than by the flusher during a timed Open.
+    SyncTree(pristine[i]);
     Record(*f, params, names[i]);
     PrintRow(*FindRow("build", names[i], params));
   }
@@ -540,7 +542,11 @@ void RecoveryScenario(const std::vector<std::string>& names,
       std::string work = absl::StrCat(base, "/", names[i], "-work");
       RemoveTree(work);
       Check(CopyTree(pristine[i], work));
-      if (cold) EvictFromCache(work);
+      if (cold) {
+        EvictFromCache(work);
+      } else {
+        SyncTree(work);
+      }
       auto f = RunStep([&] {
         return OpenStore(names[i], work, w, expected, sessions, tail);
       });

@@ -57,6 +57,8 @@ constexpr size_t kChunkSize = 1u << 20;
 // The first read of a file: enough for a header with a modest schema, small
 // enough that opening a segment only to read its header stays cheap.
 constexpr size_t kHeaderReadSize = 4096;
+// How far ahead of a mapped scan its next page is prefetched.
+constexpr uint64_t kMappedPrefetchBytes = 8192;
 
 bool IsKnownType(uint8_t type) {
   switch (type) {
@@ -249,6 +251,11 @@ const char* FileScanner::Fill(uint64_t off, size_t n, size_t min_read) {
                        " bytes of ", file_size_, ")")));
       return nullptr;
     }
+    // The page after next on its way: the scan is sequential, but the
+    // hardware's prefetchers stop at each 4 KiB page, whose first touch is
+    // then a TLB miss and a cache miss the scan would wait for.
+    const uint64_t ahead = off + kMappedPrefetchBytes;
+    if (ahead < file_size_) __builtin_prefetch(mapped_ + ahead);
     return mapped_ + off;
   }
   if (off >= buf_off_ && off + n <= buf_off_ + buf_len_) {
