@@ -258,6 +258,65 @@ TEST(LazyStateTest, WellFormedRejectsCutAndShiftedBytes) {
   EXPECT_FALSE(lazy::WellFormed(std::string("\x0f", 1)));      // wire type 7
 }
 
+// WellFormed reads the common case (short tags and lengths, no groups)
+// without a CodedInputStream and gives the rest to the general scanner:
+// both ways give the same answer and the same hints, on serialized
+// messages (one or several concatenated, a long string among them), cut
+// short, with a byte changed, with a group, and with an overlong tag.
+TEST(LazyStateTest, CommonCaseScanAgreesWithTheGeneralScanner) {
+  Indexables kinds(/*proto2=*/true);
+  const auto* d = kinds.New()->GetDescriptor();
+  std::mt19937_64 rng(9);
+  int accepted = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string bytes;
+    const int parts = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < parts; ++k) {
+      auto m = kinds.New();
+      RandomValues(m.get(), &rng);
+      bytes += m->SerializeAsString();
+      if (rng() % 4 == 0) {
+        // Field 1 with 300 bytes: a two-byte length.
+        bytes += std::string("\x0a\xac\x02", 3) + std::string(300, 'x');
+      }
+    }
+    switch (round % 5) {
+      case 0:
+        break;
+      case 1:
+        bytes.resize(rng() % (bytes.size() + 1));
+        break;
+      case 2:
+        if (!bytes.empty()) {
+          bytes[rng() % bytes.size()] ^= static_cast<char>(1 + rng() % 255);
+        }
+        break;
+      case 3:  // an empty group, field 15
+        bytes += std::string("\x7b\x7c", 2);
+        break;
+      default:  // field 16, length-delimited, its tag in 4 bytes
+        bytes.insert(0, std::string("\x82\x80\x80\x00\x00", 5));
+        break;
+    }
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* fields[lazy::kHintedFields] = {
+          d->field(i), d->field((i + 5) % d->field_count())};
+      uint16_t fast[lazy::kHintedFields], slow[lazy::kHintedFields];
+      const bool common =
+          lazy::WellFormed(bytes, fields, lazy::kHintedFields, fast);
+      const bool general =
+          lazy::WellFormedSlowly(bytes, fields, lazy::kHintedFields, slow);
+      ASSERT_EQ(common, general) << "round " << round;
+      if (!common) continue;
+      ++accepted;
+      for (int k = 0; k < lazy::kHintedFields; ++k) {
+        EXPECT_EQ(fast[k], slow[k]) << "round " << round << " field " << i;
+      }
+    }
+  }
+  EXPECT_GT(accepted, 10000);
+}
+
 TEST(LazyStateTest, ArenaBlocksAreAlignedAndDoNotOverlap) {
   lazy::Arena arena(2);
   std::set<std::pair<uintptr_t, uintptr_t>> blocks;
