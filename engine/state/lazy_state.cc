@@ -139,9 +139,12 @@ bool ScanCommonCase(absl::string_view message, const uint32_t* wanted,
 
 }  // namespace
 
-bool WellFormed(absl::string_view message, const FieldDescriptor* const* fields,
-                size_t field_count, uint16_t* hints) {
-  uint32_t wanted[kHintedFields] = {};
+namespace {
+
+// The tags WellFormed looks for (wanted[i] for fields[i]), with `hints` set
+// to kAbsent for those and kNoHint for the rest; how many are looked for.
+size_t PrepareHints(const FieldDescriptor* const* fields, size_t field_count,
+                    uint32_t* wanted, uint16_t* hints) {
   const size_t hinted =
       field_count < kHintedFields ? field_count : kHintedFields;
   for (size_t i = 0; i < hinted; ++i) {
@@ -152,24 +155,13 @@ bool WellFormed(absl::string_view message, const FieldDescriptor* const* fields,
   for (size_t i = hinted; hints != nullptr && i < kHintedFields; ++i) {
     hints[i] = kNoHint;
   }
-  if (ScanCommonCase(message, wanted, hinted, hints)) return true;
-  return WellFormedSlowly(message, fields, field_count, hints);
+  return hinted;
 }
 
-bool WellFormedSlowly(absl::string_view message,
-                      const FieldDescriptor* const* fields, size_t field_count,
-                      uint16_t* hints) {
-  uint32_t wanted[kHintedFields] = {};
-  const size_t hinted =
-      field_count < kHintedFields ? field_count : kHintedFields;
-  for (size_t i = 0; i < hinted; ++i) {
-    wanted[i] =
-        WireFormatLite::MakeTag(fields[i]->number(), WireTypeOf(fields[i]));
-    hints[i] = kAbsent;
-  }
-  for (size_t i = hinted; hints != nullptr && i < kHintedFields; ++i) {
-    hints[i] = kNoHint;
-  }
+// WellFormed with a CodedInputStream: every case. `hints` as PrepareHints
+// left them.
+bool ScanGeneralCase(absl::string_view message, const uint32_t* wanted,
+                     size_t hinted, uint16_t* hints) {
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(message.data()),
       static_cast<int>(message.size()));
@@ -188,6 +180,26 @@ bool WellFormedSlowly(absl::string_view message,
     }
   }
   return in.ConsumedEntireMessage();
+}
+
+}  // namespace
+
+bool WellFormed(absl::string_view message, const FieldDescriptor* const* fields,
+                size_t field_count, uint16_t* hints) {
+  uint32_t wanted[kHintedFields] = {};
+  const size_t hinted = PrepareHints(fields, field_count, wanted, hints);
+  if (ScanCommonCase(message, wanted, hinted, hints)) return true;
+  // The common case may have set some hints before it gave up.
+  PrepareHints(fields, field_count, wanted, hints);
+  return ScanGeneralCase(message, wanted, hinted, hints);
+}
+
+bool WellFormedSlowly(absl::string_view message,
+                      const FieldDescriptor* const* fields, size_t field_count,
+                      uint16_t* hints) {
+  uint32_t wanted[kHintedFields] = {};
+  const size_t hinted = PrepareHints(fields, field_count, wanted, hints);
+  return ScanGeneralCase(message, wanted, hinted, hints);
 }
 
 namespace {
