@@ -463,7 +463,9 @@ class SessionTable {
   // lazy or new, applied (SetEncodedFieldsLocked) if it is parsed. DataLoss
   // if the values are not well-formed or hold a field the record does not
   // list; sets *kept_unknown if it lists numbers the schema does not know.
-  // `existing`: the session's node, already looked up, or null.
+  // `existing`: the session's node, already looked up, or null. Unless
+  // indexes are suspended, a record that lists an indexed field moves the
+  // session in the indexes (under index_mu_).
   absl::Status KeepUpdateLocked(Shard& shard, const SessionKey& session,
                                 Node* existing, uint64_t lsn,
                                 absl::string_view payload,
@@ -473,7 +475,9 @@ class SessionTable {
   // End of a lazy replay: the kept tick entries of `session` that belong to
   // one of `ticks` (ticks that never committed) are voided; a session whose
   // state is nothing but voided entries (the log created it only through
-  // them) is removed. Takes the shard's lock; indexes suspended.
+  // them) is removed. Takes the shard's lock. Unless indexes are
+  // suspended, a session whose voided entries set an indexed field moves in
+  // the indexes. No other thread may use the table.
   void VoidTickEntries(absl::string_view session,
                        const absl::flat_hash_set<uint64_t>& ticks);
 
