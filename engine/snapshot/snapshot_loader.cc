@@ -12,62 +12,11 @@
 
 namespace walstate {
 
-namespace {
-
-// A varint at `p` (before `end`) of at most `max_bytes` bytes: the position
-// after it, or null.
-const char* ReadShortVarint(const char* p, const char* end, int max_bytes,
-                            uint64_t* value) {
-  uint64_t v = 0;
-  for (int i = 0; i < max_bytes && p < end; ++i) {
-    const uint8_t byte = static_cast<uint8_t>(*p++);
-    v |= uint64_t{byte & 0x7fu} << (7 * i);
-    if (byte < 0x80) {
-      *value = v;
-      return p;
-    }
-  }
-  return nullptr;
-}
-
-// The layout SnapshotWriter writes, {1: session, 2: state, 3: lsn if not 0}
-// in that order, read without a CodedInputStream: the load decodes every
-// record twice (to route it, then to load it), and this is most of that
-// time. False for anything else, which the general decoder then reads; what
-// this accepts, that reads the same.
-bool DecodeWriterLayout(absl::string_view payload, absl::string_view* session,
-                        absl::string_view* state, uint64_t* lsn) {
-  const char* p = payload.data();
-  const char* const end = p + payload.size();
-  absl::string_view views[2];
-  for (int i = 0; i < 2; ++i) {
-    uint64_t size = 0;
-    if (p == end || *p != static_cast<char>((i + 1) << 3 | 2)) return false;
-    p = ReadShortVarint(p + 1, end, 4, &size);  // < 2^28
-    if (p == nullptr || size > static_cast<uint64_t>(end - p)) return false;
-    views[i] = absl::string_view(p, size);
-    p += size;
-  }
-  uint64_t capture = 0;
-  if (p != end) {
-    if (*p != static_cast<char>(3 << 3)) return false;
-    p = ReadShortVarint(p + 1, end, 9, &capture);  // < 2^63
-    if (p != end) return false;
-  }
-  *session = views[0];
-  *state = views[1];
-  *lsn = capture;
-  return true;
-}
-
-}  // namespace
-
 bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
                         absl::string_view* state, uint64_t* lsn) {
   *session = absl::string_view();
   *state = absl::string_view();
   *lsn = 0;
-  if (DecodeWriterLayout(payload, session, state, lsn)) return true;
   using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(payload.data()),

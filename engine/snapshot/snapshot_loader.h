@@ -32,9 +32,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(
 // Decodes a snapshot's session record (record::SessionState) without
 // copying: `session` and `state` point into `payload`; `lsn` is 0 if the
 // record has none. Fields of later versions are skipped. False if it does
-// not parse. (The layout SnapshotWriter writes is read without a
-// CodedInputStream: the load decodes every record twice, to route it and
-// to load it.)
+// not parse.
 bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
                         absl::string_view* state, uint64_t* lsn);
 

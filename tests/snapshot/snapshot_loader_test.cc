@@ -124,9 +124,8 @@ TEST_F(SnapshotLoaderTest, ACaptureLsnFrom2To63IsDataLoss) {
   }
 }
 
-// The loader reads the writer's layout of a session record by hand and
-// anything else with the general decoder: either way, what a protobuf parse
-// of record::SessionState gives. Payloads: the writer's layout (what
+// The loader decodes a session record in place: what a protobuf parse of
+// record::SessionState gives. Payloads: the writer's layout (what
 // SerializeAsString writes too), fields in another order, repeated (the
 // last wins), followed by a field of a later version, a varint with a
 // redundant byte, and each of those cut short.
