@@ -782,6 +782,20 @@ SessionTable::Node* SessionTable::FindOrCreateLocked(Shard& shard,
   return *it;
 }
 
+template <typename Change>
+void SessionTable::ChangeIndexedLocked(
+    const Node& node, absl::Span<const Schema::Field* const> fields,
+    Change change) {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  for (const Schema::Field* f : fields) {
+    if (f->index_kind != NO_INDEX) IndexRemoveLocked(node, *f);
+  }
+  change();
+  for (const Schema::Field* f : fields) {
+    if (f->index_kind != NO_INDEX) IndexAddLocked(node, *f);
+  }
+}
+
 SessionTable::Node* SessionTable::SetFieldsLocked(
     Shard& shard, const SessionKey& session, Message* values,
     absl::Span<const Schema::Field* const> fields, bool move, Node* existing) {
@@ -807,17 +821,10 @@ SessionTable::Node* SessionTable::SetFieldsLocked(
       }
     }
   };
-  if (!TouchesIndex(fields)) {
+  if (TouchesIndex(fields)) {
+    ChangeIndexedLocked(*node, fields, set);
+  } else {
     set();
-    return node;
-  }
-  std::lock_guard<std::mutex> lock(index_mu_);
-  for (const Schema::Field* f : fields) {
-    if (f->index_kind != NO_INDEX) IndexRemoveLocked(*node, *f);
-  }
-  set();
-  for (const Schema::Field* f : fields) {
-    if (f->index_kind != NO_INDEX) IndexAddLocked(*node, *f);
   }
   return node;
 }
@@ -849,19 +856,14 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
   absl::Status parsed_first = ParseLocked(node);
   if (!parsed_first.ok()) return parsed_first;
   Message* state = node->entry.state.parsed();
-  const bool touches_index = TouchesIndex(fields);
-  std::unique_lock<std::mutex> index_lock(index_mu_, std::defer_lock);
-  if (touches_index) {
-    index_lock.lock();
-    for (const Schema::Field* f : fields) {
-      if (f->index_kind != NO_INDEX) IndexRemoveLocked(*node, *f);
-    }
-  }
-  const bool parsed = ApplyEncoded(state, encoded, numbers, kept_unknown);
-  if (touches_index) {
-    for (const Schema::Field* f : fields) {
-      if (f->index_kind != NO_INDEX) IndexAddLocked(*node, *f);
-    }
+  bool parsed = false;
+  auto apply = [&] {
+    parsed = ApplyEncoded(state, encoded, numbers, kept_unknown);
+  };
+  if (TouchesIndex(fields)) {
+    ChangeIndexedLocked(*node, fields, apply);
+  } else {
+    apply();
   }
   if (!parsed) {
     return absl::DataLossError(absl::StrCat("values of session ", session.id,
@@ -997,20 +999,19 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
         " do not parse, or hold a field the record does not list"));
   }
   FieldSet listed;
-  bool lists_indexed = false;
-  absl::InlinedVector<const Schema::Field*, 4> indexed;
+  absl::InlinedVector<const Schema::Field*, 8> fields;
   for (uint32_t number : update.fields) {
     const Schema::Field* f = schema_.FindByNumber(static_cast<int>(number));
     if (f == nullptr) {
       *kept_unknown = true;
     } else {
       listed.Add(f->index);
-      if (f->index_kind != NO_INDEX) {
-        lists_indexed = true;
-        indexed.push_back(f);
-      }
+      fields.push_back(f);
     }
   }
+  const bool lists_indexed = std::any_of(
+      fields.begin(), fields.end(),
+      [](const Schema::Field* f) { return f->index_kind != NO_INDEX; });
   bool inserted = false;
   Node* node = existing != nullptr
                    ? existing
@@ -1035,16 +1036,13 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
                                         static_cast<uint32_t>(payload.size()),
                                         /*voided=*/0};
   std::memcpy(kept + 1, payload.data(), payload.size());
-  if (lists_indexed && !indexes_suspended_) {
-    // The indexes were built from the snapshot (RebuildIndexes): the
-    // session leaves them under its old values and comes back under its
-    // new ones, as an update's SetFieldsLocked does.
-    std::lock_guard<std::mutex> lock(index_mu_);
-    for (const Schema::Field* f : indexed) IndexRemoveLocked(*node, *f);
-    node->entry.state.set_lazy(word);
-    for (const Schema::Field* f : indexed) IndexAddLocked(*node, *f);
+  // The indexes may have been built from the snapshot already
+  // (RebuildIndexes): then the session moves in them, as in an update.
+  auto chain = [&] { node->entry.state.set_lazy(word); };
+  if (TouchesIndex(fields)) {
+    ChangeIndexedLocked(*node, fields, chain);
   } else {
-    node->entry.state.set_lazy(word);
+    chain();
   }
   if (inserted) lazy_count_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -1084,19 +1082,13 @@ void SessionTable::VoidTickEntries(absl::string_view session,
   }
   // An entry that set an indexed field no longer counts: the session moves
   // in the indexes (when they are kept current during the replay).
-  const bool moves = voids_indexed && !indexes_suspended_;
-  std::unique_lock<std::mutex> index_lock(index_mu_, std::defer_lock);
-  if (moves) {
-    index_lock.lock();
-    for (const Schema::Field* f : schema_.indexed_fields()) {
-      IndexRemoveLocked(*node, *f);
-    }
-  }
-  for (lazy::KeptUpdate* kept : to_void) kept->voided = 1;
-  if (moves) {
-    for (const Schema::Field* f : schema_.indexed_fields()) {
-      IndexAddLocked(*node, *f);
-    }
+  auto void_them = [&] {
+    for (lazy::KeptUpdate* kept : to_void) kept->voided = 1;
+  };
+  if (voids_indexed && TouchesIndex(schema_.indexed_fields())) {
+    ChangeIndexedLocked(*node, schema_.indexed_fields(), void_them);
+  } else {
+    void_them();
   }
 }
 

@@ -636,6 +636,14 @@ class SessionTable {
   Node* FindOrCreateLocked(Shard& shard, const SessionKey& session,
                            bool* inserted = nullptr, bool with_state = true);
   bool TouchesIndex(absl::Span<const Schema::Field* const> fields) const;
+  // Runs `change`, which changes what `node` holds in `fields`, with
+  // index_mu_ held, and moves the session in the indexes of those fields:
+  // out under its old values before, back under its new ones after (an
+  // indexed field changes only under index_mu_).
+  template <typename Change>
+  void ChangeIndexedLocked(const Node& node,
+                           absl::Span<const Schema::Field* const> fields,
+                           Change change);
   // index_mu_ held.
   void IndexRemoveLocked(const Node& node, const Schema::Field& field);
   void IndexAddLocked(const Node& node, const Schema::Field& field);
