@@ -28,7 +28,9 @@ char* Arena::NewChunk(size_t n) {
 }
 
 char* Arena::Allocate(size_t n, size_t writer) {
-  n = (n + 7) & ~size_t{7};
+  // At least 8: a block of 0 bytes is still a block (never null), which
+  // memcpy and friends require even for 0 bytes.
+  n = n == 0 ? 8 : (n + 7) & ~size_t{7};
   // A large state gets a chunk of its own rather than wasting the end of
   // the writer's.
   if (n > kChunkBytes / 4) return NewChunk(n);

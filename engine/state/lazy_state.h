@@ -114,8 +114,8 @@ class Arena {
   Arena& operator=(const Arena&) = delete;
   ~Arena();
 
-  // `n` bytes aligned to 8, for writer `writer` (< writers). A writer is
-  // used by one thread at a time.
+  // `n` bytes aligned to 8 (never null, also for 0), for writer `writer`
+  // (< writers). A writer is used by one thread at a time.
   char* Allocate(size_t n, size_t writer);
 
   // A snapshot state for writer `writer` (its fields unset). Snapshot

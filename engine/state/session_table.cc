@@ -941,6 +941,8 @@ absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
   kept->size = static_cast<uint32_t>(state_bytes.size());
   if (mapped) {
     kept->data = state_bytes.data();
+  } else if (state_bytes.empty()) {
+    kept->data = "";  // nothing to copy (and no allocation to copy it to)
   } else {
     char* copy = lazy_arena_->Allocate(state_bytes.size(), writer);
     std::memcpy(copy, state_bytes.data(), state_bytes.size());

@@ -817,6 +817,28 @@ TEST_F(SessionTableTest, IndexesBuiltFromALazyLoadMatchLiveOnes) {
   }
 }
 
+// An empty state (a session with every field unset) is kept lazily too,
+// as the first thing its writer keeps (nothing allocated yet), and reads
+// back empty. (The sanitized build fails here if zero bytes are copied to
+// or from a null pointer.)
+TEST_F(SessionTableTest, EmptyStatesAreKeptLazily) {
+  table_->SuspendIndexes();
+  table_->BeginLazy(/*writers=*/1, "snapshot-test");
+  for (const char* id : {"empty", "empty-too"}) {
+    auto& shard = table_->ShardFor(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto node = table_->PutLazyLocked(shard, id, absl::string_view(), 0,
+                                      /*mapped=*/false);
+    ASSERT_TRUE(node.ok()) << node.status();
+  }
+  table_->RebuildIndexes(/*from_load=*/true);
+  EXPECT_EQ(table_->lazy_count(), 2u);
+  auto got = schema_->NewMessage();
+  ASSERT_TRUE(table_->Get("empty", got.get()).ok());
+  EXPECT_EQ(got->ByteSizeLong(), 0u);
+  EXPECT_EQ(Lookup("tag", ""), Names{});
+}
+
 // Lookups read index keys that point into other shards' states while those
 // shards change unindexed fields: the views must not race (TSan).
 TEST_F(SessionTableTest, LookupsRaceNothingWhileOtherFieldsChange) {
