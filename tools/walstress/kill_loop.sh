@@ -190,6 +190,12 @@ run_points() {
     total_acked=$((total_acked + LAST_ACKED))
   done
   echo "points: $(echo $names | wc -w) names x occurrences ($OCC): killed $killed, not reached $unreached"
+  # A walstress built without //engine/fs:kill_point_env reaches every point
+  # without dying: that is a broken build, not a pass.
+  if [ "$killed" -eq 0 ]; then
+    echo "points: no run was killed: is walstress linked with //engine/fs:kill_point_env?"
+    failed=1
+  fi
 }
 
 echo "kill_loop: mode $MODE, seed $SEED, work dir $WORK"

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "engine/fs/kill_point.h"
+#include "engine/fs/kill_point_env.h"
 #include "engine/walstate.h"
 #include "tools/workload/ack_log.h"
 #include "tools/workload/args.h"
