@@ -522,6 +522,12 @@ void LogWriter::TakeWakeableLocked(WakeList* wake) {
   if (next_leader != nullptr) wake->insert(wake->begin(), next_leader);
 }
 
+void LogWriter::SetSmoothedSyncTimeForTesting(
+    std::chrono::nanoseconds sync_time) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sync_time_ = sync_time;
+}
+
 void LogWriter::LingerLocked(std::unique_lock<std::mutex>& lock) {
   if (appends_since_release_ >= released_callers_) return;
   if (linger_backoff_ > 0) {

@@ -154,6 +154,11 @@ class LogWriter {
     return sync_callers_.load(std::memory_order_relaxed);
   }
 
+  // For tests: sets the smoothed write + fdatasync duration that bounds a
+  // linger (with max_linger), as if the syncs so far had taken that long,
+  // so that a test controls the linger deadline without timing a real sync.
+  void SetSmoothedSyncTimeForTesting(std::chrono::nanoseconds sync_time);
+
  private:
   struct PendingSegment;  // a segment whose header or records await writing
   struct SyncWaiter;      // a SyncTo() caller asleep until a leader wakes it

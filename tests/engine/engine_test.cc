@@ -24,6 +24,7 @@
 #include "tests/fs/fault_injection_fs.h"
 #include "tests/log/test_util.h"
 #include "tests/state/field_kinds.h"
+#include "tests/wait_until.h"
 
 namespace walstate {
 namespace {
@@ -279,7 +280,10 @@ TEST_F(EngineTest, TickYieldsPer128SessionsOnlyWhileACallerWaitsForASync) {
     const uint64_t commit_lsn = store->stats().last_lsn + n + 2;
     absl::Status tick;
     std::thread ticker([&] { tick = store->Flush(); });
-    while (store->stats().last_lsn < commit_lsn) std::this_thread::yield();
+    const bool committed = walstate::testing::WaitUntil(
+        [&] { return store->stats().last_lsn >= commit_lsn; },
+        absl::StrCat("the tick of ", n, " sessions to append its commit"));
+    EXPECT_TRUE(committed);
     gate.ReleaseSyncs();
     ticker.join();
     caller.join();
@@ -1231,10 +1235,10 @@ TEST_F(EngineTest, BackgroundThreadFlushesOnItsOwn) {
   o.clock = absl::Now;
   auto store = *Store<GatewaySession>::Open(o, kDir);
   ASSERT_TRUE(store->Update("s1", Calibrated(3, 3), {"calibration"}).ok());
-  for (int i = 0; i < 500 && store->stats().ticks == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_GE(store->stats().ticks, 1u);
+  // The thread's own timer is what is tested: a bounded wait for its tick.
+  EXPECT_TRUE(walstate::testing::WaitUntil(
+      [&] { return store->stats().ticks >= 1; },
+      "the background thread's first tick (flush_interval 20 ms)"));
   EXPECT_TRUE(store->stats().last_tick_status.ok());
   store.reset();
   PowerLoss();

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/log/test_util.h"
+#include "tests/wait_until.h"
 
 namespace walstate {
 namespace log {
@@ -187,8 +188,13 @@ TEST(GroupCommitTest, FailureUnderContentionPoisonsEveryone) {
 
 // Waits until `writer` counts `n` SyncTo calls that had to wait; such a call
 // is queued (as leader or waiter) in the same critical section.
-void WaitForSyncRequests(LogWriter* writer, uint64_t n) {
-  while (writer->stats().sync_requests < n) std::this_thread::yield();
+// Fails the test (and returns false) if they do not come.
+bool WaitForSyncRequests(LogWriter* writer, uint64_t n) {
+  ::testing::AssertionResult r = walstate::testing::WaitUntil(
+      [&] { return writer->stats().sync_requests >= n; },
+      absl::StrCat(n, " SyncTo calls to queue for a sync"));
+  EXPECT_TRUE(r);
+  return r;
 }
 
 // A sync wakes the callers it covered at once, even while the next group's
@@ -273,8 +279,9 @@ TEST(GroupCommitTest, SyncCallersCountsThreadsInsideSyncTo) {
   EXPECT_EQ(writer->sync_callers(), 0u);
 }
 
-// Two callers wait on one sync, held for 400 ms: the sync releases both,
-// and the smoothed sync time (which bounds a linger) becomes long.
+// Two callers wait on one sync: the sync releases both. Then the smoothed
+// sync time (which, with max_linger, bounds a linger) is set long, as if
+// the syncs had been slow.
 void ReleaseTwoCallersAfterASlowSync(LogWriter* writer, FaultyFileSystem* fs) {
   auto a = writer->Append(kUpdate, "a");
   auto b = writer->Append(kUpdate, "b");
@@ -284,12 +291,13 @@ void ReleaseTwoCallersAfterASlowSync(LogWriter* writer, FaultyFileSystem* fs) {
   std::thread ta([&] { sa = writer->SyncTo(*a); });
   fs->WaitForHeldSyncs(1);
   std::thread tb([&] { sb = writer->SyncTo(*b); });
-  WaitForSyncRequests(writer, 2);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const bool queued = WaitForSyncRequests(writer, 2);
   fs->ReleaseSyncs();
   ta.join();
   tb.join();
+  ASSERT_TRUE(queued);
   ASSERT_TRUE(sa.ok() && sb.ok());
+  writer->SetSmoothedSyncTimeForTesting(std::chrono::minutes(10));
 }
 
 // Two callers released by one sync: when one comes back, the leader of its
@@ -313,7 +321,9 @@ TEST(GroupCommitTest, LeaderLingersForReleasedCallers) {
   uint64_t d_lsn = 0;
   std::thread td([&] {
     // Only once the leader lingers: otherwise its batch would hold d anyway.
-    while (writer->stats().lingers < 1) std::this_thread::yield();
+    // (Should the wait fail, d is still appended, which ends the linger.)
+    EXPECT_TRUE(walstate::testing::WaitUntil(
+        [&] { return writer->stats().lingers >= 1; }, "the leader to linger"));
     auto d = writer->Append(kUpdate, "d");
     ASSERT_TRUE(d.ok());
     d_lsn = *d;

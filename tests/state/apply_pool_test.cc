@@ -1,5 +1,6 @@
 #include "engine/state/apply_pool.h"
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -7,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/wait_until.h"
 
 namespace walstate {
 namespace {
@@ -124,13 +125,21 @@ TEST(ApplyPoolTest, IssuesOnlyTheStepsItWasGiven) {
 // and offset, whichever worker met it first.
 TEST(ApplyPoolTest, ReportsTheEarliestFailureWithItsPosition) {
   for (size_t workers : {0, 3}) {
+    // With workers, 700 and 701 go to different ones (routed by LSN), and
+    // the worker at 700 waits until 701 has failed: the earliest failure is
+    // met last. (Without workers they are met in order.)
+    std::atomic<bool> failed_701{false};
     ApplyPool pool(workers, [&](const ApplyPool::Item& item) {
       if (item.lsn == 701 || item.lsn == 9000) {
+        if (item.lsn == 701) failed_701 = true;
         return absl::DataLossError(absl::StrCat("bad ", item.lsn));
       }
       if (item.lsn == 700) {
-        // The earliest failure, met last: another worker fails at 701 first.
-        absl::SleepFor(absl::Milliseconds(50));
+        if (workers > 1) {
+          EXPECT_TRUE(walstate::testing::WaitUntil(
+              [&] { return failed_701.load(); },
+              "LSN 701 to fail on another worker"));
+        }
         return absl::DataLossError(absl::StrCat("bad ", item.lsn));
       }
       return absl::OkStatus();

@@ -442,18 +442,22 @@ TEST(LogFuzz, RandomImagesNeverCrash) {
 TEST(LogProgress, DrawsOnlyWhenEnabled) {
   std::ostringstream out, err;
   walctl::Context ctx(out, err);
+  // A clock the test steps: redraws are paced at most ten a second.
+  std::chrono::steady_clock::time_point now{};
+  ctx.now = [&now] { return now; };
   {
     walctl::Progress quiet(ctx, "verify", 100);
-    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    now += std::chrono::milliseconds(120);
     quiet.Update(50);
   }
   EXPECT_EQ(err.str(), "");  // not a terminal
   ctx.progress = true;
   {
     walctl::Progress bar(ctx, "verify", 2048);
+    now += std::chrono::milliseconds(99);
     bar.Update(10);  // too soon after the start: nothing yet
     EXPECT_EQ(err.str(), "");
-    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    now += std::chrono::milliseconds(1);
     bar.Update(1024);
     EXPECT_THAT(err.str(), HasSubstr("\rverify ["));
     EXPECT_THAT(err.str(), HasSubstr("1.0 KiB / 2.0 KiB"));

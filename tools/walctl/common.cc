@@ -479,17 +479,18 @@ std::string QuoteSession(absl::string_view session) {
 Progress::Progress(Context& ctx, absl::string_view label, uint64_t total_bytes,
                    bool streams_output)
     : err_(ctx.err),
+      now_(ctx.now),
       enabled_(ctx.progress && !(streams_output && ctx.stdout_terminal)),
       label_(label),
       total_(total_bytes),
-      start_(std::chrono::steady_clock::now()),
+      start_(now_()),
       last_draw_(start_) {}
 
 Progress::~Progress() { Done(); }
 
 void Progress::Update(uint64_t done_bytes) {
   if (!enabled_) return;
-  auto now = std::chrono::steady_clock::now();
+  auto now = now_();
   // The first draw waits a moment so short runs print nothing at all.
   if (now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
@@ -508,9 +509,7 @@ void Progress::Done() {
 
 void Progress::Draw(uint64_t done, bool final) {
   if (done > total_) done = total_;
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
-          .count();
+  double seconds = std::chrono::duration<double>(now_() - start_).count();
   double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
   int percent = total_ == 0 ? 100 : static_cast<int>(done * 100 / total_);
   constexpr int kWidth = 30;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <ostream>
 #include <set>
@@ -51,6 +52,9 @@ struct Context {
   // stdout is a terminal too: a command printing as it goes (dump) then
   // shows no progress, which would be drawn across its lines.
   bool stdout_terminal = false;
+  // The clock Progress paces its redraws by (tests step it by hand).
+  std::function<std::chrono::steady_clock::time_point()> now =
+      std::chrono::steady_clock::now;
 };
 
 // ---------------------------------------------------------------------------
@@ -221,6 +225,7 @@ class Progress {
  private:
   void Draw(uint64_t done, bool final);
   std::ostream& err_;
+  const std::function<std::chrono::steady_clock::time_point()> now_;
   bool enabled_;
   std::string label_;
   uint64_t total_;
