@@ -1,4 +1,4 @@
-// SQLite as the seed used it (../shared/notes/use-case.md), minus its bugs:
+// SQLite as the gateway used it (docs/use-case.md), minus its bugs:
 // WAL mode, synchronous=FULL, one table `session_state` with the identity as
 // columns and the batched field groups as one serialized blob. An identity
 // change is one upsert (its own transaction); a tick is one transaction of

@@ -22,6 +22,7 @@
 #include "engine/snapshot/manifest.h"
 #include "engine/snapshot/snapshot_writer.h"
 #include "engine/state/schema.h"
+#include "engine/state/session_id.h"
 #include "engine/state/session_table.h"
 #include "engine/state/update_codec.h"
 #include "proto/walstate/record.pb.h"
@@ -425,13 +426,13 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
   }
   if (values->GetDescriptor() != schema_->descriptor()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("session ", session, ": values are a ",
+        absl::StrCat("session ", QuoteSessionId(session), ": values are a ",
                      values->GetDescriptor()->full_name(), ", the store holds ",
                      schema_->descriptor()->full_name()));
   }
   if (fields.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("session ", session, ": update lists no fields"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "session ", QuoteSessionId(session), ": update lists no fields"));
   }
   absl::Status health_status = CheckWritable();
   if (!health_status.ok()) return health_status;
@@ -451,8 +452,8 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
     const Schema::Field* f = schema_->FindByName(name);
     if (f == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "session ", session, ": ", schema_->descriptor()->full_name(),
-          " has no field \"", name, "\""));
+          "session ", QuoteSessionId(session), ": ",
+          schema_->descriptor()->full_name(), " has no field \"", name, "\""));
     }
     // Listed twice? Bit 63 stands for every later field: look those up.
     if (seen.Contains(f->index) &&
@@ -481,7 +482,7 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
     if (!s.ok()) return s;
     if (payload.size() > log::kMaxRecordSize) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "session ", session, ": update is ", payload.size(),
+          "session ", QuoteSessionId(session), ": update is ", payload.size(),
           " bytes, more than the ", log::kMaxRecordSize, " a record may hold"));
     }
   }
@@ -527,8 +528,8 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
   immediate_updates_.fetch_add(1, std::memory_order_relaxed);
   absl::Status s = writer_->SyncTo(lsn);
   if (!s.ok()) {
-    return Fail(
-        s, absl::StrCat("session ", session, ": syncing update LSN ", lsn));
+    return Fail(s, absl::StrCat("session ", QuoteSessionId(session),
+                                ": syncing update LSN ", lsn));
   }
   return absl::OkStatus();
 }
@@ -557,7 +558,7 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
     std::lock_guard<std::mutex> lock(shard.mu);
     if (table_->FindLocked(shard, key) == nullptr) {
       return absl::NotFoundError(
-          absl::StrCat("session ", session, " not found"));
+          absl::StrCat("session ", QuoteSessionId(session), " not found"));
     }
     absl::Status s = DeleteLocked(shard, session, record::Delete::API, &lsn);
     if (!s.ok()) return s;
@@ -565,8 +566,8 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
   deletes_.fetch_add(1, std::memory_order_relaxed);
   absl::Status s = writer_->SyncTo(lsn);
   if (!s.ok()) {
-    return Fail(
-        s, absl::StrCat("session ", session, ": syncing delete LSN ", lsn));
+    return Fail(s, absl::StrCat("session ", QuoteSessionId(session),
+                                ": syncing delete LSN ", lsn));
   }
   return absl::OkStatus();
 }

@@ -27,7 +27,10 @@
 //   absl::Status s = (*store)->Update("session-1", values, {"fingerprint"});
 //
 // Thread safety: every method may be called from any number of threads. Reads
-// never wait for disk I/O.
+// (Get, ForEach, Lookup) make no read, write or sync call and never wait for
+// the log; but with lazy_recovery (the default) a recovered session's first
+// use parses its state from the memory-mapped snapshot, and that may wait
+// for the page to come from disk (a page fault) the first time it is touched.
 #ifndef WALSTATE_ENGINE_WALSTATE_H_
 #define WALSTATE_ENGINE_WALSTATE_H_
 

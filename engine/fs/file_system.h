@@ -150,8 +150,8 @@ class FileSystem {
   virtual absl::Status SyncDir(const std::string& dir) = 0;
 
   // Takes an exclusive lock on `path` (created if missing) and writes `owner`
-  // into it. FailedPrecondition, naming the holder the file records, if
-  // another process holds it.
+  // into it. LockHeldError (FailedPrecondition naming the holder the file
+  // records) if another process holds it.
   virtual absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path, const std::string& owner) = 0;
 };
@@ -162,6 +162,15 @@ class FileSystem {
 // under test sees the statuses it will see in production.
 absl::Status ErrnoToStatus(absl::string_view op, absl::string_view path,
                            int err);
+
+// The status LockFile returns when another process holds the lock on
+// `path`: FailedPrecondition naming the `holder` the lock file records, with
+// the payload that IsLockHeld looks for, so callers (walctl's exit code 75)
+// tell a busy directory from other failures without reading the message.
+absl::Status LockHeldError(absl::string_view path, absl::string_view holder);
+
+// Whether `status` is a LockHeldError (or keeps its payload).
+bool IsLockHeld(const absl::Status& status);
 
 // Joins a directory and a file name.
 std::string JoinPath(absl::string_view dir, absl::string_view name);

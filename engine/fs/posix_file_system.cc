@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "engine/fs/file_system.h"
 
@@ -331,9 +333,7 @@ class PosixFileSystem : public FileSystem {
         holder.pop_back();
       ::close(fd);
       if (err == EWOULDBLOCK) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "lock ", path, ": held by ", holder,
-            "; only one process may open a data directory (stop it first)"));
+        return LockHeldError(path, holder);
       }
       return PosixError("flock", path, err);
     }
@@ -384,6 +384,23 @@ absl::Status ErrnoToStatus(absl::string_view op, absl::string_view path,
     default:
       return absl::InternalError(msg);
   }
+}
+
+namespace {
+// The payload type URL that marks a held lock; the value is not used.
+constexpr char kLockHeldPayload[] = "walstate/lock-held";
+}  // namespace
+
+absl::Status LockHeldError(absl::string_view path, absl::string_view holder) {
+  absl::Status s = absl::FailedPreconditionError(absl::StrCat(
+      "lock ", path, ": held by ", holder,
+      "; only one process may open a data directory (stop it first)"));
+  s.SetPayload(kLockHeldPayload, absl::Cord(holder));
+  return s;
+}
+
+bool IsLockHeld(const absl::Status& status) {
+  return status.GetPayload(kLockHeldPayload).has_value();
 }
 
 std::string JoinPath(absl::string_view dir, absl::string_view name) {

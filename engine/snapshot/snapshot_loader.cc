@@ -6,6 +6,7 @@
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/state/apply_pool.h"
+#include "engine/state/session_id.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
@@ -74,8 +75,9 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     // No log ever gets near LSN 2^63, and a node keeps the capture LSN in
     // 63 bits (SessionTable::Entry).
     if (capture_lsn >= (uint64_t{1} << 63)) {
-      return absl::DataLossError(absl::StrCat("session ", id, ": capture LSN ",
-                                              capture_lsn, " is out of range"));
+      return absl::DataLossError(absl::StrCat("session ", QuoteSessionId(id),
+                                              ": capture LSN ", capture_lsn,
+                                              " is out of range"));
     }
     if (lazy) {
       // Parsed on first use; what can be checked without parsing is.
@@ -89,9 +91,9 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     auto state = schema.NewMessage();
     if (!state->ParseFromArray(state_bytes.data(),
                                static_cast<int>(state_bytes.size()))) {
-      return absl::DataLossError(
-          absl::StrCat("state of session ", id, " does not parse as ",
-                       schema.descriptor()->full_name()));
+      return absl::DataLossError(absl::StrCat(
+          "state of session ", QuoteSessionId(id), " does not parse as ",
+          schema.descriptor()->full_name()));
     }
     SessionTable::Shard& shard = table->ShardFor(key);
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -99,8 +101,8 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     SessionTable::Node* node =
         table->PutLocked(shard, key, std::move(state), &inserted);
     if (!inserted) {
-      return absl::DataLossError(
-          absl::StrCat("session ", id, " appears twice in the snapshot"));
+      return absl::DataLossError(absl::StrCat(
+          "session ", QuoteSessionId(id), " appears twice in the snapshot"));
     }
     node->entry.set_snapshot_lsn(capture_lsn);
     return absl::OkStatus();

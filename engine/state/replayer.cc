@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/log/format.h"
+#include "engine/state/session_id.h"
 
 namespace walstate {
 
@@ -154,8 +155,9 @@ absl::Status Replayer::Apply(uint64_t lsn, uint8_t type,
       if (!open_ticks_.contains(tick)) {
         if (tick > base_lsn_ || tick >= lsn) {
           return data_loss(absl::StrCat("tick entry at LSN ", lsn, " (session ",
-                                        update_.session, ") belongs to tick ",
-                                        tick, ", which was never begun"));
+                                        QuoteSessionId(update_.session),
+                                        ") belongs to tick ", tick,
+                                        ", which was never begun"));
         }
         // Begun before the snapshot this replay starts from.
         open_ticks_.insert(tick);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "engine/state/session_id.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -144,8 +145,8 @@ absl::Status UpdateEncoder::EncodeTo(char* out) const {
   // be damage behind a valid checksum, so check rather than trust.
   if (static_cast<size_t>(p - begin) != total_) {
     return absl::InternalError(
-        absl::StrCat("encoding an update of session ", session_, " wrote ",
-                     p - begin, " bytes where ", total_,
+        absl::StrCat("encoding an update of session ", QuoteSessionId(session_),
+                     " wrote ", p - begin, " bytes where ", total_,
                      " were computed (was the message changed concurrently?)"));
   }
   return absl::OkStatus();

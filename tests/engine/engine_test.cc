@@ -573,12 +573,24 @@ TEST_F(EngineTest, FailedSnapshotIsReportedAndLeavesTheStoreHealthy) {
   EXPECT_TRUE(store->Contains("s2"));
 }
 
+// Session ids are bytes: errors quote and escape them as walctl prints them,
+// so that an id cannot break or forge a line of a message.
+TEST_F(EngineTest, ErrorsQuoteSessionIdsAsWalctlDoes) {
+  auto store = OpenStore();
+  absl::Status s = store->Update("a\nb \"c", Identity("fp", "h"), {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("session \"a\\nb \\\"c\": "));
+  s = store->Update("plain-id", Identity("fp", "h"), {});
+  EXPECT_THAT(s.message(), HasSubstr("session plain-id: "));
+}
+
 TEST_F(EngineTest, SecondOpenOfTheSameDirectoryIsRefused) {
   auto store = OpenStore();
   auto second = Store<GatewaySession>::Open(MakeOptions(), kDir);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr("held by"));
+  EXPECT_TRUE(IsLockHeld(second.status())) << second.status();
   ASSERT_TRUE(store->Close().ok());
   store.reset();
   EXPECT_TRUE(Store<GatewaySession>::Open(MakeOptions(), kDir).ok());

@@ -1263,11 +1263,7 @@ absl::StatusOr<std::unique_ptr<FileLock>> FaultInjectionFileSystem::LockFile(
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == 0)) {
       holder.pop_back();
     }
-    return core_->RecordFailure(
-        OpKind::kLock, p,
-        absl::FailedPreconditionError(absl::StrCat(
-            "lock ", path, ": held by ", holder,
-            "; only one process may open a data directory (stop it first)")));
+    return core_->RecordFailure(OpKind::kLock, p, LockHeldError(path, holder));
   }
   LoggedOp op = core_->MakeOp(OpKind::kLock, p, true);
   op.data = owner + "\n";

@@ -439,6 +439,27 @@ TEST(LogFuzz, RandomImagesNeverCrash) {
   }
 }
 
+TEST(LogCount, SingularOnlyForOne) {
+  EXPECT_EQ(walctl::Count(1, "session"), "1 session");
+  EXPECT_EQ(walctl::Count(0, "session"), "0 sessions");
+  EXPECT_EQ(walctl::Count(2, "record"), "2 records");
+}
+
+// A held lock is told by the status payload LockFile sets, not by the text.
+TEST(LogFailStatus, BusyOnlyForAHeldLock) {
+  std::ostringstream out, err;
+  walctl::Context ctx(out, err);
+  EXPECT_EQ(walctl::FailStatus(ctx, "compact",
+                               LockHeldError("/d/LOCK", "pid 7 on host")),
+            walctl::kExitBusy);
+  EXPECT_THAT(err.str(), HasSubstr("held by pid 7 on host"));
+  // Same code and words, no payload: another failure.
+  EXPECT_EQ(walctl::FailStatus(ctx, "compact",
+                               absl::FailedPreconditionError(
+                                   "lock /d/LOCK: held by pid 7 on host")),
+            walctl::kExitError);
+}
+
 TEST(LogProgress, DrawsOnlyWhenEnabled) {
   std::ostringstream out, err;
   walctl::Context ctx(out, err);

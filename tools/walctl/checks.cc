@@ -81,12 +81,12 @@ SnapshotCheck CheckSnapshot(FileSystem* fs, const std::string& dir,
       end.ParseFromArray(record.payload.data(),
                          static_cast<int>(record.payload.size()));
       if (end.sessions() != check.sessions || end.lsn() != lsn) {
-        check.findings.push_back(
-            Damage(name, record.offset, record.framed_size, "snapshot",
-                   absl::StrCat("end record says ", end.sessions(),
-                                " sessions at lsn ", end.lsn(), ", file holds ",
-                                check.sessions,
-                                " sessions and is named for lsn ", lsn)));
+        check.findings.push_back(Damage(
+            name, record.offset, record.framed_size, "snapshot",
+            absl::StrCat("end record says ", Count(end.sessions(), "session"),
+                         " at lsn ", end.lsn(), ", file holds ",
+                         Count(check.sessions, "session"),
+                         " and is named for lsn ", lsn)));
       } else {
         check.complete = true;
       }

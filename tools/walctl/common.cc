@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "engine/state/session_id.h"
 
 namespace walstate {
 namespace walctl {
@@ -142,12 +143,8 @@ int Fail(Context& ctx, absl::string_view command, absl::string_view message,
 
 int FailStatus(Context& ctx, absl::string_view command,
                const absl::Status& status) {
-  int code = kExitError;
-  if (status.code() == absl::StatusCode::kFailedPrecondition &&
-      absl::StrContains(status.message(), "held by")) {
-    code = kExitBusy;
-  }
-  return Fail(ctx, command, status.message(), code);
+  return Fail(ctx, command, status.message(),
+              IsLockHeld(status) ? kExitBusy : kExitError);
 }
 
 // ---------------------------------------------------------------------------
@@ -446,6 +443,10 @@ std::string LockHolder(const std::string& dir) {
   return holder.empty() ? "an unknown process" : holder;
 }
 
+std::string Count(uint64_t n, absl::string_view noun) {
+  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
+}
+
 std::string HumanBytes(uint64_t bytes) {
   if (bytes < 1024) return absl::StrCat(bytes, " B");
   static const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -463,14 +464,7 @@ std::string Hex(absl::string_view bytes) {
 }
 
 std::string QuoteSession(absl::string_view session) {
-  bool plain = !session.empty();
-  for (char c : session) {
-    if (c <= ' ' || c >= 0x7F || c == '"' || c == '\\' || c == '\'') {
-      plain = false;
-    }
-  }
-  if (plain) return std::string(session);
-  return absl::StrCat("\"", absl::CHexEscape(session), "\"");
+  return QuoteSessionId(session);
 }
 
 // ---------------------------------------------------------------------------

@@ -106,8 +106,8 @@ bool ParseOrExit(Context& ctx, const CommandSpec& spec,
 // Prints "walctl <command>: <message>" to ctx.err and returns `code`.
 int Fail(Context& ctx, absl::string_view command, absl::string_view message,
          int code);
-// Same for a status; kExitBusy for a held lock (FailedPrecondition naming a
-// lock), kExitError otherwise.
+// Same for a status; kExitBusy for a held lock (IsLockHeld: the status
+// carries LockFile's payload), kExitError otherwise.
 int FailStatus(Context& ctx, absl::string_view command,
                const absl::Status& status);
 
@@ -200,11 +200,14 @@ std::string LockHolder(const std::string& dir);
 // "1.5 KiB", "3.0 MiB": sizes for humans.
 std::string HumanBytes(uint64_t bytes);
 
+// "1 session", "2 sessions": `n` and `noun`, with an "s" unless n is 1.
+std::string Count(uint64_t n, absl::string_view noun);
+
 // Hex of `bytes`, two lowercase digits per byte.
 std::string Hex(absl::string_view bytes);
 
-// A session id as printed in text output: as is when it is printable ASCII
-// without spaces or quotes, otherwise C-escaped in double quotes.
+// A session id as printed in text output: QuoteSessionId
+// (engine/state/session_id.h), as the engine's errors print it.
 std::string QuoteSession(absl::string_view session);
 
 // ---------------------------------------------------------------------------

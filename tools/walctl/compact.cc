@@ -123,7 +123,8 @@ int RunCompact(Context& ctx, const std::vector<std::string>& args) {
             << report.torn_offset << "\n";
   }
   ctx.out << "compacted: snapshot " << snapshot << " at lsn "
-          << stats.snapshot_lsn << ", " << stats.sessions << " sessions\n"
+          << stats.snapshot_lsn << ", " << Count(stats.sessions, "session")
+          << "\n"
           << "files: " << files_before << " -> " << files_after << ", bytes "
           << bytes_before << " -> " << bytes_after << "\n";
   return kExitOk;

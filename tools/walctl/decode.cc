@@ -48,8 +48,9 @@ std::string SnapshotRefText(const record::Manifest::SnapshotRef& ref) {
         absl::StrCat(", lsn ", ref.lsn(), " at segment ", ref.log_segment(),
                      " offset ", ref.log_offset());
   }
-  return absl::StrCat(ref.file(), " (lsn ", ref.lsn(), ", ", ref.sessions(),
-                      " sessions, ", ref.bytes(), " bytes", log_position, ")");
+  return absl::StrCat(ref.file(), " (lsn ", ref.lsn(), ", ",
+                      Count(ref.sessions(), "session"), ", ", ref.bytes(),
+                      " bytes", log_position, ")");
 }
 
 std::string SnapshotRefJson(const record::Manifest::SnapshotRef& ref) {

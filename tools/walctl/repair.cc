@@ -864,7 +864,7 @@ int RunRepair(Context& ctx, const std::vector<std::string>& args) {
           absl::StrCat("at offset ", p.cut_offset, ", dropping ", p.cut_bytes,
                        " bytes of torn tail (a crash mid-append)");
     } else if (p.action == SegmentPlan::Action::kRewrite) {
-      detail = absl::StrCat("keeping ", p.kept, " records");
+      detail = absl::StrCat("keeping ", Count(p.kept, "record"));
       if (!p.fillers.empty()) {
         absl::StrAppend(&detail, ", fillers for lost lsn ",
                         p.fillers.ToString());

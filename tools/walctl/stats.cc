@@ -277,8 +277,8 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
   }
   out << "segments: " << segments.size() << ", " << log_bytes << " bytes\n";
   for (const SegmentStats& s : segments) {
-    out << "  " << s.name << "  " << s.bytes << " bytes, " << s.records
-        << " records";
+    out << "  " << s.name << "  " << s.bytes << " bytes, "
+        << Count(s.records, "record");
     if (s.records > 0) out << ", lsn " << s.first_lsn << ".." << s.last_lsn;
     out << "\n";
   }
@@ -287,7 +287,7 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
   for (size_t i = 0; i < snapshots.size(); ++i) {
     const SnapshotCheck& s = snapshots[i];
     out << "  " << s.file << "  " << s.bytes << " bytes, lsn " << s.lsn << ", "
-        << s.sessions << " sessions, " << roles[i]
+        << Count(s.sessions, "session") << ", " << roles[i]
         << (s.ok() ? "" : ", DAMAGED") << "\n";
   }
   if (manifest.ok) {
@@ -298,7 +298,7 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
   }
   out << "total: " << total << " bytes\n";
   if (recovery_error.empty()) {
-    out << "compaction would delete " << deletes.size() << " files ("
+    out << "compaction would delete " << Count(deletes.size(), "file") << " ("
         << delete_bytes << " bytes) and write a snapshot of about "
         << new_snapshot_bytes << " bytes: ";
     if (reclaim >= 0) {

@@ -197,9 +197,10 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
         findings.push_back(Make(
             Finding::Severity::kDamage, "manifest", log::kManifestFileName,
             absl::StrCat("names ", role, " snapshot ", ref->file(), " at lsn ",
-                         ref->lsn(), " with ", ref->sessions(),
-                         " sessions; the file is at lsn ", found->check.lsn,
-                         " with ", found->check.sessions, " sessions")));
+                         ref->lsn(), " with ",
+                         Count(ref->sessions(), "session"),
+                         "; the file is at lsn ", found->check.lsn, " with ",
+                         Count(found->check.sessions, "session"))));
       }
       if (is_current) {
         has_current = true;
@@ -341,15 +342,14 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
   }
 
   std::ostream& out = ctx.out;
-  out << "log: " << log.segments.size()
-      << (log.segments.size() == 1 ? " segment, " : " segments, ")
-      << log.records << " records";
+  out << "log: " << Count(log.segments.size(), "segment") << ", "
+      << Count(log.records, "record");
   if (log.records > 0) out << ", lsn " << log.first_lsn << ".." << log.last_lsn;
   out << ", " << log.bytes << " bytes\n";
   for (const SnapshotInfo& s : snapshots) {
     out << "snapshot: " << s.check.file << " lsn " << s.check.lsn << ", "
-        << s.check.sessions << " sessions, " << s.check.bytes << " bytes, "
-        << s.role << (s.check.ok() ? "" : ", DAMAGED") << "\n";
+        << Count(s.check.sessions, "session") << ", " << s.check.bytes
+        << " bytes, " << s.role << (s.check.ok() ? "" : ", DAMAGED") << "\n";
   }
   if (manifest.ok) {
     const record::Manifest& m = manifest.manifest;

@@ -1,5 +1,5 @@
 // The gateway workload model: the per-session state of an LLM gateway
-// (proto/example/gateway.proto, ../shared/notes/use-case.md) as a pure
+// (proto/example/gateway.proto, docs/use-case.md) as a pure
 // function of (seed, session index, op sequence or turn version), so that a
 // checker can tell what a recovered session must hold from a few integers,
 // without anyone having to keep the values. The benchmarks (bench/workload.h)
