@@ -81,7 +81,6 @@ class WalstateContestant : public Contestant {
   std::string OpenDetails() const override {
     if (store_ == nullptr) return "";
     const RecoveryReport& r = store_->recovery_report();
-    Stats s = store_->stats();
     return absl::StrCat(
         "snapshot_sessions=", r.snapshot_sessions,
         " records_replayed=", r.records_replayed,
@@ -91,7 +90,7 @@ class WalstateContestant : public Contestant {
         " snapshot_s=", absl::ToDoubleSeconds(r.snapshot_duration),
         " log_s=", absl::ToDoubleSeconds(r.replay_duration),
         " index_s=", absl::ToDoubleSeconds(r.index_duration),
-        " approximate_memory_bytes=", s.approximate_memory_bytes);
+        " approximate_memory_bytes=", store_->ApproximateMemoryUsage());
   }
 
  private:

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -145,6 +146,7 @@ class EngineImpl : public Engine {
   absl::Status Close() override;
   absl::Status health() const override;
   Stats stats() const override;
+  uint64_t ApproximateMemoryUsage() const override;
   const RecoveryReport& recovery_report() const override { return report_; }
 
  private:
@@ -180,14 +182,23 @@ class EngineImpl : public Engine {
 
   // Serializes ticks with each other (and with Close).
   std::mutex tick_mu_;
-  // Serializes compactions; guards manifest_ and the snapshot counters.
-  mutable std::mutex compact_mu_;
+  // Serializes compactions; guards manifest_.
+  std::mutex compact_mu_;
   record::Manifest manifest_;
-  uint64_t log_bytes_at_snapshot_ = 0;  // writer bytes when it was taken
-  uint64_t recovered_log_bytes_ = 0;    // log after the snapshot at Open
-  uint64_t base_log_bytes_ = 0;         // bytes of segments found at Open
-  absl::Time snapshot_time_ = absl::InfinitePast();
-  uint64_t snapshots_written_ = 0;
+  // The snapshot counters, held only to read or set them (never across a
+  // compaction): stats() and CompactionDue() take it, and must not wait for
+  // a snapshot to be written.
+  mutable std::mutex snapshot_info_mu_;
+  // Writer bytes when it was taken; the log after the snapshot at Open;
+  // bytes of the segments found at Open; manifest_.current()'s size and LSN.
+  uint64_t log_bytes_at_snapshot_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
+  uint64_t recovered_log_bytes_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
+  uint64_t base_log_bytes_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
+  uint64_t snapshot_bytes_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
+  uint64_t snapshot_lsn_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
+  absl::Time snapshot_time_ ABSL_GUARDED_BY(snapshot_info_mu_) =
+      absl::InfinitePast();
+  uint64_t snapshots_written_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
 
   mutable std::mutex status_mu_;
   absl::Status failure_;  // the I/O error that stopped the engine
@@ -263,6 +274,10 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   table_ = std::move(recovered->table);
   report_ = recovered->report;
   manifest_ = recovered->manifest;
+  if (manifest_.has_current()) {
+    snapshot_bytes_ = manifest_.current().bytes();
+    snapshot_lsn_ = manifest_.current().lsn();
+  }
 
   absl::Status s = RepairTail(*recovered);
   if (!s.ok()) return s;
@@ -814,10 +829,15 @@ absl::Status EngineImpl::CompactNow() {
   // its disk space is given back.
   table_->CopyMappedLazyStates();
   manifest_ = next;
-  log_bytes_at_snapshot_ = writer_bytes;
-  recovered_log_bytes_ = 0;
-  snapshot_time_ = options_.clock();
-  ++snapshots_written_;
+  {
+    std::lock_guard<std::mutex> info_lock(snapshot_info_mu_);
+    log_bytes_at_snapshot_ = writer_bytes;
+    recovered_log_bytes_ = 0;
+    snapshot_bytes_ = next.current().bytes();
+    snapshot_lsn_ = next.current().lsn();
+    snapshot_time_ = options_.clock();
+    ++snapshots_written_;
+  }
   s = DeleteObsoleteFiles(manifest_);
   if (!s.ok()) {
     return absl::Status(
@@ -855,7 +875,10 @@ absl::Status EngineImpl::DeleteObsoleteFiles(const record::Manifest& manifest) {
       absl::Status s = fs_->DeleteFile(JoinPath(dir_, (*segments)[i].name));
       if (!s.ok()) return s;
       KillPoint("compact.mid_delete");
-      base_log_bytes_ -= std::min(base_log_bytes_, (*segments)[i].bytes);
+      {
+        std::lock_guard<std::mutex> info_lock(snapshot_info_mu_);
+        base_log_bytes_ -= std::min(base_log_bytes_, (*segments)[i].bytes);
+      }
       changed = true;
     }
   }
@@ -897,11 +920,11 @@ absl::StatusOr<uint64_t> EngineImpl::ExpireIdleSessions() {
 }
 
 bool EngineImpl::CompactionDue() {
-  std::lock_guard<std::mutex> lock(compact_mu_);
-  const uint64_t since = writer_->stats().bytes_written + recovered_log_bytes_ -
-                         log_bytes_at_snapshot_;
-  const uint64_t snapshot_bytes =
-      manifest_.has_current() ? manifest_.current().bytes() : 0;
+  const uint64_t written = writer_->stats().bytes_written;
+  std::lock_guard<std::mutex> lock(snapshot_info_mu_);
+  const uint64_t since =
+      written + recovered_log_bytes_ - log_bytes_at_snapshot_;
+  const uint64_t snapshot_bytes = snapshot_bytes_;
   if (since > std::max(options_.compaction_min_log_bytes, snapshot_bytes)) {
     return true;
   }
@@ -992,13 +1015,12 @@ Stats EngineImpl::stats() const {
   st.deletes = deletes_.load();
   st.expired = expired_.load();
   {
-    std::lock_guard<std::mutex> lock(compact_mu_);
+    std::lock_guard<std::mutex> lock(snapshot_info_mu_);
     st.log_bytes = base_log_bytes_ + ws.bytes_written;
     st.log_bytes_since_snapshot =
         ws.bytes_written + recovered_log_bytes_ - log_bytes_at_snapshot_;
-    st.snapshot_bytes =
-        manifest_.has_current() ? manifest_.current().bytes() : 0;
-    st.snapshot_lsn = manifest_.has_current() ? manifest_.current().lsn() : 0;
+    st.snapshot_bytes = snapshot_bytes_;
+    st.snapshot_lsn = snapshot_lsn_;
     st.snapshot_time = snapshot_time_;
     st.snapshots_written = snapshots_written_;
   }
@@ -1013,8 +1035,11 @@ Stats EngineImpl::stats() const {
     st.last_tick_status = last_tick_status_;
     st.last_compaction_status = last_compaction_status_;
   }
-  st.approximate_memory_bytes = table_->ApproximateMemory();
   return st;
+}
+
+uint64_t EngineImpl::ApproximateMemoryUsage() const {
+  return table_->ApproximateMemory();
 }
 
 }  // namespace

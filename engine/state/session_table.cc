@@ -1285,6 +1285,7 @@ void SessionTable::MarkDirtyLocked(Shard& shard, Node* node, FieldSet fields) {
     node->dirty_pos_ = static_cast<uint32_t>(shard.dirty.size());
     shard.dirty.push_back(node);
     ++shard.dirty_count;
+    dirty_total_.fetch_add(1, std::memory_order_relaxed);
   }
   node->entry.dirty |= fields;
 }
@@ -1293,6 +1294,7 @@ void SessionTable::ClearDirtyLocked(Shard& shard, Node* node) {
   if (node->entry.dirty.empty()) return;
   shard.dirty[node->dirty_pos_] = nullptr;
   --shard.dirty_count;
+  dirty_total_.fetch_sub(1, std::memory_order_relaxed);
   node->entry.dirty = FieldSet();
 }
 
@@ -1422,15 +1424,6 @@ absl::StatusOr<std::vector<std::string>> SessionTable::Lookup(
   }
   std::sort(out.begin(), out.end());
   return out;
-}
-
-size_t SessionTable::dirty_count() const {
-  size_t n = 0;
-  for (const auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mu);
-    n += shard->dirty_count;
-  }
-  return n;
 }
 
 uint64_t SessionTable::ApproximateMemory() const {

@@ -520,9 +520,13 @@ class SessionTable {
   absl::StatusOr<std::vector<std::string>> Lookup(
       absl::string_view field, absl::string_view value) const;
   size_t size() const { return size_.load(std::memory_order_relaxed); }
-  size_t dirty_count() const;
+  // Sessions with dirty fields: a counter kept as sessions become dirty and
+  // clean, read without a lock.
+  size_t dirty_count() const {
+    return dirty_total_.load(std::memory_order_relaxed);
+  }
   // Bytes used by states, ids, entries, indexes and table overhead (walks
-  // every session).
+  // every session under its shard's lock: O(sessions)).
   uint64_t ApproximateMemory() const;
 
  private:
@@ -672,6 +676,8 @@ class SessionTable {
   const google::protobuf::FieldDescriptor* lazy_hinted_[lazy::kHintedFields] =
       {};
   mutable std::atomic<size_t> lazy_count_{0};
+  // Sum of the shards' dirty_count (changed under their locks).
+  std::atomic<size_t> dirty_total_{0};
 };
 
 }  // namespace walstate

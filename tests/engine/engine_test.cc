@@ -1,6 +1,7 @@
 // Engine rules from issue 3: partial updates, tiers, ticks, deletes, indexes,
 // snapshots, recovery, locking. Uses the in-memory fault-injecting file system
 // so that crashes can be simulated exactly.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <random>
@@ -294,6 +295,41 @@ TEST_F(EngineTest, TickYieldsPer128SessionsOnlyWhileACallerWaitsForASync) {
   }
   ASSERT_TRUE(store->Close().ok());
   EXPECT_EQ(CountRecords(log::kTickEntry), 1100 + 100 + 128 + 129 + 1000);
+}
+
+// stats() is counters kept as things change: it takes no shard lock (a
+// metrics exporter must not stall updates, nor walk every session), so it
+// answers while another thread holds one, here ForEach's, and still counts
+// the dirty sessions right. The store's memory is a separate, walking call.
+TEST_F(EngineTest, StatsTakesNoShardLock) {
+  auto store = OpenStore();
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(
+        store->Update(absl::StrCat("s", i), Calibrated(i, 1), {"calibration"})
+            .ok());
+  }
+  std::atomic<bool> done{false};
+  Stats st;
+  std::thread reader;
+  store->ForEach([&](absl::string_view, const GatewaySession&) {
+    if (reader.joinable()) return;
+    reader = std::thread([&] {
+      st = store->stats();
+      done = true;
+    });
+    EXPECT_TRUE(walstate::testing::WaitUntil(
+        [&] { return done.load(); }, "stats() while ForEach holds a shard lock",
+        std::chrono::seconds(10)));
+  });
+  reader.join();  // once ForEach's lock is gone, if the wait failed
+  EXPECT_EQ(st.sessions, 10u);
+  EXPECT_EQ(st.dirty_sessions, 10u);
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(store->stats().dirty_sessions, 0u);
+  ASSERT_TRUE(store->Delete("s0").ok());
+  ASSERT_TRUE(store->Update("s1", Calibrated(2, 2), {"calibration"}).ok());
+  EXPECT_EQ(store->stats().dirty_sessions, 1u);
+  EXPECT_GT(store->ApproximateMemoryUsage(), 9u * sizeof(GatewaySession));
 }
 
 TEST_F(EngineTest, CrashMidTickRecoversAllOrNothingOfIt) {
