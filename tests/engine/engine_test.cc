@@ -332,6 +332,23 @@ TEST_F(EngineTest, StatsTakesNoShardLock) {
   EXPECT_GT(store->ApproximateMemoryUsage(), 9u * sizeof(GatewaySession));
 }
 
+// A tick is one fdatasync by default: its slices are written (and their
+// writeback started) as it goes, and synced once, at its commit, until it
+// passes Options::tick_sync_bytes (64 MiB).
+TEST_F(EngineTest, ATickOfSomeMegabytesIsOneSync) {
+  auto store = OpenStore();
+  GatewaySession values;
+  values.mutable_ltm()->set_cache_text(std::string(8 << 10, 'x'));
+  for (int i = 0; i < 1000; ++i) {  // ~8 MiB of tick
+    ASSERT_TRUE(store->Update(absl::StrCat("s", i), values, {"ltm"}).ok());
+  }
+  const uint64_t before = store->stats().fsyncs;
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(store->stats().last_tick_sessions, 1000u);
+  EXPECT_GT(store->stats().log_bytes_since_snapshot, 7u << 20);
+  EXPECT_EQ(store->stats().fsyncs - before, 1u);
+}
+
 TEST_F(EngineTest, CrashMidTickRecoversAllOrNothingOfIt) {
   {
     auto store = OpenStore();
