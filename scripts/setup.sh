@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages walstate's build, tests and benchmarks need.
+# Installs the Debian packages walstate's build, tests and benchmarks need,
+# then the Node.js binding's npm packages (bindings/node/scripts/setup.sh).
 # Idempotent and quiet when everything is present; needs root (or sudo) only
 # when something is missing.
 set -euo pipefail
@@ -11,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev libleveldb-dev libsqlite3-dev      # benchmark peers
   python3 clang-format
+  libprotoc-dev cmake                               # Node binding: .proto parsing at run time; the engine's library build
 )
 
 missing=()
@@ -19,12 +21,22 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js 20 and npm, with the headers the addon builds against
+# (/usr/include/node). Checked by command: a nodejs package that bundles
+# npm must not be replaced by Debian's separate npm package.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null ||
+   [ ! -f /usr/include/node/node_api.h ]; then
+  missing+=(nodejs npm)
+fi
 
-echo "setup: installing ${missing[*]}" >&2
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done" >&2
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done" >&2
+fi
+
+bash "$(dirname "$0")/../bindings/node/scripts/setup.sh"

@@ -3,7 +3,9 @@
 #   1. the whole suite (unit, engine, crash sample, walctl, kill test, bench smoke);
 #   2. the suite again under ASan+UBSan (tests tagged "no_asan" excepted);
 #   3. the concurrency tests (tag "concurrency") under TSan;
-#   4. a short, bounded libFuzzer run of every fuzz target.
+#   4. a short, bounded libFuzzer run of every fuzz target;
+#   5. the Node.js binding's tests, under Node and under Bun
+#      (bindings/node/scripts/test.sh; also with --quick).
 # Ends with one line "N passed, M failed" counting test cases (GoogleTest
 # cases from each target's test.xml; a target without cases counts as one).
 # Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
@@ -67,6 +69,22 @@ if [ "$quick" -eq 0 ]; then
     fi
   fi
 fi
+
+# The Node.js/Bun binding: builds the addon, runs node --test and bun test.
+node_log=$(mktemp)
+bash bindings/node/scripts/test.sh 2>&1 | tee "$node_log"
+node_counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$node_log" | tail -1)
+rm -f "$node_log"
+if [ -z "$node_counts" ]; then
+  node_counts="0 passed, 1 failed"
+fi
+node_p=${node_counts%% passed*}
+node_f=${node_counts#*, }
+node_f=${node_f%% failed*}
+echo "=== node: ${node_p} passed, ${node_f} failed"
+total_passed=$((total_passed + node_p))
+total_failed=$((total_failed + node_f))
+[ "$node_f" -ne 0 ] && failed_steps+=("node")
 
 [ ${#failed_steps[@]} -gt 0 ] && echo "failed steps: ${failed_steps[*]}"
 echo "${total_passed} passed, ${total_failed} failed"
