@@ -28,6 +28,7 @@
         "../../engine/state/lazy_state.cc",
         "../../engine/state/replayer.cc",
         "../../engine/state/schema.cc",
+        "../../engine/state/session_id.cc",
         "../../engine/state/session_table.cc",
         "../../engine/state/update_codec.cc",
         "../../engine/walstate.cc",

@@ -75,7 +75,7 @@ export interface Stats {
   deletes: number; expired: number; ticks: number; lastTickSessions: number;
   lastTickTimeMs: number | null; lastTickDurationMs: number;
   lastTickStatus: StatusInfo; lastCompactionStatus: StatusInfo;
-  approximateMemoryBytes: number; meanGroupCommitSize: number;
+  lastTickYields: number; meanGroupCommitSize: number;
 }
 
 export interface Problem { kind: string; file: string; offset: number; bytes: number; detail: string }
@@ -136,7 +136,10 @@ export declare class Store<T extends object = Record<string, unknown>> {
   compact(): Promise<void>;
   /** Deletes sessions idle longer than options.sessionTtlMs; resolves how many. */
   expireIdle(): Promise<number>;
+  /** Counters; O(1), takes no session lock. */
   stats(): Stats;
+  /** Walks every session (~100 ms at 10^5): for occasional monitoring. */
+  approximateMemoryUsage(): number;
   /** ok, or the I/O error that stopped the store accepting updates (reopen). */
   health(): StatusInfo;
   recoveryReport(): RecoveryReport;

@@ -123,6 +123,7 @@ class Store {
   compact() { return this._native.compact(); }
   expireIdle() { return this._native.expireIdle(); }
   stats() { return this._native.stats(); }
+  approximateMemoryUsage() { return this._native.approximateMemoryUsage(); }
   health() { return this._native.health(); }
   recoveryReport() { return this._native.recoveryReport(); }
 

@@ -94,7 +94,7 @@ class Addon : public Napi::Addon<Addon> {
  private:
   // open(dir, options) -> Promise<NativeStore>. lib/index.js has already
   // checked types and resolved paths; errors here are still clear.
-  Napi::Value Open(const Napi::CallbackInfo &info) {
+  Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsString() || !info[1].IsObject()) {
       MakeError(env, absl::InvalidArgumentError(
@@ -106,17 +106,17 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Object o = info[1].As<Napi::Object>();
     OpenRequest r;
     r.dir = info[0].As<Napi::String>().Utf8Value();
-    auto str = [&](const char *k, std::string *out) {
+    auto str = [&](const char* k, std::string* out) {
       Napi::Value v = o.Get(k);
       if (v.IsString()) *out = v.As<Napi::String>().Utf8Value();
     };
-    auto num = [&](const char *k, double *out) {
+    auto num = [&](const char* k, double* out) {
       Napi::Value v = o.Get(k);
       if (!v.IsNumber()) return false;
       *out = v.As<Napi::Number>().DoubleValue();
       return true;
     };
-    auto flag = [&](const char *k, bool *out) {
+    auto flag = [&](const char* k, bool* out) {
       Napi::Value v = o.Get(k);
       if (v.IsBoolean()) *out = v.As<Napi::Boolean>().Value();
     };
@@ -125,7 +125,7 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Value set = o.Get("descriptorSet");
     if (set.IsTypedArray()) {
       Napi::Uint8Array a = set.As<Napi::Uint8Array>();
-      r.descriptor_set.assign(reinterpret_cast<const char *>(a.Data()),
+      r.descriptor_set.assign(reinterpret_cast<const char*>(a.Data()),
                               a.ByteLength());
       r.has_descriptor_set = true;
     }
@@ -138,7 +138,7 @@ class Addon : public Napi::Addon<Addon> {
       }
     }
     double x;
-    Options &opt = r.options;
+    Options& opt = r.options;
     if (num("flushIntervalMs", &x)) opt.flush_interval = absl::Milliseconds(x);
     if (num("sessionTtlMs", &x)) opt.session_ttl = absl::Milliseconds(x);
     if (num("compactionIntervalMs", &x)) {
@@ -167,7 +167,7 @@ class Addon : public Napi::Addon<Addon> {
     str("recoveryMode", &s);
     if (s == "strict") opt.recovery_mode = log::RecoveryMode::kStrict;
     if (s == "salvage") opt.recovery_mode = log::RecoveryMode::kSalvage;
-    auto *worker = new OpenWorker(env, store_class_.Value(), std::move(r));
+    auto* worker = new OpenWorker(env, store_class_.Value(), std::move(r));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

@@ -5,12 +5,12 @@
 namespace walstate {
 namespace node {
 
-Committer *Committer::Create(Napi::Env env, Napi::Object owner,
+Committer* Committer::Create(Napi::Env env, Napi::Object owner,
                              size_t max_threads, ErrorMaker make_error) {
-  Committer *c = new Committer(max_threads < 1 ? 1 : max_threads, make_error);
+  Committer* c = new Committer(max_threads < 1 ? 1 : max_threads, make_error);
   c->wakeup_ =
       Wakeup::New(env, "walstate", 0, 1, c,
-                  [](Napi::Env, void *, Committer *self) { delete self; });
+                  [](Napi::Env, void*, Committer* self) { delete self; });
   c->wakeup_.Unref(env);
   c->owner_ = Napi::Weak(owner);
   return c;
@@ -20,7 +20,7 @@ Napi::Promise Committer::Submit(Napi::Env env, Op op, ResolveAs as,
                                 bool barrier) {
   Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
   Napi::Promise promise = deferred.Promise();
-  Job *job = new Job{std::move(op), as, barrier, std::move(deferred),
+  Job* job = new Job{std::move(op), as, barrier, std::move(deferred),
                      absl::StatusOr<uint64_t>(0)};
   if (pending_++ == 0) {
     wakeup_.Ref(env);
@@ -47,7 +47,7 @@ void Committer::Run() {
     work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     --idle_threads_;
     if (queue_.empty()) return;  // stop_, nothing left
-    Job *job = queue_.front();
+    Job* job = queue_.front();
     queue_.pop_front();
     if (job->barrier) {
       idle_cv_.wait(lock, [this] { return running_ == 0; });
@@ -70,19 +70,19 @@ void Committer::Run() {
   }
 }
 
-void Committer::CallJs(Napi::Env env, Napi::Function, Committer *self, void *) {
+void Committer::CallJs(Napi::Env env, Napi::Function, Committer* self, void*) {
   if (env != nullptr) self->Settle(env);
 }
 
 void Committer::Settle(Napi::Env env) {
-  std::vector<Job *> done;
+  std::vector<Job*> done;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done.swap(done_);
   }
   if (done.empty()) return;
   Napi::HandleScope scope(env);
-  for (Job *job : done) {
+  for (Job* job : done) {
     if (!job->result.ok()) {
       job->deferred.Reject(make_error_(env, job->result.status()).Value());
     } else if (job->as == ResolveAs::kBoolean) {
@@ -108,13 +108,13 @@ void Committer::Stop(Napi::Env env, bool settle) {
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (std::thread &t : threads_) t.join();
+  for (std::thread& t : threads_) t.join();
   threads_.clear();
   if (settle) {
     Settle(env);
   } else {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Job *job : done_) delete job;
+    for (Job* job : done_) delete job;
     done_.clear();
   }
   // The finalizer deletes this once the runtime drops the handle.

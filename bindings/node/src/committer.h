@@ -33,11 +33,11 @@ class Committer {
   enum class ResolveAs { kUndefined, kBoolean, kNumber };
 
   // Errors become JS Errors through `make_error` (status -> Error).
-  using ErrorMaker = Napi::Error (*)(Napi::Env, const absl::Status &);
+  using ErrorMaker = Napi::Error (*)(Napi::Env, const absl::Status&);
 
   // Creates an idle committer for the JS object `owner`. Delete it only
   // through Stop().
-  static Committer *Create(Napi::Env env, Napi::Object owner,
+  static Committer* Create(Napi::Env env, Napi::Object owner,
                            size_t max_threads, ErrorMaker make_error);
 
   // Queues `op` and returns the Promise its result settles. `barrier`: the
@@ -59,7 +59,7 @@ class Committer {
     Napi::Promise::Deferred deferred;
     absl::StatusOr<uint64_t> result;
   };
-  static void CallJs(Napi::Env env, Napi::Function, Committer *self, void *);
+  static void CallJs(Napi::Env env, Napi::Function, Committer* self, void*);
   using Wakeup = Napi::TypedThreadSafeFunction<Committer, void, CallJs>;
 
   Committer(size_t max_threads, ErrorMaker make_error)
@@ -79,8 +79,8 @@ class Committer {
   std::mutex mu_;
   std::condition_variable work_cv_;  // a job was queued, or stop
   std::condition_variable idle_cv_;  // a job finished
-  std::deque<Job *> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<Job *> done_ ABSL_GUARDED_BY(mu_);
+  std::deque<Job*> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<Job*> done_ ABSL_GUARDED_BY(mu_);
   size_t running_ ABSL_GUARDED_BY(mu_) = 0;
   size_t idle_threads_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

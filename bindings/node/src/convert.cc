@@ -20,7 +20,7 @@ using google::protobuf::Reflection;
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
-const char *TypeName(const Napi::Value &v) {
+const char* TypeName(const Napi::Value& v) {
   switch (v.Type()) {
     case napi_undefined:
       return "undefined";
@@ -45,15 +45,15 @@ const char *TypeName(const Napi::Value &v) {
   }
 }
 
-absl::Status Mismatch(const FieldDescriptor *f, const char *expected,
-                      const Napi::Value &v) {
+absl::Status Mismatch(const FieldDescriptor* f, const char* expected,
+                      const Napi::Value& v) {
   return absl::InvalidArgumentError(absl::StrCat("field ", f->full_name(),
                                                  ": expected ", expected,
                                                  ", got ", TypeName(v)));
 }
 
 // A JS integer (number or bigint) within [lo, hi] as int64.
-bool ToSigned(const Napi::Value &v, int64_t lo, int64_t hi, int64_t *out) {
+bool ToSigned(const Napi::Value& v, int64_t lo, int64_t hi, int64_t* out) {
   if (v.IsNumber()) {
     double d = v.As<Napi::Number>().DoubleValue();
     if (!(std::trunc(d) == d) || std::fabs(d) > kMaxSafeInteger) return false;
@@ -68,7 +68,7 @@ bool ToSigned(const Napi::Value &v, int64_t lo, int64_t hi, int64_t *out) {
   return *out >= lo && *out <= hi;
 }
 
-bool ToUnsigned(const Napi::Value &v, uint64_t hi, uint64_t *out) {
+bool ToUnsigned(const Napi::Value& v, uint64_t hi, uint64_t* out) {
   if (v.IsNumber()) {
     double d = v.As<Napi::Number>().DoubleValue();
     if (!(std::trunc(d) == d) || d < 0 || d > kMaxSafeInteger) return false;
@@ -83,19 +83,19 @@ bool ToUnsigned(const Napi::Value &v, uint64_t hi, uint64_t *out) {
   return *out <= hi;
 }
 
-bool ToBytes(const Napi::Value &v, std::string *out) {
+bool ToBytes(const Napi::Value& v, std::string* out) {
   if (!v.IsTypedArray()) return false;
   Napi::TypedArray t = v.As<Napi::TypedArray>();
   if (t.TypedArrayType() != napi_uint8_array) return false;
   Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  out->assign(reinterpret_cast<const char *>(a.Data()), a.ByteLength());
+  out->assign(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
   return true;
 }
 
 // Sets a singular field (index < 0) or appends to a repeated one.
-absl::Status Put(const Napi::Value &v, const FieldDescriptor *f, Message *m,
+absl::Status Put(const Napi::Value& v, const FieldDescriptor* f, Message* m,
                  bool add) {
-  const Reflection *r = m->GetReflection();
+  const Reflection* r = m->GetReflection();
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32: {
       int64_t x;
@@ -157,7 +157,7 @@ absl::Status Put(const Napi::Value &v, const FieldDescriptor *f, Message *m,
       int number;
       if (v.IsString()) {
         const std::string name = v.As<Napi::String>().Utf8Value();
-        const auto *e = f->enum_type()->FindValueByName(name);
+        const auto* e = f->enum_type()->FindValueByName(name);
         if (e == nullptr) {
           return absl::InvalidArgumentError(
               absl::StrCat("field ", f->full_name(), ": ", name,
@@ -195,7 +195,7 @@ absl::Status Put(const Napi::Value &v, const FieldDescriptor *f, Message *m,
     }
     case FieldDescriptor::CPPTYPE_MESSAGE: {
       if (!v.IsObject() || v.IsArray()) return Mismatch(f, "an object", v);
-      Message *sub = add ? r->AddMessage(m, f) : r->MutableMessage(m, f);
+      Message* sub = add ? r->AddMessage(m, f) : r->MutableMessage(m, f);
       return MessageFromJs(v, sub);
     }
   }
@@ -203,9 +203,9 @@ absl::Status Put(const Napi::Value &v, const FieldDescriptor *f, Message *m,
 }
 
 // A map key given as a JS property name, converted to the key field's type.
-absl::Status PutMapKey(const std::string &key, const FieldDescriptor *kf,
-                       Message *entry) {
-  const Reflection *r = entry->GetReflection();
+absl::Status PutMapKey(const std::string& key, const FieldDescriptor* kf,
+                       Message* entry) {
+  const Reflection* r = entry->GetReflection();
   bool ok = true;
   switch (kf->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
@@ -250,7 +250,7 @@ absl::Status PutMapKey(const std::string &key, const FieldDescriptor *kf,
 }
 
 // Own enumerable string keys of `object`.
-absl::Status OwnKeys(const Napi::Object &object, Napi::Array *keys) {
+absl::Status OwnKeys(const Napi::Object& object, Napi::Array* keys) {
   napi_value names;
   napi_status st = napi_get_all_property_names(
       object.Env(), object, napi_key_own_only,
@@ -261,18 +261,18 @@ absl::Status OwnKeys(const Napi::Object &object, Napi::Array *keys) {
   return absl::OkStatus();
 }
 
-Napi::Value ScalarToJs(Napi::Env env, const Message &m,
-                       const FieldDescriptor *f, int i);
+Napi::Value ScalarToJs(Napi::Env env, const Message& m,
+                       const FieldDescriptor* f, int i);
 
-Napi::Value MapToJs(Napi::Env env, const Message &m, const FieldDescriptor *f) {
-  const Reflection *r = m.GetReflection();
-  const FieldDescriptor *kf = f->message_type()->map_key();
-  const FieldDescriptor *vf = f->message_type()->map_value();
+Napi::Value MapToJs(Napi::Env env, const Message& m, const FieldDescriptor* f) {
+  const Reflection* r = m.GetReflection();
+  const FieldDescriptor* kf = f->message_type()->map_key();
+  const FieldDescriptor* vf = f->message_type()->map_value();
   Napi::Object out = Napi::Object::New(env);
   const int n = r->FieldSize(m, f);
   for (int i = 0; i < n; ++i) {
-    const Message &entry = r->GetRepeatedMessage(m, f, i);
-    const Reflection *er = entry.GetReflection();
+    const Message& entry = r->GetRepeatedMessage(m, f, i);
+    const Reflection* er = entry.GetReflection();
     std::string key;
     switch (kf->cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
@@ -302,9 +302,9 @@ Napi::Value MapToJs(Napi::Env env, const Message &m, const FieldDescriptor *f) {
 }
 
 // Field `f` of `m` (element i of a repeated field, or the singular value).
-Napi::Value ScalarToJs(Napi::Env env, const Message &m,
-                       const FieldDescriptor *f, int i) {
-  const Reflection *r = m.GetReflection();
+Napi::Value ScalarToJs(Napi::Env env, const Message& m,
+                       const FieldDescriptor* f, int i) {
+  const Reflection* r = m.GetReflection();
   const bool rep = i >= 0;
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
@@ -331,13 +331,13 @@ Napi::Value ScalarToJs(Napi::Env env, const Message &m,
     case FieldDescriptor::CPPTYPE_ENUM: {
       int number =
           rep ? r->GetRepeatedEnumValue(m, f, i) : r->GetEnumValue(m, f);
-      const auto *e = f->enum_type()->FindValueByNumber(number);
+      const auto* e = f->enum_type()->FindValueByNumber(number);
       if (e == nullptr) return Napi::Number::New(env, number);
       return Napi::String::New(env, e->name());
     }
     case FieldDescriptor::CPPTYPE_STRING: {
       std::string scratch;
-      const std::string &s =
+      const std::string& s =
           rep ? r->GetRepeatedStringReference(m, f, i, &scratch)
               : r->GetStringReference(m, f, &scratch);
       if (f->type() == FieldDescriptor::TYPE_BYTES) {
@@ -356,9 +356,9 @@ Napi::Value ScalarToJs(Napi::Env env, const Message &m,
 
 }  // namespace
 
-absl::Status SetFieldFromJs(const Napi::Value &value, const FieldDescriptor *f,
-                            Message *message) {
-  const Reflection *r = message->GetReflection();
+absl::Status SetFieldFromJs(const Napi::Value& value, const FieldDescriptor* f,
+                            Message* message) {
+  const Reflection* r = message->GetReflection();
   r->ClearField(message, f);
   if (value.IsUndefined() || value.IsNull()) return absl::OkStatus();
   if (f->is_map()) {
@@ -369,11 +369,11 @@ absl::Status SetFieldFromJs(const Napi::Value &value, const FieldDescriptor *f,
     Napi::Array keys;
     absl::Status s = OwnKeys(object, &keys);
     if (!s.ok()) return s;
-    const FieldDescriptor *kf = f->message_type()->map_key();
-    const FieldDescriptor *vf = f->message_type()->map_value();
+    const FieldDescriptor* kf = f->message_type()->map_key();
+    const FieldDescriptor* vf = f->message_type()->map_value();
     for (uint32_t i = 0; i < keys.Length(); ++i) {
       Napi::Value k = keys.Get(i);
-      Message *entry = r->AddMessage(message, f);
+      Message* entry = r->AddMessage(message, f);
       s = PutMapKey(k.As<Napi::String>().Utf8Value(), kf, entry);
       if (s.ok()) s = Put(object.Get(k), vf, entry, false);
       if (!s.ok()) return s;
@@ -393,18 +393,18 @@ absl::Status SetFieldFromJs(const Napi::Value &value, const FieldDescriptor *f,
   return Put(value, f, message, false);
 }
 
-absl::Status MessageFromJs(const Napi::Value &value, Message *message,
-                           std::vector<const FieldDescriptor *> *set) {
+absl::Status MessageFromJs(const Napi::Value& value, Message* message,
+                           std::vector<const FieldDescriptor*>* set) {
   Napi::Object object = value.As<Napi::Object>();
   Napi::Array keys;
   absl::Status s = OwnKeys(object, &keys);
   if (!s.ok()) return s;
-  const google::protobuf::Descriptor *d = message->GetDescriptor();
+  const google::protobuf::Descriptor* d = message->GetDescriptor();
   const uint32_t n = keys.Length();
   for (uint32_t i = 0; i < n; ++i) {
     Napi::Value k = keys.Get(i);
     const std::string name = k.As<Napi::String>().Utf8Value();
-    const FieldDescriptor *f = d->FindFieldByName(name);
+    const FieldDescriptor* f = d->FindFieldByName(name);
     if (f == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(d->full_name(), " has no field \"", name, "\""));
@@ -416,12 +416,12 @@ absl::Status MessageFromJs(const Napi::Value &value, Message *message,
   return absl::OkStatus();
 }
 
-Napi::Object MessageToJs(Napi::Env env, const Message &message) {
+Napi::Object MessageToJs(Napi::Env env, const Message& message) {
   Napi::Object out = Napi::Object::New(env);
-  const Reflection *r = message.GetReflection();
-  std::vector<const FieldDescriptor *> fields;
+  const Reflection* r = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
   r->ListFields(message, &fields);
-  for (const FieldDescriptor *f : fields) {
+  for (const FieldDescriptor* f : fields) {
     Napi::Value v;
     if (f->is_map()) {
       v = MapToJs(env, message, f);
@@ -438,8 +438,8 @@ Napi::Object MessageToJs(Napi::Env env, const Message &message) {
   return out;
 }
 
-absl::Status IndexKeyFromJs(const Napi::Value &value, const FieldDescriptor *f,
-                            std::string *key) {
+absl::Status IndexKeyFromJs(const Napi::Value& value, const FieldDescriptor* f,
+                            std::string* key) {
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
       if (f->type() == FieldDescriptor::TYPE_BYTES) {
@@ -475,7 +475,7 @@ absl::Status IndexKeyFromJs(const Napi::Value &value, const FieldDescriptor *f,
     case FieldDescriptor::CPPTYPE_ENUM: {
       if (value.IsString()) {
         const std::string name = value.As<Napi::String>().Utf8Value();
-        const auto *e = f->enum_type()->FindValueByName(name);
+        const auto* e = f->enum_type()->FindValueByName(name);
         if (e == nullptr) {
           return absl::InvalidArgumentError(absl::StrCat(
               name, " is not a value of ", f->enum_type()->full_name()));

@@ -26,25 +26,25 @@ namespace node {
 
 // Sets `field` of `message` from `value` (null/undefined: cleared). Errors
 // are InvalidArgument naming the field path and the expected type.
-absl::Status SetFieldFromJs(const Napi::Value &value,
-                            const google::protobuf::FieldDescriptor *field,
-                            google::protobuf::Message *message);
+absl::Status SetFieldFromJs(const Napi::Value& value,
+                            const google::protobuf::FieldDescriptor* field,
+                            google::protobuf::Message* message);
 
 // Fills `message` from the keys of a plain object (unknown keys: an error).
 // With `set`, appends the fields named by the keys (the update's mask).
 absl::Status MessageFromJs(
-    const Napi::Value &value, google::protobuf::Message *message,
-    std::vector<const google::protobuf::FieldDescriptor *> *set = nullptr);
+    const Napi::Value& value, google::protobuf::Message* message,
+    std::vector<const google::protobuf::FieldDescriptor*>* set = nullptr);
 
 // The set fields of `message` as a plain object.
 Napi::Object MessageToJs(Napi::Env env,
-                         const google::protobuf::Message &message);
+                         const google::protobuf::Message& message);
 
 // The key the engine's index holds for `value` of `field` (integers as
 // decimal, bools as "true"/"false", enums by number, bytes as their bytes).
-absl::Status IndexKeyFromJs(const Napi::Value &value,
-                            const google::protobuf::FieldDescriptor *field,
-                            std::string *key);
+absl::Status IndexKeyFromJs(const Napi::Value& value,
+                            const google::protobuf::FieldDescriptor* field,
+                            std::string* key);
 
 }  // namespace node
 }  // namespace walstate

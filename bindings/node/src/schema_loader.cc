@@ -22,12 +22,12 @@ using google::protobuf::FileDescriptor;
 using google::protobuf::FileDescriptorProto;
 
 // The name the compiled-in options.proto has in the generated pool.
-const std::string &OptionsFileName() {
+const std::string& OptionsFileName() {
   return walstate::Durability_descriptor()->file()->name();
 }
 
 // Names a user's .proto may import walstate's options by.
-std::string ResolveAlias(const std::string &name) {
+std::string ResolveAlias(const std::string& name) {
   if (name == "walstate/options.proto" ||
       name == "proto/walstate/options.proto") {
     return OptionsFileName();
@@ -39,12 +39,12 @@ std::string ResolveAlias(const std::string &name) {
 class ParseErrors : public google::protobuf::io::ErrorCollector {
  public:
   explicit ParseErrors(std::string file) : file_(std::move(file)) {}
-  void AddError(int line, int column, const std::string &message) override {
+  void AddError(int line, int column, const std::string& message) override {
     lines_.push_back(
         absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
   }
-  void AddWarning(int, int, const std::string &) override {}
-  const std::vector<std::string> &lines() const { return lines_; }
+  void AddWarning(int, int, const std::string&) override {}
+  const std::vector<std::string>& lines() const { return lines_; }
 
  private:
   std::string file_;
@@ -56,11 +56,11 @@ class ParseErrors : public google::protobuf::io::ErrorCollector {
 class BuildErrors : public DescriptorPool::ErrorCollector {
  public:
   explicit BuildErrors(
-      const google::protobuf::compiler::SourceLocationTable *locations)
+      const google::protobuf::compiler::SourceLocationTable* locations)
       : locations_(locations) {}
-  void AddError(const std::string &filename, const std::string &element_name,
-                const google::protobuf::Message *descriptor,
-                ErrorLocation location, const std::string &message) override {
+  void AddError(const std::string& filename, const std::string& element_name,
+                const google::protobuf::Message* descriptor,
+                ErrorLocation location, const std::string& message) override {
     int line = 0, column = 0;
     if (locations_ != nullptr && descriptor != nullptr &&
         locations_->Find(descriptor, location, &line, &column)) {
@@ -73,7 +73,7 @@ class BuildErrors : public DescriptorPool::ErrorCollector {
   std::string Joined() const { return absl::StrJoin(lines_, "; "); }
 
  private:
-  const google::protobuf::compiler::SourceLocationTable *locations_;
+  const google::protobuf::compiler::SourceLocationTable* locations_;
   std::vector<std::string> lines_;
 };
 
@@ -85,10 +85,10 @@ std::unique_ptr<LoadedSchema> NewSchema() {
 }
 
 // Builds `file` (its dependencies renamed by ResolveAlias) into the pool.
-absl::Status BuildInto(DescriptorPool *pool, FileDescriptorProto file,
-                       const google::protobuf::compiler::SourceLocationTable
-                           *locations = nullptr) {
-  for (std::string &dep : *file.mutable_dependency()) dep = ResolveAlias(dep);
+absl::Status BuildInto(DescriptorPool* pool, FileDescriptorProto file,
+                       const google::protobuf::compiler::SourceLocationTable*
+                           locations = nullptr) {
+  for (std::string& dep : *file.mutable_dependency()) dep = ResolveAlias(dep);
   BuildErrors errors(locations);
   if (pool->BuildFileCollectingErrors(file, &errors) == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -97,8 +97,8 @@ absl::Status BuildInto(DescriptorPool *pool, FileDescriptorProto file,
   return absl::OkStatus();
 }
 
-absl::Status Finish(LoadedSchema *schema, const std::string &message) {
-  const google::protobuf::Descriptor *d =
+absl::Status Finish(LoadedSchema* schema, const std::string& message) {
+  const google::protobuf::Descriptor* d =
       schema->pool->FindMessageTypeByName(message);
   if (d == nullptr) {
     return absl::NotFoundError(absl::StrCat(
@@ -116,11 +116,11 @@ absl::Status Finish(LoadedSchema *schema, const std::string &message) {
 // Parses .proto files from a source tree and builds them, imports first.
 class ProtoParser {
  public:
-  ProtoParser(google::protobuf::compiler::DiskSourceTree *tree,
-              DescriptorPool *pool)
+  ProtoParser(google::protobuf::compiler::DiskSourceTree* tree,
+              DescriptorPool* pool)
       : tree_(tree), pool_(pool) {}
 
-  absl::Status Build(const std::string &requested) {
+  absl::Status Build(const std::string& requested) {
     const std::string name = ResolveAlias(requested);
     if (pool_->FindFileByName(name) != nullptr) return absl::OkStatus();
     if (!building_.insert(name).second) {
@@ -145,7 +145,7 @@ class ProtoParser {
       return absl::InvalidArgumentError(absl::StrJoin(errors.lines(), "\n"));
     }
     file.set_name(name);
-    for (const std::string &dep : file.dependency()) {
+    for (const std::string& dep : file.dependency()) {
       absl::Status s = Build(dep);
       if (!s.ok()) return s;
     }
@@ -153,12 +153,12 @@ class ProtoParser {
   }
 
  private:
-  google::protobuf::compiler::DiskSourceTree *tree_;
-  DescriptorPool *pool_;
+  google::protobuf::compiler::DiskSourceTree* tree_;
+  DescriptorPool* pool_;
   std::set<std::string> building_;
 };
 
-std::string DirName(const std::string &path) {
+std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
@@ -168,10 +168,10 @@ std::string DirName(const std::string &path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LoadedSchema>> LoadFromProtoFile(
-    const std::string &proto_file, const std::vector<std::string> &include_dirs,
-    const std::string &message) {
+    const std::string& proto_file, const std::vector<std::string>& include_dirs,
+    const std::string& message) {
   google::protobuf::compiler::DiskSourceTree tree;
-  for (const std::string &dir : include_dirs) tree.MapPath("", dir);
+  for (const std::string& dir : include_dirs) tree.MapPath("", dir);
   std::string virtual_file, shadowing;
   if (tree.DiskFileToVirtualFile(proto_file, &virtual_file, &shadowing) !=
       google::protobuf::compiler::DiskSourceTree::SUCCESS) {
@@ -193,7 +193,7 @@ absl::StatusOr<std::unique_ptr<LoadedSchema>> LoadFromProtoFile(
 }
 
 absl::StatusOr<std::unique_ptr<LoadedSchema>> LoadFromDescriptorSet(
-    absl::string_view serialized, const std::string &message) {
+    absl::string_view serialized, const std::string& message) {
   google::protobuf::FileDescriptorSet set;
   if (!set.ParseFromArray(serialized.data(),
                           static_cast<int>(serialized.size()))) {
@@ -202,16 +202,16 @@ absl::StatusOr<std::unique_ptr<LoadedSchema>> LoadFromDescriptorSet(
   }
   std::unique_ptr<LoadedSchema> schema = NewSchema();
   // protoc writes imports first; a set in another order is built in passes.
-  std::vector<const FileDescriptorProto *> left;
-  for (const auto &f : set.file()) left.push_back(&f);
+  std::vector<const FileDescriptorProto*> left;
+  for (const auto& f : set.file()) left.push_back(&f);
   while (!left.empty()) {
-    std::vector<const FileDescriptorProto *> later;
+    std::vector<const FileDescriptorProto*> later;
     absl::Status last;
-    for (const FileDescriptorProto *f : left) {
+    for (const FileDescriptorProto* f : left) {
       const std::string name = ResolveAlias(f->name());
       if (schema->pool->FindFileByName(name) != nullptr) continue;
       bool ready = true;
-      for (const std::string &dep : f->dependency()) {
+      for (const std::string& dep : f->dependency()) {
         if (schema->pool->FindFileByName(ResolveAlias(dep)) == nullptr) {
           ready = false;
         }

@@ -26,7 +26,7 @@ namespace node {
 struct LoadedSchema {
   std::unique_ptr<google::protobuf::DescriptorPool> pool;
   std::unique_ptr<google::protobuf::DynamicMessageFactory> factory;
-  const google::protobuf::Message *prototype = nullptr;
+  const google::protobuf::Message* prototype = nullptr;
 };
 
 // Parses `proto_file` and what it imports, searching `include_dirs` and then
@@ -34,13 +34,13 @@ struct LoadedSchema {
 // name such as "walstate.example.GatewaySession"). Errors (InvalidArgument,
 // NotFound) quote protoc-style "file:line:column: message" lines.
 absl::StatusOr<std::unique_ptr<LoadedSchema>> LoadFromProtoFile(
-    const std::string &proto_file, const std::vector<std::string> &include_dirs,
-    const std::string &message);
+    const std::string& proto_file, const std::vector<std::string>& include_dirs,
+    const std::string& message);
 
 // The same from a serialized google.protobuf.FileDescriptorSet (protoc
 // --include_imports --descriptor_set_out=...).
 absl::StatusOr<std::unique_ptr<LoadedSchema>> LoadFromDescriptorSet(
-    absl::string_view serialized, const std::string &message);
+    absl::string_view serialized, const std::string& message);
 
 }  // namespace node
 }  // namespace walstate

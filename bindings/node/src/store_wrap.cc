@@ -14,12 +14,12 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
-Napi::Value ThrowStatus(Napi::Env env, const absl::Status &s) {
+Napi::Value ThrowStatus(Napi::Env env, const absl::Status& s) {
   MakeError(env, s).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
-bool SessionArg(const Napi::CallbackInfo &info, std::string *session) {
+bool SessionArg(const Napi::CallbackInfo& info, std::string* session) {
   if (!info[0].IsString()) {
     ThrowStatus(info.Env(),
                 absl::InvalidArgumentError("sessionId must be a string"));
@@ -45,7 +45,7 @@ Napi::Value TimeMs(Napi::Env env, absl::Time t) {
   return Napi::Number::New(env, static_cast<double>(absl::ToUnixMillis(t)));
 }
 
-Napi::Value StatusObject(Napi::Env env, const absl::Status &s) {
+Napi::Value StatusObject(Napi::Env env, const absl::Status& s) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("ok", s.ok());
   o.Set("code", absl::StatusCodeToString(s.code()));
@@ -55,7 +55,7 @@ Napi::Value StatusObject(Napi::Env env, const absl::Status &s) {
 
 }  // namespace
 
-Napi::Error MakeError(Napi::Env env, const absl::Status &status) {
+Napi::Error MakeError(Napi::Env env, const absl::Status& status) {
   Napi::Error e = Napi::Error::New(env, std::string(status.message()));
   e.Set("code", absl::StatusCodeToString(status.code()));
   return e;
@@ -76,6 +76,8 @@ Napi::Function StoreWrap::Define(Napi::Env env) {
           InstanceMethod("expireIdle", &StoreWrap::ExpireIdle),
           InstanceMethod("stats", &StoreWrap::Stats),
           InstanceMethod("health", &StoreWrap::Health),
+          InstanceMethod("approximateMemoryUsage",
+                         &StoreWrap::ApproximateMemoryUsage),
           InstanceMethod("recoveryReport", &StoreWrap::RecoveryReport),
           InstanceMethod("close", &StoreWrap::Close),
           InstanceMethod("release", &StoreWrap::Release),
@@ -84,7 +86,7 @@ Napi::Function StoreWrap::Define(Napi::Env env) {
       });
 }
 
-StoreWrap::StoreWrap(const Napi::CallbackInfo &info)
+StoreWrap::StoreWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<StoreWrap>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsExternal()) {
@@ -92,7 +94,7 @@ StoreWrap::StoreWrap(const Napi::CallbackInfo &info)
     return;
   }
   opened_.reset(info[0].As<Napi::External<Opened>>().Data());
-  const google::protobuf::Descriptor *d =
+  const google::protobuf::Descriptor* d =
       opened_->schema->prototype->GetDescriptor();
   immediate_.resize(d->field_count());
   for (int i = 0; i < d->field_count(); ++i) {
@@ -115,8 +117,8 @@ StoreWrap::~StoreWrap() {
   }
 }
 
-void StoreWrap::AtExit(void *arg) {
-  auto *self = static_cast<StoreWrap *>(arg);
+void StoreWrap::AtExit(void* arg) {
+  auto* self = static_cast<StoreWrap*>(arg);
   self->hook_ = false;
   absl::Status s = self->ShutdownSync(Napi::Env(self->env_), false);
   if (!s.ok()) {
@@ -148,7 +150,7 @@ bool StoreWrap::CheckOpen(Napi::Env env) {
   return false;
 }
 
-Napi::Value StoreWrap::Update(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Update(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   std::string session;
@@ -172,20 +174,20 @@ Napi::Value StoreWrap::Update(const Napi::CallbackInfo &info) {
     }
   }
   std::shared_ptr<Message> values(opened_->schema->prototype->New());
-  std::vector<const FieldDescriptor *> set;
+  std::vector<const FieldDescriptor*> set;
   absl::Status s = MessageFromJs(info[1], values.get(), &set);
   if (!s.ok()) return ThrowStatus(env, s);
   std::vector<std::string> fields;
   fields.reserve(set.size());
   bool immediate = false;
-  for (const FieldDescriptor *f : set) {
+  for (const FieldDescriptor* f : set) {
     fields.push_back(f->name());
     immediate = immediate || immediate_[f->index()];
   }
   if (options.durability != DURABILITY_DEFAULT) {
     immediate = options.durability == IMMEDIATE;
   }
-  Engine *engine = opened_->engine.get();
+  Engine* engine = opened_->engine.get();
   if (!immediate) {
     // BATCHED only: applied in memory now, no I/O on this thread.
     s = engine->Update(session, std::move(*values), fields, options);
@@ -204,12 +206,12 @@ Napi::Value StoreWrap::Update(const Napi::CallbackInfo &info) {
       Committer::ResolveAs::kUndefined);
 }
 
-Napi::Value StoreWrap::Delete(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Delete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   std::string session;
   if (!SessionArg(info, &session)) return env.Undefined();
-  Engine *engine = opened_->engine.get();
+  Engine* engine = opened_->engine.get();
   return committer_->Submit(
       env,
       [engine, session = std::move(session)]() -> absl::StatusOr<uint64_t> {
@@ -221,7 +223,7 @@ Napi::Value StoreWrap::Delete(const Napi::CallbackInfo &info) {
       Committer::ResolveAs::kBoolean);
 }
 
-Napi::Value StoreWrap::Get(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Get(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   std::string session;
@@ -233,7 +235,7 @@ Napi::Value StoreWrap::Get(const Napi::CallbackInfo &info) {
   return MessageToJs(env, *state);
 }
 
-Napi::Value StoreWrap::Has(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Has(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   std::string session;
@@ -241,11 +243,11 @@ Napi::Value StoreWrap::Has(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(env, opened_->engine->Contains(session));
 }
 
-Napi::Value StoreWrap::Keys(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Keys(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   std::vector<std::string> ids;
-  opened_->engine->ForEach([&ids](absl::string_view session, const Message &) {
+  opened_->engine->ForEach([&ids](absl::string_view session, const Message&) {
     ids.emplace_back(session);
   });
   Napi::Array out = Napi::Array::New(env, ids.size());
@@ -253,7 +255,7 @@ Napi::Value StoreWrap::Keys(const Napi::CallbackInfo &info) {
   return out;
 }
 
-Napi::Value StoreWrap::Lookup(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Lookup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   if (!info[0].IsString()) {
@@ -261,7 +263,7 @@ Napi::Value StoreWrap::Lookup(const Napi::CallbackInfo &info) {
                                 "lookup: the field name must be a string"));
   }
   const std::string name = info[0].As<Napi::String>().Utf8Value();
-  const FieldDescriptor *f =
+  const FieldDescriptor* f =
       opened_->schema->prototype->GetDescriptor()->FindFieldByName(name);
   if (f == nullptr) {
     return ThrowStatus(env, absl::InvalidArgumentError(absl::StrCat(
@@ -279,38 +281,38 @@ Napi::Value StoreWrap::Lookup(const Napi::CallbackInfo &info) {
   return out;
 }
 
-Napi::Value StoreWrap::Flush(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Flush(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  Engine *engine = opened_->engine.get();
+  Engine* engine = opened_->engine.get();
   return committer_->Submit(env, StatusOp([engine] { return engine->Flush(); }),
                             Committer::ResolveAs::kUndefined);
 }
 
-Napi::Value StoreWrap::Compact(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Compact(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  Engine *engine = opened_->engine.get();
+  Engine* engine = opened_->engine.get();
   return committer_->Submit(env,
                             StatusOp([engine] { return engine->Compact(); }),
                             Committer::ResolveAs::kUndefined);
 }
 
-Napi::Value StoreWrap::ExpireIdle(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::ExpireIdle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  Engine *engine = opened_->engine.get();
+  Engine* engine = opened_->engine.get();
   return committer_->Submit(
       env, [engine]() { return engine->ExpireIdleSessions(); },
       Committer::ResolveAs::kNumber);
 }
 
-Napi::Value StoreWrap::Stats(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   const walstate::Stats st = opened_->engine->stats();
   Napi::Object o = Napi::Object::New(env);
-  auto n = [&](const char *k, uint64_t v) {
+  auto n = [&](const char* k, uint64_t v) {
     o.Set(k, Napi::Number::New(env, static_cast<double>(v)));
   };
   n("sessions", st.sessions);
@@ -337,27 +339,34 @@ Napi::Value StoreWrap::Stats(const Napi::CallbackInfo &info) {
   n("expired", st.expired);
   n("ticks", st.ticks);
   n("lastTickSessions", st.last_tick_sessions);
+  n("lastTickYields", st.last_tick_yields);
   o.Set("lastTickTimeMs", TimeMs(env, st.last_tick_time));
   o.Set("lastTickDurationMs", Ms(st.last_tick_duration));
   o.Set("lastTickStatus", StatusObject(env, st.last_tick_status));
   o.Set("lastCompactionStatus", StatusObject(env, st.last_compaction_status));
-  n("approximateMemoryBytes", st.approximate_memory_bytes);
   o.Set("meanGroupCommitSize", st.mean_group_commit_size());
   return o;
 }
 
-Napi::Value StoreWrap::Health(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::ApproximateMemoryUsage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  return Napi::Number::New(
+      env, static_cast<double>(opened_->engine->ApproximateMemoryUsage()));
+}
+
+Napi::Value StoreWrap::Health(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   return StatusObject(env, opened_->engine->health());
 }
 
-Napi::Value StoreWrap::RecoveryReport(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::RecoveryReport(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  const walstate::RecoveryReport &r = opened_->engine->recovery_report();
+  const walstate::RecoveryReport& r = opened_->engine->recovery_report();
   Napi::Object o = Napi::Object::New(env);
-  auto n = [&](const char *k, uint64_t v) {
+  auto n = [&](const char* k, uint64_t v) {
     o.Set(k, Napi::Number::New(env, static_cast<double>(v)));
   };
   o.Set("snapshotFile", r.snapshot_file);
@@ -383,7 +392,7 @@ Napi::Value StoreWrap::RecoveryReport(const Napi::CallbackInfo &info) {
   o.Set("indexDurationMs", Ms(r.index_duration));
   Napi::Array problems = Napi::Array::New(env, r.problems.size());
   for (size_t i = 0; i < r.problems.size(); ++i) {
-    const log::Problem &p = r.problems[i];
+    const log::Problem& p = r.problems[i];
     Napi::Object po = Napi::Object::New(env);
     po.Set("kind", log::ProblemKindName(p.kind));
     po.Set("file", p.file);
@@ -397,18 +406,18 @@ Napi::Value StoreWrap::RecoveryReport(const Napi::CallbackInfo &info) {
   return o;
 }
 
-Napi::Value StoreWrap::Close(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   closing_ = true;
   close_queued_ = true;
-  Engine *engine = opened_->engine.get();
+  Engine* engine = opened_->engine.get();
   return committer_->Submit(env, StatusOp([engine] { return engine->Close(); }),
                             Committer::ResolveAs::kUndefined,
                             /*barrier=*/true);
 }
 
-Napi::Value StoreWrap::Release(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Release(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (hook_) napi_remove_env_cleanup_hook(env_, &StoreWrap::AtExit, this);
   hook_ = false;
@@ -420,7 +429,7 @@ Napi::Value StoreWrap::Release(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-Napi::Value StoreWrap::CloseSync(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::CloseSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (opened_ == nullptr || opened_->engine == nullptr) {
     return env.Undefined();
@@ -432,7 +441,7 @@ Napi::Value StoreWrap::CloseSync(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-Napi::Value StoreWrap::Dir(const Napi::CallbackInfo &info) {
+Napi::Value StoreWrap::Dir(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), opened_->dir);
 }
 

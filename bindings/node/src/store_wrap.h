@@ -17,7 +17,7 @@ namespace walstate {
 namespace node {
 
 // A JS Error carrying `code` = the absl status code name ("NOT_FOUND", ...).
-Napi::Error MakeError(Napi::Env env, const absl::Status &status);
+Napi::Error MakeError(Napi::Env env, const absl::Status& status);
 
 // What an Open on a worker thread hands to the StoreWrap constructor.
 struct Opened {
@@ -32,39 +32,40 @@ class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
   // info[0]: a Napi::External<Opened>, taken over.
-  explicit StoreWrap(const Napi::CallbackInfo &info);
+  explicit StoreWrap(const Napi::CallbackInfo& info);
   // Collected while open (never while jobs are pending): closed as at exit.
   ~StoreWrap() override;
 
  private:
-  Napi::Value Update(const Napi::CallbackInfo &info);
-  Napi::Value Delete(const Napi::CallbackInfo &info);
-  Napi::Value Get(const Napi::CallbackInfo &info);
-  Napi::Value Has(const Napi::CallbackInfo &info);
-  Napi::Value Keys(const Napi::CallbackInfo &info);
-  Napi::Value Lookup(const Napi::CallbackInfo &info);
-  Napi::Value Flush(const Napi::CallbackInfo &info);
-  Napi::Value Compact(const Napi::CallbackInfo &info);
-  Napi::Value ExpireIdle(const Napi::CallbackInfo &info);
-  Napi::Value Stats(const Napi::CallbackInfo &info);
-  Napi::Value Health(const Napi::CallbackInfo &info);
-  Napi::Value RecoveryReport(const Napi::CallbackInfo &info);
+  Napi::Value Update(const Napi::CallbackInfo& info);
+  Napi::Value Delete(const Napi::CallbackInfo& info);
+  Napi::Value Get(const Napi::CallbackInfo& info);
+  Napi::Value Has(const Napi::CallbackInfo& info);
+  Napi::Value Keys(const Napi::CallbackInfo& info);
+  Napi::Value Lookup(const Napi::CallbackInfo& info);
+  Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Compact(const Napi::CallbackInfo& info);
+  Napi::Value ExpireIdle(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Health(const Napi::CallbackInfo& info);
+  Napi::Value ApproximateMemoryUsage(const Napi::CallbackInfo& info);
+  Napi::Value RecoveryReport(const Napi::CallbackInfo& info);
   // close(): a Promise; the engine's Close runs after every queued job.
-  Napi::Value Close(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
   // release(): after close() settled, joins the committer's threads.
-  Napi::Value Release(const Napi::CallbackInfo &info);
+  Napi::Value Release(const Napi::CallbackInfo& info);
   // closeSync(): waits for queued jobs, closes on this thread.
-  Napi::Value CloseSync(const Napi::CallbackInfo &info);
-  Napi::Value Dir(const Napi::CallbackInfo &info);
+  Napi::Value CloseSync(const Napi::CallbackInfo& info);
+  Napi::Value Dir(const Napi::CallbackInfo& info);
 
   // Throws (and returns false) once close() was called.
   bool CheckOpen(Napi::Env env);
   // Stops the committer and closes the engine here; at exit or collection.
   absl::Status ShutdownSync(Napi::Env env, bool settle);
-  static void AtExit(void *self);
+  static void AtExit(void* self);
 
   std::unique_ptr<Opened> opened_;
-  Committer *committer_ = nullptr;  // freed by Committer::Stop
+  Committer* committer_ = nullptr;  // freed by Committer::Stop
   std::vector<bool> immediate_;     // by field index: IMMEDIATE tier
   bool closing_ = false;            // close() or closeSync() was called
   bool close_queued_ = false;       // close() queued the engine's Close
