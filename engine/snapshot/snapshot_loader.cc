@@ -7,6 +7,7 @@
 #include "engine/log/reader.h"
 #include "engine/state/apply_pool.h"
 #include "engine/state/session_id.h"
+#include "engine/util/mutex.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
@@ -82,7 +83,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
     if (lazy) {
       // Parsed on first use; what can be checked without parsing is.
       SessionTable::Shard& shard = table->ShardFor(key);
-      std::lock_guard<std::mutex> lock(shard.mu);
+      MutexLock lock(&shard.mu);
       auto node = table->PutLazyLocked(shard, key, state_bytes, worker, mapped);
       if (!node.ok()) return node.status();
       (*node)->entry.set_snapshot_lsn(capture_lsn);
@@ -96,7 +97,7 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
           schema.descriptor()->full_name()));
     }
     SessionTable::Shard& shard = table->ShardFor(key);
-    std::lock_guard<std::mutex> lock(shard.mu);
+    MutexLock lock(&shard.mu);
     bool inserted = false;
     SessionTable::Node* node =
         table->PutLocked(shard, key, std::move(state), &inserted);

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/log/format.h"
 #include "engine/state/session_id.h"
+#include "engine/util/mutex.h"
 
 namespace walstate {
 
@@ -15,7 +16,8 @@ namespace {
 // tick entry older than the captured state) while others stay newer.
 bool AlreadyInSnapshot(const SessionTable& table,
                        const SessionTable::Shard& shard,
-                       const SessionTable::SessionKey& session, uint64_t lsn) {
+                       const SessionTable::SessionKey& session, uint64_t lsn)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
   const SessionTable::Node* node = table.FindLocked(shard, session);
   return node != nullptr && lsn <= node->entry.snapshot_lsn();
 }
@@ -77,7 +79,7 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update,
                                    const SessionTable::SessionKey& key,
                                    absl::string_view payload, size_t worker) {
   SessionTable::Shard& shard = table_->ShardFor(key);
-  std::lock_guard<std::mutex> lock(shard.mu);
+  MutexLock lock(&shard.mu);
   // One lookup serves the snapshot check and the update.
   SessionTable::Node* existing = table_->FindLocked(shard, key);
   if (existing != nullptr && lsn <= existing->entry.snapshot_lsn()) {
@@ -111,7 +113,7 @@ absl::Status Replayer::ApplyUpdate(uint64_t lsn, const UpdateView& update,
 absl::Status Replayer::ApplyDelete(uint64_t lsn,
                                    const SessionTable::SessionKey& key) {
   SessionTable::Shard& shard = table_->ShardFor(key);
-  std::lock_guard<std::mutex> lock(shard.mu);
+  MutexLock lock(&shard.mu);
   if (!AlreadyInSnapshot(*table_, shard, key, lsn)) {
     table_->EraseLocked(shard, key);
   }
