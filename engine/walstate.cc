@@ -103,6 +103,11 @@ absl::Status SnapshotFailed(const absl::Status& s) {
 // Upper bound on a session id: ids are keys, not payloads.
 constexpr size_t kMaxSessionIdBytes = 4096;
 
+// IMMEDIATE updates (and deletes) grow the log without a tick: every this
+// many of them, the compaction rule is checked (it takes the writer's and
+// the snapshot counters' locks, too much for every update).
+constexpr uint64_t kCompactionCheckEvery = 256;
+
 class EngineImpl : public Engine {
  public:
   EngineImpl(const Options& options, std::string dir)
@@ -167,6 +172,8 @@ class EngineImpl : public Engine {
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
   absl::Status DeleteObsoleteFiles(const record::Manifest& manifest);
   bool CompactionDue();
+  // If CompactionDue(), asks the background thread (if any) to compact.
+  void RequestCompactionIfDue();
   void BackgroundLoop();
   void StopBackground();
 
@@ -222,6 +229,7 @@ class EngineImpl : public Engine {
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool bg_stop_ = false;
+  bool compaction_requested_ = false;  // guarded by bg_mu_
   std::thread bg_thread_;
 };
 
@@ -540,11 +548,14 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
     batched_updates_.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
-  immediate_updates_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t n = immediate_updates_.fetch_add(1, std::memory_order_relaxed);
   absl::Status s = writer_->SyncTo(lsn);
   if (!s.ok()) {
     return Fail(s, absl::StrCat("session ", QuoteSessionId(session),
                                 ": syncing update LSN ", lsn));
+  }
+  if (n % kCompactionCheckEvery == kCompactionCheckEvery - 1) {
+    RequestCompactionIfDue();
   }
   return absl::OkStatus();
 }
@@ -578,11 +589,14 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
     absl::Status s = DeleteLocked(shard, session, record::Delete::API, &lsn);
     if (!s.ok()) return s;
   }
-  deletes_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t n = deletes_.fetch_add(1, std::memory_order_relaxed);
   absl::Status s = writer_->SyncTo(lsn);
   if (!s.ok()) {
     return Fail(s, absl::StrCat("session ", QuoteSessionId(session),
                                 ": syncing delete LSN ", lsn));
+  }
+  if (n % kCompactionCheckEvery == kCompactionCheckEvery - 1) {
+    RequestCompactionIfDue();
   }
   return absl::OkStatus();
 }
@@ -731,12 +745,15 @@ absl::Status EngineImpl::Flush() {
   if (!s.ok()) return Fail(s, absl::StrCat("syncing tick ", tick));
   KillPoint("engine.after_tick_commit");
 
-  std::lock_guard<std::mutex> lock(status_mu_);
-  ++ticks_;
-  last_tick_sessions_ = entries;
-  last_tick_yields_ = yields;
-  last_tick_time_ = options_.clock();
-  last_tick_duration_ = absl::Now() - start;
+  {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    ++ticks_;
+    last_tick_sessions_ = entries;
+    last_tick_yields_ = yields;
+    last_tick_time_ = options_.clock();
+    last_tick_duration_ = absl::Now() - start;
+  }
+  RequestCompactionIfDue();
   return absl::OkStatus();
 }
 
@@ -925,9 +942,11 @@ bool EngineImpl::CompactionDue() {
   const uint64_t since =
       written + recovered_log_bytes_ - log_bytes_at_snapshot_;
   const uint64_t snapshot_bytes = snapshot_bytes_;
-  if (since > std::max(options_.compaction_min_log_bytes, snapshot_bytes)) {
-    return true;
-  }
+  const uint64_t threshold =
+      std::max(options_.compaction_min_log_bytes,
+               static_cast<uint64_t>(options_.compaction_log_fraction *
+                                     static_cast<double>(snapshot_bytes)));
+  if (since > threshold) return true;
   if (options_.compaction_interval > absl::ZeroDuration() && since > 0) {
     absl::Time last =
         snapshot_time_ == absl::InfinitePast() ? opened_at_ : snapshot_time_;
@@ -944,20 +963,25 @@ void EngineImpl::BackgroundLoop() {
     const absl::Duration wait = std::max(
         absl::ZeroDuration(), std::min(next_tick, next_expiry) - absl::Now());
     bg_cv_.wait_for(
-        lock, absl::ToChronoMilliseconds(wait) + std::chrono::milliseconds(1));
+        lock, absl::ToChronoMilliseconds(wait) + std::chrono::milliseconds(1),
+        [this] { return bg_stop_ || compaction_requested_; });
     if (bg_stop_) break;
+    const bool compact = compaction_requested_;
+    compaction_requested_ = false;
     lock.unlock();
+    // Asked for by a tick or by the log's growth; checked again, as a
+    // compaction may have run since.
+    if (compact && CompactionDue()) {
+      (void)Compact();  // its status is kept for stats()
+    }
     const absl::Time now = absl::Now();
     if (now >= next_tick) {
-      absl::Status s = Flush();
+      absl::Status s = Flush();  // asks for a compaction if one is due
       {
         std::lock_guard<std::mutex> status_lock(status_mu_);
         last_tick_status_ = s;
       }
       next_tick = now + options_.flush_interval;
-      if (s.ok() && CompactionDue()) {
-        (void)Compact();  // its status is kept for stats()
-      }
     }
     if (now >= next_expiry) {
       (void)ExpireIdleSessions();
@@ -965,6 +989,15 @@ void EngineImpl::BackgroundLoop() {
     }
     lock.lock();
   }
+}
+
+void EngineImpl::RequestCompactionIfDue() {
+  if (!options_.background_thread || !CompactionDue()) return;
+  {
+    std::lock_guard<std::mutex> lock(bg_mu_);
+    compaction_requested_ = true;
+  }
+  bg_cv_.notify_all();
 }
 
 void EngineImpl::StopBackground() {

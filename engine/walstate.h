@@ -78,8 +78,17 @@ struct Options {
   absl::Duration group_commit_max_wait = absl::Milliseconds(2);
 
   // A snapshot is written once the log since the last one exceeds
-  // max(compaction_min_log_bytes, size of the last snapshot).
-  uint64_t compaction_min_log_bytes = 64ull << 20;
+  // max(compaction_min_log_bytes, compaction_log_fraction x the size of the
+  // last snapshot). The rule is checked after every tick (the background
+  // thread's, or a Flush() the application calls) and as IMMEDIATE updates
+  // and deletes grow the log (every 256 of them); the snapshot is then
+  // written on the background thread, never on the caller's (without
+  // Options::background_thread, only Compact() writes one). The defaults
+  // keep the log a restart reads after the snapshot under half the
+  // snapshot (plus one tick), at the price of writing a snapshot per half
+  // a snapshot of log: 2 bytes of snapshot per byte of log at steady state.
+  uint64_t compaction_min_log_bytes = 16ull << 20;
+  double compaction_log_fraction = 0.5;
   // Also write one at least this often (zero: only by size or Compact()).
   absl::Duration compaction_interval = absl::ZeroDuration();
 

@@ -349,6 +349,54 @@ TEST_F(EngineTest, ATickOfSomeMegabytesIsOneSync) {
   EXPECT_EQ(store->stats().fsyncs - before, 1u);
 }
 
+// Compaction follows the log, not the background timer: a Flush() the
+// application calls, and IMMEDIATE updates alone, make the background
+// thread write a snapshot once the rule says so; the timer (an hour here)
+// never fires.
+TEST_F(EngineTest, CompactionFollowsTheLogNotTheTimer) {
+  Options options = MakeOptions();
+  options.background_thread = true;
+  options.flush_interval = absl::Hours(1);
+  options.compaction_min_log_bytes = 16 << 10;
+  {
+    auto opened = Store<GatewaySession>::Open(options, kDir);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    auto& store = *opened;
+    for (int i = 0; i < 1000; ++i) {  // ~40 KiB of tick
+      ASSERT_TRUE(
+          store->Update(absl::StrCat("s", i), Calibrated(i, 1), {"calibration"})
+              .ok());
+    }
+    EXPECT_EQ(store->stats().snapshots_written, 0u);
+    ASSERT_TRUE(store->Flush().ok());
+    EXPECT_GT(store->stats().log_bytes_since_snapshot, 16u << 10);
+    EXPECT_TRUE(walstate::testing::WaitUntil(
+        [&] { return store->stats().snapshots_written >= 1; },
+        "a snapshot after an explicit Flush()", std::chrono::seconds(30)));
+    ASSERT_TRUE(store->Close().ok());
+  }
+  {
+    auto opened = Store<GatewaySession>::Open(options, kDir);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    auto& store = *opened;
+    // ~60 B a record: 2048 updates pass the 16 KiB and half the snapshot
+    // (~60 KiB), and reach 8 checks, with no tick at all.
+    for (int i = 0; i < 2048; ++i) {
+      ASSERT_TRUE(
+          store
+              ->Update(absl::StrCat("id", i),
+                       Identity(absl::StrCat("fp", i), absl::StrCat("h", i)),
+                       {"fingerprint", "header_session_id"})
+              .ok());
+    }
+    EXPECT_TRUE(walstate::testing::WaitUntil(
+        [&] { return store->stats().snapshots_written >= 1; },
+        "a snapshot after IMMEDIATE updates alone", std::chrono::seconds(30)));
+    EXPECT_EQ(store->stats().ticks, 0u);
+    ASSERT_TRUE(store->Close().ok());
+  }
+}
+
 TEST_F(EngineTest, CrashMidTickRecoversAllOrNothingOfIt) {
   {
     auto store = OpenStore();
