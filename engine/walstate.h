@@ -10,7 +10,8 @@
 //  - IMMEDIATE: Update() returns once the change is in the log and
 //    fdatasynced; concurrent callers share one fdatasync (group commit).
 //  - BATCHED: Update() applies the change in memory and marks the session
-//    dirty; no I/O on the caller's thread. Every flush interval a background
+//    dirty; no I/O call on the caller's thread (but see "Thread safety" for
+//    a lazily recovered session's first use). Every flush interval a background
 //    thread writes one record per dirty session with the current values of its
 //    dirty batched fields, and commits the whole tick atomically with one sync.
 //    A crash loses at most the changes since the last committed tick.
