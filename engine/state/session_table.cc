@@ -8,6 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "engine/state/message_fields.h"
+#include "engine/state/session_id.h"
 
 namespace walstate {
 
@@ -109,9 +110,9 @@ absl::Status SessionTable::CheckUniqueLocked(
     for (const Node* holder : index.Find(index.KeyOf(value), &one)) {
       if (holder->id() != session) {
         return absl::AlreadyExistsError(absl::StrCat(
-            "session ", session, ": ", field->descriptor->name(), " \"",
-            schema_.IndexKey(values, *field), "\" is already held by session ",
-            holder->id(),
+            "session ", QuoteSessionId(session), ": ",
+            field->descriptor->name(), " \"", schema_.IndexKey(values, *field),
+            "\" is already held by session ", QuoteSessionId(holder->id()),
             " (UNIQUE index); delete or change that session first"));
       }
     }
@@ -198,7 +199,7 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
     absl::Span<const uint32_t> numbers, bool* kept_unknown, Node* existing) {
   if (!OnlyListedFields(encoded, numbers)) {
     return absl::DataLossError(absl::StrCat(
-        "values of session ", session.id,
+        "values of session ", QuoteSessionId(session.id),
         " do not parse, or hold a field the record does not list"));
   }
   // The listed fields this schema knows: the indexes among them change.
@@ -222,9 +223,9 @@ absl::StatusOr<SessionTable::Node*> SessionTable::SetEncodedFieldsLocked(
     apply();
   }
   if (!parsed) {
-    return absl::DataLossError(absl::StrCat("values of session ", session.id,
-                                            " do not parse as ",
-                                            schema_.descriptor()->full_name()));
+    return absl::DataLossError(
+        absl::StrCat("values of session ", QuoteSessionId(session.id),
+                     " do not parse as ", schema_.descriptor()->full_name()));
   }
   return node;
 }
@@ -314,7 +315,8 @@ absl::Status SessionTable::Get(absl::string_view session, Message* out) const {
   MutexLock lock(&shard.mu);
   const Node* node = FindLocked(shard, key);
   if (node == nullptr) {
-    return absl::NotFoundError(absl::StrCat("session ", session, " not found"));
+    return absl::NotFoundError(
+        absl::StrCat("session ", QuoteSessionId(session), " not found"));
   }
   absl::Status parsed = ParseLocked(node);
   if (!parsed.ok()) return parsed;

@@ -9,6 +9,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "engine/state/message_fields.h"
+#include "engine/state/session_id.h"
 #include "engine/state/session_table.h"
 
 namespace walstate {
@@ -37,15 +38,17 @@ absl::StatusOr<SessionTable::Node*> SessionTable::PutLazyLocked(
       std::min<size_t>(schema_.indexed_fields().size(), lazy::kHintedFields);
   uint16_t hints[lazy::kHintedFields];
   if (!lazy::WellFormed(state_bytes, lazy_hinted_, hinted, hints)) {
-    return absl::DataLossError(absl::StrCat("state of session ", session.id,
+    return absl::DataLossError(absl::StrCat("state of session ",
+                                            QuoteSessionId(session.id),
                                             " is not a well-formed message"));
   }
   bool inserted = false;
   Node* node = FindOrCreateLocked(shard, session, &inserted,
                                   /*with_state=*/false);
   if (!inserted) {
-    return absl::DataLossError(
-        absl::StrCat("session ", session.id, " appears twice in the snapshot"));
+    return absl::DataLossError(absl::StrCat("session ",
+                                            QuoteSessionId(session.id),
+                                            " appears twice in the snapshot"));
   }
   // Mapped bytes stay where they are; others are copied into the arena.
   lazy::SnapshotState* kept = lazy_arena_->NewSnapshotState(writer);
@@ -109,7 +112,7 @@ absl::Status SessionTable::KeepUpdateLocked(Shard& shard,
   // waits for the session's first use.
   if (!OnlyListedFields(update.values, update.fields)) {
     return absl::DataLossError(absl::StrCat(
-        "values of session ", session.id,
+        "values of session ", QuoteSessionId(session.id),
         " do not parse, or hold a field the record does not list"));
   }
   FieldSet listed;
@@ -224,8 +227,9 @@ absl::Status SessionTable::ParseLocked(const Node* node) const {
             ->bytes();
     if (!state->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       return absl::DataLossError(absl::StrCat(
-          "session ", node->id(), ": its state in snapshot ", lazy_snapshot_,
-          " does not parse as ", schema_.descriptor()->full_name(),
+          "session ", QuoteSessionId(node->id()), ": its state in snapshot ",
+          lazy_snapshot_, " does not parse as ",
+          schema_.descriptor()->full_name(),
           "; the session cannot be read or updated. Check the directory "
           "with `walctl verify`, and `walctl show` the session"));
     }
@@ -237,8 +241,8 @@ absl::Status SessionTable::ParseLocked(const Node* node) const {
         !ApplyEncodedFields(schema_, state.get(), update.values, update.fields,
                             &kept_unknown)) {
       return absl::DataLossError(absl::StrCat(
-          "session ", node->id(), ": its record at LSN ", (*it)->lsn,
-          " does not parse as ", schema_.descriptor()->full_name(),
+          "session ", QuoteSessionId(node->id()), ": its record at LSN ",
+          (*it)->lsn, " does not parse as ", schema_.descriptor()->full_name(),
           "; the session cannot be read or updated. Check the directory "
           "with `walctl verify`, and `walctl show` the session"));
     }

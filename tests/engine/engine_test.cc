@@ -683,6 +683,10 @@ TEST_F(EngineTest, ErrorsQuoteSessionIdsAsWalctlDoes) {
   EXPECT_THAT(s.message(), HasSubstr("session \"a\\nb \\\"c\": "));
   s = store->Update("plain-id", Identity("fp", "h"), {});
   EXPECT_THAT(s.message(), HasSubstr("session plain-id: "));
+  // The session table's own errors too.
+  auto missing = store->Get("x\ny");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("session \"x\\ny\" "));
 }
 
 TEST_F(EngineTest, SecondOpenOfTheSameDirectoryIsRefused) {
