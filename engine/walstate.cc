@@ -20,6 +20,8 @@
 #include "engine/log/format.h"
 #include "engine/log/writer.h"
 #include "engine/recovery.h"
+#include "engine/replication/catch_up.h"
+#include "engine/replication/shipper.h"
 #include "engine/snapshot/manifest.h"
 #include "engine/snapshot/snapshot_writer.h"
 #include "engine/state/schema.h"
@@ -113,7 +115,10 @@ class EngineImpl : public Engine {
   EngineImpl(const Options& options, std::string dir)
       : options_(options), dir_(std::move(dir)) {}
 
-  ~EngineImpl() override { StopBackground(); }
+  ~EngineImpl() override {
+    StopBackground();
+    if (shipper_ != nullptr) shipper_->Stop();
+  }
 
   absl::Status Init(const Message& prototype);
 
@@ -168,6 +173,9 @@ class EngineImpl : public Engine {
                             absl::string_view session,
                             record::Delete::Reason reason, uint64_t* lsn);
   absl::Status RepairTail(const RecoveredState& recovered);
+  // Claims the store's stream, publishes what the stream lacks of the local
+  // log, and starts the shipper (Options::replication).
+  absl::Status StartReplication(const RecoveredState& recovered);
   absl::Status RemoveUnpublished(const RecoveredState& recovered);
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
   absl::Status DeleteObsoleteFiles(const record::Manifest& manifest);
@@ -183,6 +191,9 @@ class EngineImpl : public Engine {
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<Schema> schema_;
   std::unique_ptr<SessionTable> table_;
+  // Replication; declared before writer_, which holds a pointer to it.
+  std::unique_ptr<replication::Shipper> shipper_;
+  std::string writer_id_;
   std::unique_ptr<log::LogWriter> writer_;
   RecoveryReport report_;
   absl::Time opened_at_;
@@ -308,6 +319,11 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   wopts.max_linger = absl::ToChronoMicroseconds(
       std::max(absl::ZeroDuration(), options_.group_commit_max_wait));
   wopts.schema = schema_->blob();
+  if (options_.replication.mode != replication::Mode::kOff) {
+    s = StartReplication(*recovered);
+    if (!s.ok()) return s;
+    wopts.observer = shipper_.get();
+  }
   auto writer =
       log::LogWriter::Create(wopts, next_segment, recovered->next_lsn);
   if (!writer.ok()) return writer.status();
@@ -355,6 +371,48 @@ absl::Status EngineImpl::RepairTail(const RecoveredState& recovered) {
     changed = true;
   }
   return changed ? fs_->SyncDir(dir_) : absl::OkStatus();
+}
+
+absl::Status EngineImpl::StartReplication(const RecoveredState& recovered) {
+  const ReplicationOptions& r = options_.replication;
+  if (r.replicator == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Options::replication.mode is ", replication::ModeName(r.mode),
+        " but Options::replication.replicator is not set"));
+  }
+  if (r.writer_id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    writer_id_ = absl::StrCat(host, ":", dir_);
+  } else {
+    writer_id_ = r.writer_id;
+  }
+  auto pos = r.replicator->Claim(writer_id_, r.takeover, schema_->blob());
+  if (!pos.ok()) return pos.status();
+  const uint64_t local_last = recovered.next_lsn - 1;
+  if (pos->last_lsn > local_last) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the store's stream holds records up to LSN ", pos->last_lsn,
+        " (last writer \"", pos->last_writer, "\") but ", dir_, " ends at LSN ",
+        local_last,
+        ": this directory is behind the stream (another writer went on, or "
+        "this disk lost data). Restore a fresh directory from the stream "
+        "(`walctl restore`) and open that"));
+  }
+  absl::Status s = replication::CatchUp(r.replicator.get(), fs_, dir_,
+                                        pos->last_lsn, local_last, manifest_);
+  if (!s.ok()) {
+    return absl::Status(
+        s.code(),
+        absl::StrCat("publishing the records the stream lacks (LSN ",
+                     pos->last_lsn + 1, "..", local_last, "): ", s.message()));
+  }
+  shipper_ = std::make_unique<replication::Shipper>(
+      r.replicator.get(), r.mode, local_last, options_.clock,
+      [this](const absl::Status& failure) {
+        (void)Fail(failure, "replicating the log");
+      });
+  return absl::OkStatus();
 }
 
 absl::Status EngineImpl::RemoveUnpublished(const RecoveredState& recovered) {
@@ -846,6 +904,11 @@ absl::Status EngineImpl::CompactNow() {
   // its disk space is given back.
   table_->CopyMappedLazyStates();
   manifest_ = next;
+  if (shipper_ != nullptr) {
+    // After every record the snapshot may hold effects of.
+    shipper_->PublishSnapshotLater(fs_, JoinPath(dir_, w.file_name()), lsn,
+                                   max_captured);
+  }
   {
     std::lock_guard<std::mutex> info_lock(snapshot_info_mu_);
     log_bytes_at_snapshot_ = writer_bytes;
@@ -1019,6 +1082,11 @@ absl::Status EngineImpl::Close() {
   if (health().ok()) s = Flush();
   absl::Status c = writer_->Close();
   if (s.ok() && health().ok()) s = c;
+  if (shipper_ != nullptr) {
+    absl::Status d = shipper_->Drain(options_.replication.close_timeout);
+    shipper_->Stop();
+    if (s.ok()) s = d;
+  }
   {
     std::lock_guard<std::mutex> lock(status_mu_);
     closed_ = true;
@@ -1067,6 +1135,21 @@ Stats EngineImpl::stats() const {
     st.last_tick_duration = last_tick_duration_;
     st.last_tick_status = last_tick_status_;
     st.last_compaction_status = last_compaction_status_;
+  }
+  if (shipper_ != nullptr) {
+    const replication::ShipperStats rs = shipper_->stats();
+    st.replication_mode = replication::ModeName(options_.replication.mode);
+    st.replication_writer = writer_id_;
+    st.replication_durability =
+        options_.replication.replicator->durability().description;
+    st.replicated_lsn = rs.published_lsn;
+    st.replication_lag_records = rs.lag_records;
+    st.replication_lag_bytes = rs.lag_bytes;
+    st.replication_lag = rs.lag;
+    st.replication_publishes = rs.publishes;
+    st.replication_publish_failures = rs.publish_failures;
+    st.snapshots_replicated = rs.snapshots_published;
+    st.replication_status = rs.last_error;
   }
   return st;
 }

@@ -49,10 +49,35 @@
 #include "absl/types/span.h"
 #include "engine/fs/file_system.h"
 #include "engine/log/reader.h"
+#include "engine/replication/replicator.h"
 #include "google/protobuf/message.h"
 #include "proto/walstate/options.pb.h"
 
 namespace walstate {
+
+// Shipping the log and snapshots to a replicated stream (NATS JetStream:
+// engine/replication/nats/), so that the store outlives its machine.
+// docs/replication.md says what each mode promises.
+struct ReplicationOptions {
+  // kOff: none. kAsync: records are published after their local fdatasync
+  // by a background thread; a failover loses up to the lag in stats().
+  // kSync: an IMMEDIATE Update, a Delete and a tick commit return only once
+  // the stream acknowledged their records too; a publish failure stops the
+  // store like a failed fdatasync.
+  replication::Mode mode = replication::Mode::kOff;
+  // Where to publish; required unless mode is kOff.
+  std::shared_ptr<replication::Replicator> replicator;
+  // This writer's identity, recorded in the stream with every message.
+  // Empty: "<hostname>:<dir>".
+  std::string writer_id;
+  // Open refuses a store whose stream another writer published to last,
+  // unless this is set: the other writer is then fenced (its next publish
+  // is refused and it stops).
+  bool takeover = false;
+  // Close() waits at most this long for the stream to acknowledge what is
+  // not yet (async mode), and for a snapshot being published.
+  absl::Duration close_timeout = absl::Seconds(30);
+};
 
 struct Options {
   // All I/O goes through this; nullptr means FileSystem::Default().
@@ -142,6 +167,8 @@ struct Options {
   // tick, at one more sync per tick_sync_bytes.
   uint64_t tick_write_bytes = 256 << 10;
   uint64_t tick_sync_bytes = 64ull << 20;
+
+  ReplicationOptions replication;
 };
 
 struct UpdateOptions {
@@ -232,6 +259,23 @@ struct Stats {
   // failed snapshot leaves the store healthy: the log still holds
   // everything, and the next attempt starts afresh.
   absl::Status last_compaction_status;
+  // Replication (Options::replication); "off" and zeros when it is off.
+  std::string replication_mode = "off";
+  std::string replication_writer;
+  // What the stream's acknowledgements mean, from the server version read
+  // at connect (e.g. "in memory on a quorum, not fsynced" on nats-server
+  // 2.9).
+  std::string replication_durability;
+  uint64_t replicated_lsn = 0;  // every record <= this is in the stream
+  // Synced locally, not yet acknowledged by the stream: what a failover
+  // would lose in async mode.
+  uint64_t replication_lag_records = 0;
+  uint64_t replication_lag_bytes = 0;
+  absl::Duration replication_lag;  // age of the oldest of them
+  uint64_t replication_publishes = 0;
+  uint64_t replication_publish_failures = 0;
+  uint64_t snapshots_replicated = 0;
+  absl::Status replication_status;  // the last failed publish, if any
   // Mean records per fdatasync: how well group commit batches.
   double mean_group_commit_size() const {
     return fsyncs == 0 ? 0 : static_cast<double>(synced_records) / fsyncs;

@@ -13,6 +13,7 @@ PACKAGES=(
   librocksdb-dev libleveldb-dev libsqlite3-dev      # benchmark peers
   python3 clang-format
   libprotoc-dev cmake                               # Node binding: .proto parsing at run time; the engine's library build
+  nats-server libnats-dev                           # replication (NATS JetStream 2.9, C client 3.4)
 )
 
 missing=()

@@ -6,6 +6,9 @@
 #   4. a short, bounded libFuzzer run of every fuzz target;
 #   5. the Node.js binding's tests, under Node and under Bun
 #      (bindings/node/scripts/test.sh; also with --quick).
+#   6. the replication tests (tag "replication") against a 3-node NATS
+#      cluster on loopback that the test starts and stops itself, with
+#      reduced counts (scripts/replication_full.sh runs the full ones).
 # Ends with one line "N passed, M failed" counting test cases (GoogleTest
 # cases from each target's test.xml; a target without cases counts as one).
 # Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
@@ -53,9 +56,9 @@ run_step() {
   rm -f "$log"
 }
 
-run_step "suite" "${TARGETS[@]}"
+run_step "suite" --test_tag_filters=-replication "${TARGETS[@]}"
 if [ "$quick" -eq 0 ]; then
-  run_step "asan+ubsan" --config=asan --test_tag_filters=-no_asan,-benchmark "${TARGETS[@]}"
+  run_step "asan+ubsan" --config=asan --test_tag_filters=-no_asan,-benchmark,-replication "${TARGETS[@]}"
   run_step "tsan" --config=tsan --test_tag_filters=concurrency "${TARGETS[@]}"
   if [ -x scripts/fuzz.sh ]; then
     echo "=== fuzz: bounded run"
@@ -85,6 +88,9 @@ echo "=== node: ${node_p} passed, ${node_f} failed"
 total_passed=$((total_passed + node_p))
 total_failed=$((total_failed + node_f))
 [ "$node_f" -ne 0 ] && failed_steps+=("node")
+if [ "$quick" -eq 0 ]; then
+  run_step "replication" --test_tag_filters=replication //tests/replication/...
+fi
 
 [ ${#failed_steps[@]} -gt 0 ] && echo "failed steps: ${failed_steps[*]}"
 echo "${total_passed} passed, ${total_failed} failed"

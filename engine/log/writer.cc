@@ -20,14 +20,16 @@ struct LogWriter::PendingSegment {
   uint64_t salt = 0;    // of that segment
   bool create = false;  // the file does not exist yet; `header` starts it
   std::string header;
-  std::string data;       // framed records
-  uint64_t last_lsn = 0;  // of the last record in `data` (0: none)
+  std::string data;        // framed records
+  uint64_t first_lsn = 0;  // of the first record in `data` (0: none)
+  uint64_t last_lsn = 0;   // of the last record in `data` (0: none)
 
   void Reset() {
     number = 0;
     create = false;
     header.clear();
     data.clear();
+    first_lsn = 0;
     last_lsn = 0;
   }
 };
@@ -331,6 +333,7 @@ absl::StatusOr<std::string*> LogWriter::PrepareAppendLocked(
 uint64_t LogWriter::FinishAppendLocked(size_t payload_size) {
   const uint64_t framed = FramedSize(payload_size);
   const uint64_t lsn = next_lsn_++;
+  if (pending_.back()->first_lsn == 0) pending_.back()->first_lsn = lsn;
   pending_.back()->last_lsn = lsn;
   stats_.last_record_segment = segment_number_;
   stats_.last_record_offset = segment_bytes_;
@@ -383,6 +386,7 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
   stats_.buffered_bytes = 0;
   uint64_t written = written_lsn_;  // last LSN handed to the file system
   uint64_t durable = durable_lsn_;
+  const uint64_t durable_before = durable;
   lock.unlock();
   const auto io_start = std::chrono::steady_clock::now();
 
@@ -435,6 +439,10 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
         break;
       }
       file_unsynced_ = true;
+      if (options_.observer != nullptr) {
+        options_.observer->Written(seg->salt, seg->first_lsn, seg->last_lsn,
+                                   seg->data);
+      }
       bytes += seg->data.size();
       written = seg->last_lsn;
       if (hint_length == 0) hint_offset = offset;
@@ -460,6 +468,12 @@ void LogWriter::WriteOutLocked(std::unique_lock<std::mutex>& lock, bool sync,
     syncs++;
     if (s.ok()) durable = written;
     KillPoint("writer.after_sync");
+  }
+  if (s.ok() && options_.observer != nullptr && durable > durable_before) {
+    // Replication in sync mode publishes here: the callers this sync
+    // covers are released only once it has returned.
+    s = options_.observer->Synced(durable);
+    if (!s.ok()) durable = durable_before;
   }
 
   const auto io_end = std::chrono::steady_clock::now();

@@ -53,6 +53,24 @@
 namespace walstate {
 namespace log {
 
+// Told what the writer wrote and when it became durable: the hook
+// replication ships the log through (engine/replication/shipper.h). Called
+// only by the thread doing the writer's I/O, so calls never overlap and come
+// in LSN order.
+class LogObserver {
+ public:
+  virtual ~LogObserver() = default;
+  // `frames` are the framed records first_lsn..last_lsn just handed to the
+  // file system, byte for byte as in the segment, hashed with `salt` (the
+  // segment's). Not durable yet.
+  virtual void Written(uint64_t salt, uint64_t first_lsn, uint64_t last_lsn,
+                       absl::string_view frames) = 0;
+  // Every record <= `lsn` is fdatasynced. The writer reports them durable
+  // (SyncTo returns) only after this returns OK; an error stops the writer
+  // like a failed fdatasync.
+  virtual absl::Status Synced(uint64_t lsn) = 0;
+};
+
 struct WriterOptions {
   FileSystem* fs = nullptr;  // required
   std::string dir;           // required; must exist
@@ -64,6 +82,8 @@ struct WriterOptions {
   // Longest a sync leader lingers for released callers (see LogWriter); the
   // wait also ends one smoothed sync duration after their release. 0: never.
   std::chrono::microseconds max_linger = std::chrono::milliseconds(2);
+  // Told of every write and sync (may be null; not owned).
+  LogObserver* observer = nullptr;
 };
 
 struct WriterStats {

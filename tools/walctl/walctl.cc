@@ -24,6 +24,12 @@ commands:
   repair DIR [--fix] [--salvage]
                 what it takes to make DIR recoverable; with --fix, does it
                 after backing up the files it changes
+  restore --nats URL --store NAME DIR
+                rebuild DIR from the store's NATS JetStream stream
+  takeover --nats URL --store NAME --writer ID
+                make ID the store's writer; the previous one is fenced
+  stream --nats URL --store NAME [DIR]
+                the stream's end, its server's durability, DIR's lag
   help COMMAND  the flags of COMMAND (same as walctl COMMAND --help)
 
 exit codes: 0 ok; 1 torn tail only (verify, dump), session not found (show);
@@ -37,12 +43,14 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"dump", RunDump},        //
-    {"verify", RunVerify},    //
-    {"stats", RunStats},      //
-    {"show", RunShow},        //
-    {"compact", RunCompact},  //
-    {"repair", RunRepair},    //
+    {"dump", RunDump},                                 //
+    {"verify", RunVerify},                             //
+    {"stats", RunStats},                               //
+    {"show", RunShow},                                 //
+    {"compact", RunCompact},                           //
+    {"repair", RunRepair},                             //
+    {"restore", RunRestore},                           //
+    {"takeover", RunTakeover}, {"stream", RunStream},  //
 };
 
 }  // namespace

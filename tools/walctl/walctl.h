@@ -23,6 +23,10 @@ int RunStats(Context& ctx, const std::vector<std::string>& args);
 int RunShow(Context& ctx, const std::vector<std::string>& args);
 int RunCompact(Context& ctx, const std::vector<std::string>& args);
 int RunRepair(Context& ctx, const std::vector<std::string>& args);
+// Replication (tools/walctl/replication.cc).
+int RunRestore(Context& ctx, const std::vector<std::string>& args);
+int RunTakeover(Context& ctx, const std::vector<std::string>& args);
+int RunStream(Context& ctx, const std::vector<std::string>& args);
 
 }  // namespace walctl
 }  // namespace walstate

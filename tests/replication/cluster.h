@@ -1,0 +1,95 @@
+// Test helpers for the replication tests: the NATS cluster that
+// scripts/nats_cluster.sh started around the test (its `run` command), and a
+// writer child process whose acknowledged updates the test reads.
+#ifndef WALSTATE_TESTS_REPLICATION_CLUSTER_H_
+#define WALSTATE_TESTS_REPLICATION_CLUSTER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/replication/nats/nats_replicator.h"
+#include "engine/replication/restore.h"
+
+namespace walstate {
+namespace testing {
+
+class Cluster {
+ public:
+  // From WALSTATE_NATS_URL, WALSTATE_NATS_CLUSTER and WALSTATE_NATS_SCRIPT;
+  // an error saying how to run the test if they are missing.
+  static absl::StatusOr<Cluster> FromEnv();
+
+  const std::string& url() const { return url_; }
+  // Signals node n (1..3) and waits until it is gone.
+  absl::Status Kill(int n, const char* signal = "KILL");
+  // SIGKILLs every node at once (one kill(2) per node, back to back).
+  absl::Status KillAll();
+  // Starts node n again (returns at once).
+  absl::Status Restart(int n);
+  // Waits until every running node saw a JetStream metadata leader.
+  absl::Status WaitLeader();
+  // Restarts whichever nodes are down (a test's TearDown).
+  absl::Status EnsureAllUp();
+  // Connects to `store`'s stream, retrying (bounded) while the cluster
+  // elects its leaders after a restart.
+  absl::StatusOr<std::unique_ptr<replication::NatsReplicator>> WaitForStream(
+      const std::string& store);
+  // Restores `store` into `dir`.
+  absl::StatusOr<replication::RestoreReport> Restore(const std::string& store,
+                                                     const std::string& dir);
+
+ private:
+  absl::Status Script(const std::string& args);
+  std::string url_;
+  std::string dir_;
+  std::string script_;
+};
+
+// A replication_writer child process (tests/replication/replication_writer.cc).
+class WriterProcess {
+ public:
+  // Starts it; args after the binary path.
+  static absl::StatusOr<std::unique_ptr<WriterProcess>> Start(
+      const std::vector<std::string>& args);
+  ~WriterProcess();  // SIGKILLs it if it still runs
+
+  // Reads lines until `acks` acknowledgements were seen in total, or the
+  // child ends. Returns false if it ended (or failed) first.
+  bool ReadUntilAcks(size_t acks);
+  // SIGKILL, then reads what it printed before it died, and reaps it.
+  void KillAndDrain();
+  // Reads to the end (the child exits by itself), and reaps it.
+  void Drain();
+
+  // session -> last acknowledged value.
+  const std::map<std::string, uint64_t>& acked() const { return acked_; }
+  size_t ack_count() const { return ack_count_; }
+  const std::string& failure() const { return failure_; }  // "fail ..." line
+  bool opened() const { return opened_; }
+
+ private:
+  bool ReadLine(std::string* line);
+  void Handle(const std::string& line);
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buffer_;
+  std::map<std::string, uint64_t> acked_;
+  size_t ack_count_ = 0;
+  std::string failure_;
+  bool opened_ = false;
+};
+
+// Path of a binary in this test's runfiles ("tests/replication/x").
+std::string RunfilePath(const std::string& path);
+
+}  // namespace testing
+}  // namespace walstate
+
+#endif  // WALSTATE_TESTS_REPLICATION_CLUSTER_H_
