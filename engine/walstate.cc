@@ -134,6 +134,10 @@ class EngineImpl : public Engine {
                       const UpdateOptions& options) override {
     return UpdateImpl(session, &values, /*move=*/true, fields, options);
   }
+  absl::Status UpdateSerialized(absl::string_view session,
+                                absl::string_view serialized,
+                                absl::Span<const std::string> fields,
+                                const UpdateOptions& options) override;
   absl::Status Delete(absl::string_view session) override;
   absl::Status Get(absl::string_view session, Message* out) const override {
     return table_->Get(session, out);
@@ -236,6 +240,12 @@ class EngineImpl : public Engine {
   std::atomic<uint64_t> batched_updates_{0};
   std::atomic<uint64_t> deletes_{0};
   std::atomic<uint64_t> expired_{0};
+
+  // Messages UpdateSerialized parses into, kept for reuse: their strings
+  // and submessages, holding old values after an update, are overwritten by
+  // the next parse rather than freed and allocated again.
+  std::mutex scratch_mu_;
+  std::vector<std::unique_ptr<Message>> scratch_ ABSL_GUARDED_BY(scratch_mu_);
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
@@ -616,6 +626,36 @@ absl::Status EngineImpl::UpdateImpl(absl::string_view session, Message* values,
     RequestCompactionIfDue();
   }
   return absl::OkStatus();
+}
+
+absl::Status EngineImpl::UpdateSerialized(absl::string_view session,
+                                          absl::string_view serialized,
+                                          absl::Span<const std::string> fields,
+                                          const UpdateOptions& options) {
+  std::unique_ptr<Message> values;
+  {
+    std::lock_guard<std::mutex> lock(scratch_mu_);
+    if (!scratch_.empty()) {
+      values = std::move(scratch_.back());
+      scratch_.pop_back();
+    }
+  }
+  if (values == nullptr) values = schema_->NewMessage();
+  absl::Status s;
+  if (!values->ParseFromArray(serialized.data(),
+                              static_cast<int>(serialized.size()))) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("session ", QuoteSessionId(session), ": ",
+                     serialized.size(), " bytes of values do not parse as a ",
+                     schema_->descriptor()->full_name()));
+  } else {
+    s = UpdateImpl(session, values.get(), /*move=*/true, fields, options);
+  }
+  // Enough for the callers at once of a busy store; more are freed.
+  constexpr size_t kMaxScratch = 64;
+  std::lock_guard<std::mutex> lock(scratch_mu_);
+  if (scratch_.size() < kMaxScratch) scratch_.push_back(std::move(values));
+  return s;
 }
 
 absl::Status EngineImpl::DeleteLocked(SessionTable::Shard& shard,

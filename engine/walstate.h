@@ -317,6 +317,21 @@ class Engine {
                               absl::Span<const std::string> fields,
                               const UpdateOptions& options = {}) = 0;
 
+  // The same, from serialized bytes: `serialized` is a message of the
+  // store's type in the protobuf wire format, and the listed `fields` are
+  // set to their values in it (a listed field absent from it is cleared;
+  // fields present but not listed are ignored). For callers that hold bytes
+  // (a wire protocol, a language binding): they need not build a message.
+  // The bytes are parsed into a message the engine keeps and reuses, and the
+  // fields' old values are left there, to be overwritten by the next parse:
+  // in steady state nothing is allocated or freed for them on the caller's
+  // thread. Tiers, errors and guarantees as Update(); InvalidArgument also
+  // if the bytes do not parse.
+  virtual absl::Status UpdateSerialized(absl::string_view session,
+                                        absl::string_view serialized,
+                                        absl::Span<const std::string> fields,
+                                        const UpdateOptions& options = {}) = 0;
+
   // Deletes `session` with a durable tombstone. NotFound if it does not exist.
   virtual absl::Status Delete(absl::string_view session) = 0;
 
@@ -401,6 +416,22 @@ class Store {
     return Update(session, std::move(values),
                   absl::Span<const std::string>(fields.begin(), fields.size()),
                   options);
+  }
+  // Sets the listed fields from serialized bytes (see
+  // Engine::UpdateSerialized).
+  absl::Status UpdateSerialized(absl::string_view session,
+                                absl::string_view serialized,
+                                absl::Span<const std::string> fields,
+                                const UpdateOptions& options = {}) {
+    return engine_->UpdateSerialized(session, serialized, fields, options);
+  }
+  absl::Status UpdateSerialized(absl::string_view session,
+                                absl::string_view serialized,
+                                std::initializer_list<std::string> fields,
+                                const UpdateOptions& options = {}) {
+    return UpdateSerialized(
+        session, serialized,
+        absl::Span<const std::string>(fields.begin(), fields.size()), options);
   }
   absl::Status Delete(absl::string_view session) {
     return engine_->Delete(session);

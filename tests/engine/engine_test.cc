@@ -396,6 +396,51 @@ TEST_F(EngineTest, CompactionFollowsTheLogNotTheTimer) {
   }
 }
 
+// UpdateSerialized sets the listed fields from a serialized message: a
+// listed field absent from the bytes is cleared, an unlisted one present is
+// ignored, tiers apply as for Update (the IMMEDIATE one survives a power
+// loss), and bytes that do not parse are refused with the store unchanged.
+TEST_F(EngineTest, UpdateSerializedSetsTheListedFieldsFromBytes) {
+  auto store = OpenStore();
+  GatewaySession values = Calibrated(3, 2);
+  values.set_fingerprint("fp");
+  values.mutable_cost()->set_conversation_turns(7);
+  ASSERT_TRUE(store
+                  ->UpdateSerialized("s1", values.SerializeAsString(),
+                                     {"fingerprint", "calibration", "cost"})
+                  .ok());
+  for (int i = 0; i < 3; ++i) {  // the engine's message reused
+    GatewaySession next = Calibrated(10 + i, 1);
+    next.set_fingerprint("ignored");
+    ASSERT_TRUE(store
+                    ->UpdateSerialized("s1", next.SerializeAsString(),
+                                       {"calibration", "warmup"})
+                    .ok());
+  }
+  auto got = store->Get("s1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->fingerprint(), "fp");
+  EXPECT_EQ(got->calibration().dynamic_context_cap(), 12);
+  EXPECT_EQ(got->cost().conversation_turns(), 7);
+  EXPECT_FALSE(got->has_warmup());
+  EXPECT_EQ(store->stats().dirty_sessions, 1u);
+
+  absl::Status bad = store->UpdateSerialized("s1", "\xff\xff", {"cost"});
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_THAT(bad.message(), HasSubstr("do not parse"));
+  EXPECT_EQ(store->Get("s1")->cost().conversation_turns(), 7);
+  EXPECT_EQ(store->UpdateSerialized("s1", "", {"no_such_field"}).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  store.reset();
+  PowerLoss();  // the BATCHED fields were never ticked
+  store = OpenStore();
+  got = store->Get("s1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->fingerprint(), "fp");
+  EXPECT_FALSE(got->has_calibration());
+}
+
 TEST_F(EngineTest, CrashMidTickRecoversAllOrNothingOfIt) {
   {
     auto store = OpenStore();
