@@ -36,6 +36,14 @@ struct ContestantOptions {
   uint64_t walstate_tick_write_bytes = 0;
   uint64_t walstate_tick_sync_bytes = 0;
   size_t walstate_recovery_threads = 0;  // 0: Options default (one per core)
+  // walstate: the engine's default Options (background thread, compaction
+  // by its own triggers), as an application would run it; the fields above
+  // that are not 0 still apply, except the compaction one.
+  bool walstate_defaults = false;
+  // walstate, with walstate_defaults: no automatic compaction (what a
+  // store whose application calls Flush() itself got before the triggers
+  // followed the log).
+  bool walstate_never_compact = false;
 };
 
 struct SyncCounters {
@@ -85,6 +93,9 @@ class Contestant {
   // Memory the store holds outside the heap: files it mapped (walstate's
   // lazy recovery maps the snapshot). Counted with its heap bytes.
   virtual uint64_t MappedBytes() const { return 0; }
+  // The store's own statistics call, if it has one (walstate: stats()),
+  // for its cost; false if none.
+  virtual bool ReadStats() const { return false; }
 };
 
 using ContestantFactory =

@@ -38,6 +38,22 @@ assert len(builds) == 5 * 4 and all(x["samples"]["load_s"][0] > 0
                                     for x in builds), builds
 EOF
 
+# The application's scenario (issue 21): every contestant, states checked
+# after each restart; walstate's stats() and peak RSS reported.
+"$dir/user_scenario" --sessions 1000 --ticks 3 --rounds 1 --json \
+  > "${TEST_TMPDIR:-/tmp}/user.json"
+python3 - "${TEST_TMPDIR:-/tmp}/user.json" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 6, rows
+for r in rows:
+    m = r["median"]
+    assert m["tick_s"] > 0 and m["open_use_s"] >= m["open_s"] > 0, r
+    assert m["sessions_used"] == 1000 and m["disk_bytes"] > 0, r
+    if r["contestant"].startswith("walstate"):
+        assert m["stats_s"] > 0, r
+EOF
+
 WALSTATE_BENCH_SIZE=tiny "$dir/walstate_bench" --benchmark_format=json \
   --benchmark_out="${TEST_TMPDIR:-/tmp}/walstate_bench.json" > /dev/null
 echo "bench smoke test passed"

@@ -25,6 +25,18 @@ class WalstateContestant : public Contestant {
 
   absl::Status Open(const std::string& dir) override {
     Options options;
+    if (options_.walstate_defaults) {
+      if (options_.walstate_never_compact) {
+        options.compaction_min_log_bytes = ~0ull >> 2;
+      }
+      if (options_.walstate_tick_sync_bytes != 0) {
+        options.tick_sync_bytes = options_.walstate_tick_sync_bytes;
+      }
+      auto store = Store<GatewaySession>::Open(options, dir);
+      if (!store.ok()) return store.status();
+      store_ = std::move(*store);
+      return absl::OkStatus();
+    }
     options.background_thread = false;
     options.preallocate_segments = options_.walstate_preallocate;
     options.compaction_min_log_bytes =
@@ -73,6 +85,15 @@ class WalstateContestant : public Contestant {
   SyncCounters sync_counters() const override {
     Stats s = store_->stats();
     return SyncCounters{true, s.fsyncs, s.synced_records};
+  }
+
+  bool ReadStats() const override {
+    // Before stats() was O(1) it also walked every session for the memory
+    // estimate: walstate_never_compact stands for that engine here.
+    if (options_.walstate_never_compact) {
+      return store_->stats().sessions + store_->ApproximateMemoryUsage() != 0;
+    }
+    return store_->stats().sessions != ~0ull;
   }
 
   uint64_t MappedBytes() const override {

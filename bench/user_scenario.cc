@@ -1,0 +1,355 @@
+// //bench:user_scenario: the workload as an application runs it (issue 21),
+// every contestant side by side, interleaved rounds, medians.
+//
+// Per contestant and round, in child processes forked from a parent that
+// never opened a store:
+//  - run: Open an empty store (walstate with its default Options, so its
+//    background thread and its own compaction triggers run), create the
+//    sessions (identity and first state, loaded in ticks of 10^4), then 20
+//    ticks: 30% of the sessions dirty, 1-3 turns each, then a tick
+//    (walstate: an explicit Flush(), as an application's own loop does).
+//    "tick_s" is the whole tick as the caller sees it: every UpdateBatched
+//    call (values built beforehand, moved in), the destruction of what the
+//    calls left in the caller's messages, and Tick(). Then the time of one
+//    statistics call (walstate: stats(), median of 101), the bytes on disk,
+//    and Close().
+//  - restart: Open ("open_s", to ready), then a first use of every session,
+//    copied into an application-side map ("open_use_s"; the peers' Open
+//    already loads their map, so theirs is Open plus a walk of it). State
+//    checked against the expected one.
+//  - memory: Open and a first use of every session, without the copy
+//    (walstate holds the states itself): peak RSS of the child from just
+//    before Open ("peak_rss_bytes").
+// "walstate_before" is walstate as it was before issue 21's fixes, as far as
+// options express it: no compaction (the triggers only fired on the 30 s
+// timer's tick), tick_sync_bytes 4 MiB, and a stats() that also walks every
+// session for the memory estimate.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "bench/contestant.h"
+#include "bench/harness.h"
+#include "bench/workload.h"
+
+ABSL_FLAG(uint64_t, sessions, 100000, "sessions");
+ABSL_FLAG(int, ticks, 20, "ticks after the load");
+ABSL_FLAG(double, dirty_fraction, 0.3, "sessions dirty per tick");
+ABSL_FLAG(int, rounds, 3, "interleaved rounds");
+ABSL_FLAG(std::string, contestants,
+          "walstate,walstate_before,sqlite,rocksdb,leveldb,floor",
+          "comma-separated");
+ABSL_FLAG(bool, json, false, "JSON lines on stdout");
+
+namespace walstate {
+namespace bench {
+namespace {
+
+using Figures = std::map<std::string, double>;
+
+std::unique_ptr<Contestant> Make(const std::string& name) {
+  ContestantOptions o;
+  if (name == "walstate" || name == "walstate_before") {
+    o.walstate_defaults = true;
+    if (name == "walstate_before") {
+      o.walstate_never_compact = true;
+      o.walstate_tick_sync_bytes = 4 << 20;
+    }
+    return MakeContestant("walstate", o);
+  }
+  return MakeContestant(name, o);
+}
+
+uint64_t PeakRssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      uint64_t kb = 0;
+      absl::SimpleAtoi(
+          absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
+      return kb << 10;
+    }
+  }
+  return 0;
+}
+
+uint64_t RssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      uint64_t kb = 0;
+      absl::SimpleAtoi(
+          absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
+      return kb << 10;
+    }
+  }
+  return 0;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0).
+void ResetPeakRss() {
+  int fd = open("/proc/self/clear_refs", O_WRONLY);
+  if (fd >= 0) {
+    (void)!write(fd, "5", 1);
+    close(fd);
+  }
+}
+
+// Runs `step` in a forked child; its figures come back as "key value" lines.
+absl::StatusOr<Figures> InChild(
+    const std::function<absl::StatusOr<Figures>()>& step) {
+  int fds[2];
+  if (pipe(fds) != 0) return absl::InternalError("pipe");
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork");
+  if (pid == 0) {
+    close(fds[0]);
+    absl::StatusOr<Figures> f = step();
+    std::string out;
+    if (f.ok()) {
+      for (const auto& [k, v] : *f) absl::StrAppend(&out, k, " ", v, "\n");
+    } else {
+      std::fprintf(stderr, "FAILED (child): %s\n",
+                   std::string(f.status().message()).c_str());
+    }
+    for (size_t done = 0; done < out.size();) {
+      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    std::fflush(stderr);
+    _exit(f.ok() ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return absl::InternalError("child failed; its error is above");
+  }
+  Figures f;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, ' ');
+    double v = 0;
+    absl::SimpleAtod(kv.second, &v);
+    f[kv.first] = v;
+  }
+  return f;
+}
+
+// The turns of the ticks, in order: (session, version) per turn, the
+// version being the session's next. Deterministic, so the parent, which
+// runs no store, knows the expected state too. Sessions start at version 0
+// (Populate).
+std::vector<std::vector<std::pair<uint64_t, int32_t>>> PlanTicks(
+    uint64_t n, ExpectedState* e) {
+  for (uint64_t i = 0; i < n; ++i) e->Set(i, 0);
+  std::mt19937_64 rng(21);
+  const uint64_t dirty = static_cast<uint64_t>(
+      static_cast<double>(n) * absl::GetFlag(FLAGS_dirty_fraction));
+  std::vector<uint64_t> order(n);
+  for (uint64_t i = 0; i < n; ++i) order[i] = i;
+  std::vector<std::vector<std::pair<uint64_t, int32_t>>> plan;
+  for (int t = 0; t < absl::GetFlag(FLAGS_ticks); ++t) {
+    std::shuffle(order.begin(), order.end(), rng);
+    plan.emplace_back();
+    for (uint64_t k = 0; k < dirty; ++k) {
+      const uint64_t i = order[k];
+      const int turns = 1 + static_cast<int>(rng() % 3);
+      for (int j = 0; j < turns; ++j) {
+        const int32_t v = e->Get(i) + 1;
+        plan.back().emplace_back(i, v);
+        e->Set(i, v);
+      }
+    }
+  }
+  return plan;
+}
+
+// The run: load, ticks, stats, disk, Close. Leaves the store in `dir` and
+// the expected state in `e` (the child's; the parent recomputes it).
+absl::StatusOr<Figures> Run(const std::string& name, const std::string& dir,
+                            const Workload& w, ExpectedState* e) {
+  const uint64_t n = absl::GetFlag(FLAGS_sessions);
+  auto c = Make(name);
+  absl::Status s = c->Open(dir);
+  if (!s.ok()) return s;
+  s = Populate(c.get(), w, e, 0, n, 10000);
+  if (!s.ok()) return s;
+  Figures f;
+  std::vector<double> ticks;
+  ExpectedState planned;
+  for (const auto& turns : PlanTicks(n, &planned)) {
+    // The tick's updates, built before the clock starts: the application
+    // has its values at hand.
+    struct Op {
+      std::string id;
+      GatewaySession values;
+      uint32_t mask;
+    };
+    std::vector<Op> ops(turns.size());
+    for (size_t k = 0; k < turns.size(); ++k) {
+      const auto [i, v] = turns[k];
+      ops[k].id = w.SessionId(i);
+      ops[k].mask = w.TurnMask(v);
+      w.Turn(i, v, &ops[k].values);
+    }
+    const int64_t start = NowNanos();
+    for (Op& op : ops) {
+      s = c->UpdateBatched(op.id, &op.values, op.mask);
+      if (!s.ok()) return s;
+    }
+    ops.clear();  // what the calls left in the caller's messages
+    ops.shrink_to_fit();
+    s = c->Tick();
+    if (!s.ok()) return s;
+    ticks.push_back(static_cast<double>(NowNanos() - start) * 1e-9);
+  }
+  f["tick_s"] = Median(ticks);
+  f["tick_max_s"] = *std::max_element(ticks.begin(), ticks.end());
+  std::vector<double> stats;
+  for (int i = 0; i < 101; ++i) {
+    const int64_t start = NowNanos();
+    if (!c->ReadStats()) break;
+    stats.push_back(static_cast<double>(NowNanos() - start) * 1e-9);
+  }
+  if (!stats.empty()) f["stats_s"] = Median(stats);
+  f["disk_bytes"] = static_cast<double>(TreeBytes(dir));
+  const int64_t start = NowNanos();
+  s = c->Close();
+  if (!s.ok()) return s;
+  f["close_s"] = static_cast<double>(NowNanos() - start) * 1e-9;
+  f["disk_bytes_closed"] = static_cast<double>(TreeBytes(dir));
+  return f;
+}
+
+absl::StatusOr<Figures> Restart(const std::string& name, const std::string& dir,
+                                const Workload& w, const ExpectedState& e) {
+  auto c = Make(name);
+  Figures f;
+  const int64_t start = NowNanos();
+  absl::Status s = c->Open(dir);
+  if (!s.ok()) return s;
+  f["open_s"] = static_cast<double>(NowNanos() - start) * 1e-9;
+  std::unordered_map<std::string, GatewaySession> app;
+  const bool copy = name.rfind("walstate", 0) == 0;
+  if (copy) app.reserve(c->SessionCount());
+  uint64_t seen = 0;
+  c->ForEach([&](absl::string_view id, const GatewaySession& state) {
+    ++seen;
+    if (copy) app.emplace(std::string(id), state);
+  });
+  f["open_use_s"] = static_cast<double>(NowNanos() - start) * 1e-9;
+  f["sessions_used"] = static_cast<double>(seen);
+  s = Verify(w, e, [&](const SessionVisitor& fn) { c->ForEach(fn); });
+  if (!s.ok()) return s;
+  s = c->Close();
+  if (!s.ok()) return s;
+  return f;
+}
+
+absl::StatusOr<Figures> Memory(const std::string& name,
+                               const std::string& dir) {
+  auto c = Make(name);
+  ResetPeakRss();
+  const uint64_t base = RssBytes();
+  absl::Status s = c->Open(dir);
+  if (!s.ok()) return s;
+  uint64_t bytes = 0;
+  c->ForEach([&](absl::string_view, const GatewaySession& state) {
+    bytes += state.fingerprint().size();  // a first use of every session
+  });
+  Figures f;
+  f["peak_rss_bytes"] = static_cast<double>(PeakRssBytes() - base);
+  f["touched"] = static_cast<double>(bytes > 0);
+  return f;
+}
+
+int Main() {
+  const Workload w(WorkloadConfig::Small());
+  std::vector<std::string> names =
+      absl::StrSplit(absl::GetFlag(FLAGS_contestants), ',', absl::SkipEmpty());
+  std::map<std::string, std::map<std::string, std::vector<double>>> samples;
+  for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
+    for (const std::string& name : names) {
+      const std::string dir = MakeTempDir(absl::StrCat("user_", name));
+      ExpectedState expected;  // the parent's, from the same plan
+      (void)PlanTicks(absl::GetFlag(FLAGS_sessions), &expected);
+      absl::StatusOr<Figures> run = InChild([&] {
+        ExpectedState e;
+        return Run(name, dir, w, &e);
+      });
+      if (!run.ok()) {
+        std::fprintf(stderr, "%s run: %s\n", name.c_str(),
+                     std::string(run.status().message()).c_str());
+        return 1;
+      }
+      absl::StatusOr<Figures> restart =
+          InChild([&] { return Restart(name, dir, w, expected); });
+      absl::StatusOr<Figures> memory =
+          InChild([&] { return Memory(name, dir); });
+      RemoveTree(dir);
+      if (!restart.ok() || !memory.ok()) {
+        std::fprintf(stderr, "%s restart failed\n", name.c_str());
+        return 1;
+      }
+      for (const Figures* f : {&*run, &*restart, &*memory}) {
+        for (const auto& [k, v] : *f) samples[name][k].push_back(v);
+      }
+      std::fprintf(stderr, "round %d %s: tick %.3f s, open+use %.3f s\n", round,
+                   name.c_str(), (*run)["tick_s"], (*restart)["open_use_s"]);
+    }
+  }
+  for (const auto& [name, keys] : samples) {
+    std::string line = absl::StrCat(
+        "{\"scenario\":\"user\",\"contestant\":\"", name,
+        "\",\"sessions\":", absl::GetFlag(FLAGS_sessions), ",\"median\":{");
+    std::string text = absl::StrCat(name, ":");
+    bool first = true;
+    for (const auto& [k, v] : keys) {
+      absl::StrAppend(&line, first ? "" : ",", "\"", k, "\":", Median(v));
+      absl::StrAppend(&text, " ", k, "=", Median(v));
+      first = false;
+    }
+    absl::StrAppend(&line, "}}");
+    if (absl::GetFlag(FLAGS_json)) std::printf("%s\n", line.c_str());
+    std::fprintf(stderr, "%s\n", text.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace bench
+}  // namespace walstate
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return walstate::bench::Main();
+}
