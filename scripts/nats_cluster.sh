@@ -64,7 +64,11 @@ wait_leader() {
     [ "$ok" -eq 1 ] && return 0
     sleep 0.1
   done
-  die "no JetStream metadata leader after $((WAIT_TRIES / 10)) s; see $dir/n*.log"
+  for ((n = 1; n <= NODES; n++)); do
+    echo "--- $dir/n$n.log (last lines)" >&2
+    tail -n 5 "$dir/n$n.log" >&2 || true
+  done
+  die "no JetStream metadata leader after $((WAIT_TRIES / 10)) s"
 }
 
 cmd_start() {
