@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "engine/fs/backup.h"
 #include "engine/fs/kill_point.h"
 #include "engine/log/format.h"
 #include "engine/log/writer.h"
@@ -23,6 +24,7 @@
 #include "engine/replication/catch_up.h"
 #include "engine/replication/shipper.h"
 #include "engine/snapshot/manifest.h"
+#include "engine/snapshot/snapshot_loader.h"
 #include "engine/snapshot/snapshot_writer.h"
 #include "engine/state/schema.h"
 #include "engine/state/session_id.h"
@@ -53,6 +55,10 @@ std::string RecoveryReport::ToString() const {
   if (torn_bytes_dropped > 0) {
     absl::StrAppend(&out, "torn tail dropped: ", torn_bytes_dropped,
                     " bytes at ", torn_file, " offset ", torn_offset, "\n");
+  }
+  if (!backup_dir.empty()) {
+    absl::StrAppend(&out, "backed up before dropping: ",
+                    absl::StrJoin(backed_up, ", "), " in ", backup_dir, "\n");
   }
   for (const log::Problem& p : problems) {
     absl::StrAppend(&out, "problem: ", log::ProblemKindName(p.kind), " at ",
@@ -180,9 +186,15 @@ class EngineImpl : public Engine {
   // Claims the store's stream, publishes what the stream lacks of the local
   // log, and starts the shipper (Options::replication).
   absl::Status StartReplication(const RecoveredState& recovered);
-  absl::Status RemoveUnpublished(const RecoveredState& recovered);
+  absl::Status RemoveOwnTemporaries();
+  absl::Status RefuseSymlinks();
   absl::StatusOr<std::vector<SegmentInfo>> ListSegments();
-  absl::Status DeleteObsoleteFiles(const record::Manifest& manifest);
+  // Deletes the snapshots `replaced` named and `manifest` does not (moving
+  // one that failed at Open to the backup folder) and the log before
+  // `manifest`'s previous snapshot.
+  absl::Status DeleteObsoleteFiles(const record::Manifest& replaced,
+                                   const record::Manifest& manifest,
+                                   bool was_on_fallback);
   bool CompactionDue();
   // If CompactionDue(), asks the background thread (if any) to compact.
   void RequestCompactionIfDue();
@@ -193,6 +205,8 @@ class EngineImpl : public Engine {
   const std::string dir_;
   FileSystem* fs_ = nullptr;
   std::unique_ptr<FileLock> lock_;
+  // Where Open put what it dropped (created on first use).
+  std::unique_ptr<BackupFolder> backup_;
   std::unique_ptr<Schema> schema_;
   std::unique_ptr<SessionTable> table_;
   // Replication; declared before writer_, which holds a pointer to it.
@@ -221,6 +235,12 @@ class EngineImpl : public Engine {
   absl::Time snapshot_time_ ABSL_GUARDED_BY(snapshot_info_mu_) =
       absl::InfinitePast();
   uint64_t snapshots_written_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
+  // The snapshot Open recovered from after the MANIFEST's current one
+  // failed to load (empty: no fallback, or a snapshot was written since).
+  // The next compaction keeps it as the previous snapshot, never the one
+  // that failed. Guarded by compact_mu_ after Open.
+  record::Manifest::SnapshotRef fallback_snapshot_;
+  bool on_fallback_ = false;
 
   mutable std::mutex status_mu_;
   absl::Status failure_;  // the I/O error that stopped the engine
@@ -255,7 +275,9 @@ class EngineImpl : public Engine {
 };
 
 absl::Status EngineImpl::Init(const Message& prototype) {
-  fs_ = options_.fs != nullptr ? options_.fs : FileSystem::Default();
+  fs_ = options_.fs != nullptr    ? options_.fs
+        : options_.group_readable ? FileSystem::DefaultGroupReadable()
+                                  : FileSystem::Default();
   opened_at_ = options_.clock();
   auto exists = fs_->FileExists(dir_);
   if (!exists.ok()) return exists.status();
@@ -276,6 +298,11 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   auto lock = fs_->LockFile(JoinPath(dir_, log::kLockFileName), LockOwner());
   if (!lock.ok()) return lock.status();
   lock_ = std::move(*lock);
+  backup_ = std::make_unique<BackupFolder>(fs_, dir_, "recovery-backup");
+  if (!options_.allow_symlinked_files) {
+    absl::Status refused = RefuseSymlinks();
+    if (!refused.ok()) return refused;
+  }
 
   auto schema = Schema::FromPrototype(prototype, options_.default_durability);
   if (!schema.ok()) return schema.status();
@@ -307,11 +334,19 @@ absl::Status EngineImpl::Init(const Message& prototype) {
     snapshot_bytes_ = manifest_.current().bytes();
     snapshot_lsn_ = manifest_.current().lsn();
   }
+  if (report_.fell_back && !report_.snapshot_file.empty()) {
+    on_fallback_ = true;
+    for (const auto* ref : {&manifest_.current(), &manifest_.previous()}) {
+      if (ref->file() == report_.snapshot_file) fallback_snapshot_ = *ref;
+    }
+  }
 
   absl::Status s = RepairTail(*recovered);
   if (!s.ok()) return s;
-  s = RemoveUnpublished(*recovered);
+  s = RemoveOwnTemporaries();
   if (!s.ok()) return s;
+  report_.backup_dir = backup_->path();
+  report_.backed_up = backup_->names();
 
   auto segments = ListSegments();
   if (!segments.ok()) return segments.status();
@@ -364,19 +399,43 @@ absl::Status EngineImpl::Init(const Message& prototype) {
   return absl::OkStatus();
 }
 
+absl::Status EngineImpl::RefuseSymlinks() {
+  auto names = fs_->ListDir(dir_);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (!log::IsWalstateFileName(name)) continue;
+    const std::string path = JoinPath(dir_, name);
+    auto link = fs_->IsSymlink(path);
+    if (!link.ok()) return link.status();
+    if (*link) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path,
+          " is a symbolic link; walstate does not open a data directory "
+          "whose own files are links (writing through one overwrites "
+          "another file). Replace it by the file itself, or set "
+          "Options::allow_symlinked_files to read through it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status EngineImpl::RepairTail(const RecoveredState& recovered) {
   bool changed = false;
   if (!recovered.report.torn_file.empty()) {
     // Cut the torn tail so that it can never be read as damage in the middle
-    // of the log once new segments follow it.
-    absl::Status s = fs_->TruncateFile(recovered.report.torn_file,
-                                       recovered.report.torn_offset);
+    // of the log once new segments follow it; what is cut is copied first.
+    const std::string& path = recovered.report.torn_file;
+    absl::Status s = backup_->Save(path.substr(path.find_last_of('/') + 1));
+    if (!s.ok()) return s;
+    s = fs_->TruncateFile(path, recovered.report.torn_offset);
     if (!s.ok()) return s;
     KillPoint("open.after_truncate");
     changed = true;
   }
   for (const std::string& path : recovered.torn_header_segments) {
-    absl::Status s = fs_->DeleteFile(path);
+    // Recovery judged its create interrupted (log/reader.h): nothing in it
+    // was synced. Moved, not deleted, all the same.
+    absl::Status s = backup_->Move(path.substr(path.find_last_of('/') + 1));
     if (!s.ok()) return s;
     changed = true;
   }
@@ -425,21 +484,15 @@ absl::Status EngineImpl::StartReplication(const RecoveredState& recovered) {
   return absl::OkStatus();
 }
 
-absl::Status EngineImpl::RemoveUnpublished(const RecoveredState& recovered) {
+absl::Status EngineImpl::RemoveOwnTemporaries() {
   auto names = fs_->ListDir(dir_);
   if (!names.ok()) return names.status();
   bool changed = false;
   for (const std::string& name : *names) {
-    uint64_t lsn = 0;
-    bool remove = false;
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-      remove = true;  // an interrupted snapshot or manifest write
-    } else if (log::ParseSnapshotFileName(name, &lsn)) {
-      // Written but never published by a MANIFEST.
-      remove = name != manifest_.current().file() &&
-               name != manifest_.previous().file();
-    }
-    if (!remove) continue;
+    // An interrupted snapshot or MANIFEST write (or `walctl repair`), in the
+    // exact names they use. Any other *.tmp, and a snapshot no MANIFEST
+    // names, may be an operator's: left alone (`walctl verify` lists them).
+    if (!log::IsOwnTempFileName(name)) continue;
     absl::Status s = fs_->DeleteFile(JoinPath(dir_, name));
     if (!s.ok()) return s;
     changed = true;
@@ -869,7 +922,8 @@ absl::Status EngineImpl::CompactNow() {
   // The LSN and where its record is, read together.
   const log::WriterStats at_start = writer_->stats();
   const uint64_t lsn = at_start.last_lsn;
-  if (manifest_.has_current() && manifest_.current().lsn() == lsn) {
+  if (!on_fallback_ && manifest_.has_current() &&
+      manifest_.current().lsn() == lsn) {
     return absl::OkStatus();  // nothing new since the last snapshot
   }
   // The log up to the snapshot's LSN must be durable first: otherwise a crash
@@ -923,6 +977,16 @@ absl::Status EngineImpl::CompactNow() {
   if (!s.ok()) return Fail(s, "syncing log before publishing snapshot");
   s = w.Finish();
   if (!s.ok()) return SnapshotFailed(s);
+  // Read back before anything is deleted because of it: a snapshot that
+  // does not verify is never published, so never kept as a fallback either.
+  s = VerifySnapshot(fs_, JoinPath(dir_, w.file_name()), lsn, w.sessions());
+  if (!s.ok()) {
+    (void)fs_->DeleteFile(JoinPath(dir_, w.file_name()));  // ours, unpublished
+    return SnapshotFailed(absl::Status(
+        s.code(), absl::StrCat("snapshot ", w.file_name(),
+                               " failed verification after it was written: ",
+                               s.message())));
+  }
 
   record::Manifest next;
   next.set_generation(manifest_.generation() + 1);
@@ -935,7 +999,16 @@ absl::Status EngineImpl::CompactNow() {
   }
   current->set_sessions(w.sessions());
   current->set_bytes(w.bytes());
-  if (manifest_.has_current()) *next.mutable_previous() = manifest_.current();
+  // The previous snapshot is the one recovery could fall back to: after a
+  // fallback at Open, the snapshot Open used (and, by DeleteObsoleteFiles,
+  // its log), never the one that failed to load.
+  if (on_fallback_) {
+    if (!fallback_snapshot_.file().empty()) {
+      *next.mutable_previous() = fallback_snapshot_;
+    }
+  } else if (manifest_.has_current()) {
+    *next.mutable_previous() = manifest_.current();
+  }
   s = WriteManifest(fs_, dir_, next);
   if (!s.ok()) return SnapshotFailed(s);
   KillPoint("compact.before_delete");
@@ -943,12 +1016,15 @@ absl::Status EngineImpl::CompactNow() {
   // mapped, which is about to be deleted: copied to the heap first, so that
   // its disk space is given back.
   table_->CopyMappedLazyStates();
+  const record::Manifest replaced = manifest_;
+  const bool was_on_fallback = on_fallback_;
   manifest_ = next;
   if (shipper_ != nullptr) {
     // After every record the snapshot may hold effects of.
     shipper_->PublishSnapshotLater(fs_, JoinPath(dir_, w.file_name()), lsn,
                                    max_captured);
   }
+  on_fallback_ = false;
   {
     std::lock_guard<std::mutex> info_lock(snapshot_info_mu_);
     log_bytes_at_snapshot_ = writer_bytes;
@@ -958,7 +1034,7 @@ absl::Status EngineImpl::CompactNow() {
     snapshot_time_ = options_.clock();
     ++snapshots_written_;
   }
-  s = DeleteObsoleteFiles(manifest_);
+  s = DeleteObsoleteFiles(replaced, manifest_, was_on_fallback);
   if (!s.ok()) {
     return absl::Status(
         s.code(), absl::StrCat(s.message(), ". Snapshot ", w.file_name(),
@@ -969,19 +1045,30 @@ absl::Status EngineImpl::CompactNow() {
   return s;
 }
 
-absl::Status EngineImpl::DeleteObsoleteFiles(const record::Manifest& manifest) {
-  auto names = fs_->ListDir(dir_);
-  if (!names.ok()) return names.status();
+absl::Status EngineImpl::DeleteObsoleteFiles(const record::Manifest& replaced,
+                                             const record::Manifest& manifest,
+                                             bool was_on_fallback) {
   bool changed = false;
-  for (const std::string& name : *names) {
+  // Only snapshots the replaced MANIFEST named (walstate's own, published)
+  // and the new one does not. One that failed to load at Open is evidence,
+  // not garbage: it goes to the backup folder. Snapshots no MANIFEST named
+  // are not provably walstate's and stay.
+  for (const auto* ref : {&replaced.current(), &replaced.previous()}) {
+    const std::string& name = ref->file();
     uint64_t lsn = 0;
-    if (log::ParseSnapshotFileName(name, &lsn) &&
-        name != manifest.current().file() &&
-        name != manifest.previous().file()) {
-      absl::Status s = fs_->DeleteFile(JoinPath(dir_, name));
-      if (!s.ok()) return s;
-      changed = true;
+    if (name.empty() || !log::ParseSnapshotFileName(name, &lsn) ||
+        name == manifest.current().file() ||
+        name == manifest.previous().file()) {
+      continue;
     }
+    const std::string path = JoinPath(dir_, name);
+    auto exists = fs_->FileExists(path);
+    if (!exists.ok()) return exists.status();
+    if (!*exists) continue;
+    const bool failed = was_on_fallback && ref == &replaced.current();
+    absl::Status s = failed ? backup_->Move(name) : fs_->DeleteFile(path);
+    if (!s.ok()) return s;
+    changed = true;
   }
   // The log after the previous snapshot stays, so that recovery can fall back
   // to it if the current one is damaged.

@@ -84,6 +84,18 @@ struct Options {
   FileSystem* fs = nullptr;
   // Create the directory and an empty store if there is none.
   bool create_if_missing = true;
+  // With fs == nullptr: files are created 0600 and directories 0700
+  // (before the umask), since session data is private; true makes them
+  // 0640 and 0750, readable by the group.
+  bool group_readable = false;
+  // Open refuses a data directory in which one of walstate's own names
+  // (a segment, snapshot, MANIFEST, LOCK) is a symbolic link, naming it: a
+  // link there is how another file gets overwritten by whoever opens the
+  // store. True lets Open read through such links (e.g. a snapshot kept on
+  // another disk); walstate still never writes, truncates, syncs for
+  // appending or locks through one, so a linked log segment Open must cut
+  // or sync still fails, naming it.
+  bool allow_symlinked_files = false;
 
   // How often dirty sessions' BATCHED fields are written.
   absl::Duration flush_interval = absl::Seconds(30);
@@ -210,6 +222,12 @@ struct RecoveryReport {
   absl::Duration replay_duration;
   absl::Duration index_duration;
   std::vector<log::Problem> problems;  // every damage found, also salvaged
+  // Where Open put what it dropped before dropping it (a torn tail, a
+  // segment whose create a crash interrupted, a snapshot that failed
+  // verification), and what: empty if it dropped nothing. Open deletes
+  // nothing else, except temporaries in the exact names it gives them.
+  std::string backup_dir;
+  std::vector<std::string> backed_up;  // file names, as in the backup
 
   // A few human-readable lines.
   std::string ToString() const;

@@ -99,13 +99,55 @@ class FileSystem {
  public:
   virtual ~FileSystem() = default;
 
-  // The process-wide POSIX implementation.
+  // The process-wide POSIX implementation. It creates files 0600 and
+  // directories 0700 (before the umask): session data is private. It never
+  // follows a symlink for a file it creates or writes (O_NOFOLLOW): such a
+  // call fails with FailedPrecondition naming the file.
   static FileSystem* Default();
+  // The same, creating files 0640 and directories 0750
+  // (Options::group_readable).
+  static FileSystem* DefaultGroupReadable();
 
   // Creates (or truncates) `path` for appending. The caller must SyncDir() the
   // parent before relying on the new name surviving a crash.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) = 0;
+
+  // Creates `path`, which must not exist yet (O_EXCL): AlreadyExists
+  // otherwise. For names whose previous owner must never be truncated (a new
+  // log segment). The default checks FileExists first (not atomic; file
+  // systems for tests).
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewExclusiveFile(
+      const std::string& path) {
+    auto exists = FileExists(path);
+    if (!exists.ok()) return exists.status();
+    if (*exists) {
+      return absl::AlreadyExistsError("create (exclusive) " + path +
+                                      ": File exists");
+    }
+    return NewWritableFile(path);
+  }
+
+  // Whether `path` itself is a symbolic link (lstat). The default: false (a
+  // file system without links).
+  virtual absl::StatusOr<bool> IsSymlink(const std::string& path) {
+    (void)path;
+    return false;
+  }
+
+  // The permission bits of `path` (lstat), and setting them; `repair` and
+  // the backups of recovery keep a file's mode. Defaults: 0600, no-op.
+  virtual absl::StatusOr<uint32_t> FileMode(const std::string& path) {
+    (void)path;
+    return 0600u;
+  }
+  virtual absl::Status SetFileMode(const std::string& path, uint32_t mode) {
+    (void)path;
+    (void)mode;
+    return absl::OkStatus();
+  }
+  // The mode new files are created with (before the umask).
+  virtual uint32_t new_file_mode() const { return 0600; }
 
   // Opens an existing file for appending at its current end.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(

@@ -182,31 +182,106 @@ class PosixMappedFile : public RandomAccessFile {
   std::shared_ptr<const MappedFile> mapping_;
 };
 
+// Two locks: the LOCK file's, which names the holder, and one on the
+// directory's own descriptor, which `rm LOCK` cannot take away (a second
+// process would create and lock a new LOCK file, but not the directory).
 class PosixFileLock : public FileLock {
  public:
-  explicit PosixFileLock(int fd) : fd_(fd) {}
+  PosixFileLock(int fd, int dir_fd) : fd_(fd), dir_fd_(dir_fd) {}
   ~PosixFileLock() override {
     ::flock(fd_, LOCK_UN);
     ::close(fd_);
+    ::flock(dir_fd_, LOCK_UN);
+    ::close(dir_fd_);
   }
 
  private:
   int fd_;
+  int dir_fd_;
 };
 
+// Who holds the lock, as the LOCK file at `fd` says.
+std::string LockHolder(int fd) {
+  char buf[256];
+  ssize_t n = fd < 0 ? -1 : ::pread(fd, buf, sizeof(buf) - 1, 0);
+  std::string holder =
+      n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == 0))
+    holder.pop_back();
+  return holder;
+}
+
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Every file walstate writes is opened with O_NOFOLLOW: a symlink planted
+// under one of its names (LOCK, a segment, MANIFEST.tmp) is refused (ELOOP),
+// never written through. Reads follow links (reading destroys nothing); the
+// engine refuses a directory whose files are links before reading, unless
+// Options::allow_symlinked_files says otherwise.
 class PosixFileSystem : public FileSystem {
  public:
+  PosixFileSystem(mode_t file_mode, mode_t dir_mode)
+      : file_mode_(file_mode), dir_mode_(dir_mode) {}
+
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) override {
-    int fd =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(),
+                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                    file_mode_);
     if (fd < 0) return PosixError("create", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "create ", path, ": not a regular file (move it out of the way)"));
+    }
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
   }
 
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewExclusiveFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                    file_mode_);
+    if (fd < 0) return PosixError("create (exclusive)", path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
+  }
+
+  absl::StatusOr<bool> IsSymlink(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0)
+      return PosixError("lstat", path, errno);
+    return S_ISLNK(st.st_mode);
+  }
+
+  absl::StatusOr<uint32_t> FileMode(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0)
+      return PosixError("lstat", path, errno);
+    return static_cast<uint32_t>(st.st_mode & 07777);
+  }
+
+  absl::Status SetFileMode(const std::string& path, uint32_t mode) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return PosixError("open to set mode", path, errno);
+    absl::Status s;
+    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+      s = PosixError("chmod", path, errno);
+    }
+    ::close(fd);
+    return s;
+  }
+
+  uint32_t new_file_mode() const override { return file_mode_; }
+
   absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
       const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return PosixError("open for append", path, errno);
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -274,7 +349,7 @@ class PosixFileSystem : public FileSystem {
   }
 
   absl::Status CreateDir(const std::string& dir) override {
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    if (::mkdir(dir.c_str(), dir_mode_) != 0 && errno != EEXIST)
       return PosixError("mkdir", dir, errno);
     return absl::OkStatus();
   }
@@ -292,7 +367,7 @@ class PosixFileSystem : public FileSystem {
   }
 
   absl::Status TruncateFile(const std::string& path, uint64_t size) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return PosixError("open for truncate", path, errno);
     absl::Status s;
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
@@ -321,17 +396,41 @@ class PosixFileSystem : public FileSystem {
 
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path, const std::string& owner) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return PosixError("open lock file", path, errno);
+    const std::string dir = DirOf(path);
+    int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return PosixError("open directory to lock", dir, errno);
+    if (::flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(dir_fd);
+      if (err != EWOULDBLOCK) return PosixError("flock", dir, err);
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      std::string holder =
+          fd >= 0 ? LockHolder(fd)
+                  : "another process (its " + path + " file was removed)";
+      if (fd >= 0) ::close(fd);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "lock ", path, ": held by ", holder,
+          "; only one process may open a data directory (stop it first)"));
+    }
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                    file_mode_);
+    if (fd < 0) {
+      int err = errno;
+      ::close(dir_fd);
+      return PosixError("open lock file", path, err);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      ::close(dir_fd);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "lock ", path, ": not a regular file (move it out of the way)"));
+    }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
-      char buf[256];
-      ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-      std::string holder =
-          n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
-      while (!holder.empty() && (holder.back() == '\n' || holder.back() == 0))
-        holder.pop_back();
+      std::string holder = LockHolder(fd);
       ::close(fd);
+      ::close(dir_fd);
       if (err == EWOULDBLOCK) {
         return LockHeldError(path, holder);
       }
@@ -341,14 +440,23 @@ class PosixFileSystem : public FileSystem {
       std::string line = owner + "\n";
       (void)!::pwrite(fd, line.data(), line.size(), 0);
     }
-    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd, dir_fd));
   }
+
+ private:
+  const mode_t file_mode_;
+  const mode_t dir_mode_;
 };
 
 }  // namespace
 
 FileSystem* FileSystem::Default() {
-  static FileSystem* fs = new PosixFileSystem();
+  static FileSystem* fs = new PosixFileSystem(0600, 0700);
+  return fs;
+}
+
+FileSystem* FileSystem::DefaultGroupReadable() {
+  static FileSystem* fs = new PosixFileSystem(0640, 0750);
   return fs;
 }
 
@@ -377,6 +485,12 @@ absl::Status ErrnoToStatus(absl::string_view op, absl::string_view path,
     case EROFS:
       return absl::PermissionDeniedError(
           absl::StrCat(msg, " (check the directory's owner and mode)"));
+    case ELOOP:
+      return absl::FailedPreconditionError(absl::StrCat(
+          msg,
+          " (a symbolic link, or a loop of them: walstate never writes "
+          "through a symlink in its directory; replace the link by the file "
+          "itself or move it out)"));
     case ENOSPC:
     case EDQUOT:
       return absl::ResourceExhaustedError(

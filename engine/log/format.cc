@@ -233,5 +233,24 @@ bool ParseSnapshotFileName(absl::string_view name, uint64_t* lsn) {
   return ParseHexName(name, "snap-", ".snap", lsn);
 }
 
+bool IsOwnTempFileName(absl::string_view name) {
+  constexpr absl::string_view kTmp = ".tmp";
+  if (name.size() <= kTmp.size() ||
+      name.substr(name.size() - kTmp.size()) != kTmp) {
+    return false;
+  }
+  const absl::string_view base = name.substr(0, name.size() - kTmp.size());
+  uint64_t n = 0;
+  return base == kManifestFileName || ParseSnapshotFileName(base, &n) ||
+         ParseSegmentFileName(base, &n);
+}
+
+bool IsWalstateFileName(absl::string_view name) {
+  uint64_t n = 0;
+  return ParseSegmentFileName(name, &n) || ParseSnapshotFileName(name, &n) ||
+         name == kManifestFileName || name == kLockFileName ||
+         IsOwnTempFileName(name);
+}
+
 }  // namespace log
 }  // namespace walstate

@@ -209,6 +209,14 @@ inline constexpr char kLockFileName[] = "LOCK";
 bool ParseSegmentFileName(absl::string_view name, uint64_t* segment_number);
 // Parses "snap-<hex>.snap"; false for other names.
 bool ParseSnapshotFileName(absl::string_view name, uint64_t* lsn);
+// True for the exact names walstate gives its temporaries: "MANIFEST.tmp",
+// "snap-<hex>.snap.tmp" (the snapshot writer) and "seg-<hex>.wal.tmp"
+// (`walctl repair`). Only these are removed at Open; any other "*.tmp" is
+// someone else's.
+bool IsOwnTempFileName(absl::string_view name);
+// True for every name walstate creates in a data directory: segments,
+// snapshots, MANIFEST, LOCK and its temporaries (not backup folders).
+bool IsWalstateFileName(absl::string_view name);
 
 }  // namespace log
 }  // namespace walstate

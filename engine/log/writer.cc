@@ -203,7 +203,7 @@ absl::StatusOr<std::unique_ptr<LogWriter>> LogWriter::Create(
 absl::Status LogWriter::OpenSegmentFile(uint64_t number,
                                         const std::string& header) {
   const std::string path = JoinPath(options_.dir, SegmentFileName(number));
-  auto file = options_.fs->NewWritableFile(path);
+  auto file = options_.fs->NewExclusiveFile(path);
   if (!file.ok()) {
     return Annotate(file.status(), "creating log segment");
   }

@@ -189,4 +189,52 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(FileSystem* fs,
   return loaded;
 }
 
+absl::Status VerifySnapshot(FileSystem* fs, const std::string& path,
+                            uint64_t expected_lsn, uint64_t expected_sessions) {
+  auto reader = log::FileReader::Open(fs, path, log::RecoveryMode::kStrict,
+                                      /*is_last=*/false);
+  if (!reader.ok()) return reader.status();
+  const log::FileHeader& header = (*reader)->header();
+  if (header.kind != log::FileKind::kSnapshot ||
+      header.file_number != expected_lsn) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": not snapshot ", expected_lsn, " when read back"));
+  }
+  uint64_t sessions = 0;
+  bool ended = false;
+  log::Record rec;
+  while ((*reader)->Next(&rec)) {
+    absl::string_view id, state_bytes;
+    uint64_t capture_lsn = 0;
+    record::SnapshotEnd end;
+    if (ended) {
+      return absl::DataLossError(absl::StrCat(path, " offset ", rec.offset,
+                                              ": record after the end record"));
+    }
+    if (rec.type == log::kSnapshotSession) {
+      if (!DecodeSessionState(rec.payload, &id, &state_bytes, &capture_lsn)) {
+        return absl::DataLossError(absl::StrCat(
+            path, " offset ", rec.offset, ": session record does not parse"));
+      }
+      ++sessions;
+    } else if (rec.type == log::kSnapshotEnd) {
+      if (!end.ParseFromArray(rec.payload.data(),
+                              static_cast<int>(rec.payload.size())) ||
+          end.lsn() != expected_lsn || end.sessions() != sessions) {
+        return absl::DataLossError(absl::StrCat(path, " offset ", rec.offset,
+                                                ": end record does not match"));
+      }
+      ended = true;
+    }
+  }
+  if (!(*reader)->status().ok()) return (*reader)->status();
+  if (!ended || sessions != expected_sessions) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": read back ", sessions, " sessions",
+                     ended ? "" : " and no end record", ", but ",
+                     expected_sessions, " were written"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace walstate

@@ -29,6 +29,14 @@ absl::StatusOr<LoadedSnapshot> LoadSnapshot(
     FileSystem* fs, const std::string& path, uint64_t expected_lsn,
     SessionTable* table, size_t workers = 1, bool lazy = false);
 
+// Reads `path` back and checks it is snapshot `expected_lsn` holding exactly
+// `expected_sessions` session records that decode, every frame intact, and
+// its end record agreeing: what a compaction checks of the snapshot it just
+// wrote before it deletes the one it replaces. States are not parsed.
+// DataLoss naming the file and offset otherwise.
+absl::Status VerifySnapshot(FileSystem* fs, const std::string& path,
+                            uint64_t expected_lsn, uint64_t expected_sessions);
+
 // Decodes a snapshot's session record (record::SessionState) without
 // copying: `session` and `state` point into `payload`; `lsn` is 0 if the
 // record has none. Fields of later versions are skipped. False if it does

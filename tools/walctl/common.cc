@@ -314,7 +314,7 @@ absl::StatusOr<DirEntries> ScanDir(FileSystem* fs, const std::string& dir) {
       entries.has_manifest = true;
     } else if (name == log::kLockFileName) {
       entries.has_lock = true;
-    } else if (absl::EndsWith(name, ".tmp")) {
+    } else if (log::IsOwnTempFileName(name)) {
       entries.tmp_files.push_back(name);
     } else {
       entries.other.push_back(name);

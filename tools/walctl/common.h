@@ -163,8 +163,12 @@ struct DirEntries {
   std::vector<Numbered> snapshots;  // sorted by LSN
   bool has_manifest = false;
   bool has_lock = false;
-  std::vector<std::string> tmp_files;  // "*.tmp": leftovers of a crash
-  std::vector<std::string> other;      // anything else (ignored by recovery)
+  // Temporaries in the exact names walstate gives them
+  // (log::IsOwnTempFileName): leftovers of a crash, removed by Open.
+  std::vector<std::string> tmp_files;
+  // Anything else (an operator's *.tmp, a backup folder): recovery ignores
+  // it and never deletes it.
+  std::vector<std::string> other;
   bool empty() const {
     return segments.empty() && snapshots.empty() && !has_manifest;
   }

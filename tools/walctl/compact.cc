@@ -2,6 +2,7 @@
 // snapshot, MANIFEST switch and deletions follow exactly the engine's atomic
 // protocol (there is no second implementation to get wrong).
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "engine/recovery.h"
 #include "engine/walstate.h"
 #include "tools/walctl/walctl.h"
@@ -90,6 +91,17 @@ int RunCompact(Context& ctx, const std::vector<std::string>& args) {
       Engine::Open(options, (*schema)->prototype(), dir);
   if (!engine.ok()) return FailStatus(ctx, "compact", engine.status());
   const RecoveryReport report = (*engine)->recovery_report();
+  if (report.fell_back) {
+    // Stderr, also with --json: the store is one damage away from loss.
+    ctx.err << "walctl compact: warning: the store opened from its previous "
+               "snapshot "
+            << report.snapshot_file << " because the current one is unusable ("
+            << report.fallback_reason
+            << "); the new snapshot is verified before anything is deleted, "
+               "and the snapshot recovery used is kept as the fallback. Run "
+               "'walctl verify "
+            << dir << "' to see the damage\n";
+  }
   absl::Status s = (*engine)->Compact();
   absl::Status closed = (*engine)->Close();
   if (s.ok()) s = closed;
@@ -117,10 +129,19 @@ int RunCompact(Context& ctx, const std::vector<std::string>& args) {
             << "\n";
     return kExitOk;
   }
-  if (report.torn_bytes_dropped > 0) {
+  if (!report.torn_file.empty()) {
     ctx.out << "recovery cut a torn tail of " << report.torn_bytes_dropped
             << " bytes at " << BaseName(report.torn_file) << " offset "
             << report.torn_offset << "\n";
+  } else if (report.torn_bytes_dropped > 0) {
+    ctx.out << "recovery set aside a last segment whose creation a crash "
+               "interrupted ("
+            << report.torn_bytes_dropped << " bytes)\n";
+  }
+  if (!report.backup_dir.empty()) {
+    ctx.out << "recovery backed up what it dropped: "
+            << absl::StrJoin(report.backed_up, ", ") << " in "
+            << report.backup_dir << "\n";
   }
   ctx.out << "compacted: snapshot " << snapshot << " at lsn "
           << stats.snapshot_lsn << ", " << Count(stats.sessions, "session")

@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/fs/backup.h"
 #include "engine/snapshot/manifest.h"
 #include "tools/walctl/checks.h"
 #include "tools/walctl/decode.h"
@@ -211,6 +212,15 @@ class SegmentOutput {
     if (s.ok()) s = c;
     file_.reset();
     const std::string path = JoinPath(dir_, name_);
+    // The rewritten segment keeps the mode of the one it replaces.
+    absl::StatusOr<bool> existed = fs_->FileExists(path);
+    if (s.ok() && existed.ok() && *existed) {
+      absl::StatusOr<uint32_t> mode = fs_->FileMode(path);
+      if (!mode.ok()) s = mode.status();
+      if (s.ok() && *mode != fs_->new_file_mode()) {
+        s = fs_->SetFileMode(path + ".tmp", *mode);
+      }
+    }
     if (s.ok()) s = fs_->RenameFile(path + ".tmp", path);
     if (s.ok()) s = fs_->SyncDir(dir_);
     if (!s.ok()) (void)fs_->DeleteFile(path + ".tmp");
@@ -718,48 +728,6 @@ ManifestPlan PlanManifest(Context& ctx, const std::string& dir,
 // The first line of `s`.
 std::string Lines1(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-std::string DefaultBackupDir(FileSystem* fs, const std::string& dir) {
-  std::string base =
-      JoinPath(dir, absl::StrCat("walctl-backup-",
-                                 absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(),
-                                                  absl::UTCTimeZone())));
-  std::string name = base;
-  for (int n = 2;; ++n) {
-    absl::StatusOr<bool> exists = fs->FileExists(name);
-    if (!exists.ok() || !*exists) return name;
-    name = absl::StrCat(base, "-", n);
-  }
-}
-
-// Copies `from` to `to` in chunks (a file may be larger than memory) and
-// syncs the copy.
-absl::Status CopyFile(FileSystem* fs, const std::string& from,
-                      const std::string& to) {
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> in =
-      fs->NewRandomAccessFile(from);
-  if (!in.ok()) return in.status();
-  absl::StatusOr<uint64_t> size = (*in)->Size();
-  if (!size.ok()) return size.status();
-  absl::StatusOr<std::unique_ptr<WritableFile>> out = fs->NewWritableFile(to);
-  if (!out.ok()) return out.status();
-  std::string scratch(4u << 20, '\0');
-  absl::Status s;
-  for (uint64_t off = 0; s.ok() && off < *size;) {
-    absl::StatusOr<absl::string_view> got =
-        (*in)->Read(off, scratch.size(), scratch.data());
-    if (!got.ok()) {
-      s = got.status();
-      break;
-    }
-    if (got->empty()) break;
-    s = (*out)->Append(*got);
-    off += got->size();
-  }
-  if (s.ok()) s = (*out)->Sync();
-  absl::Status c = (*out)->Close();
-  return s.ok() ? c : s;
-}
-
 // Runs verify on `dir` quietly: its exit code, and its result line.
 int VerifyCode(Context& ctx, const std::string& dir, std::string* result) {
   std::ostringstream out, err;
@@ -967,8 +935,9 @@ int RunRepair(Context& ctx, const std::vector<std::string>& args) {
   }
   std::string backup;
   if (!to_backup.empty()) {
-    backup = parsed.Has("backup-dir") ? parsed.Get("backup-dir")
-                                      : DefaultBackupDir(ctx.fs, dir);
+    backup = parsed.Has("backup-dir")
+                 ? parsed.Get("backup-dir")
+                 : NewBackupDirName(ctx.fs, dir, "walctl-backup");
     absl::StatusOr<bool> exists = ctx.fs->FileExists(backup);
     if (exists.ok() && *exists) {
       return Fail(ctx, "repair",

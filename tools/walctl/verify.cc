@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/recovery.h"
 #include "tools/walctl/checks.h"
@@ -175,12 +176,14 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
       findings.push_back(f);
     }
     if (info.role == "unpublished") {
-      findings.push_back(
-          Make(Finding::Severity::kWarning, "unpublished", snap.name,
-               manifest.ok ? "snapshot not named by MANIFEST (left by an "
-                             "interrupted compaction); recovery ignores it"
-                           : "snapshot but no readable MANIFEST names it; "
-                             "recovery ignores it"));
+      findings.push_back(Make(
+          Finding::Severity::kWarning, "unpublished", snap.name,
+          manifest.ok ? "snapshot not named by MANIFEST (an interrupted "
+                        "compaction's, or a copy): not walstate's to delete; "
+                        "recovery ignores it and leaves it alone"
+                      : "snapshot but no readable MANIFEST names it: not "
+                        "walstate's to delete; recovery ignores it and leaves "
+                        "it alone"));
     }
     snapshots.push_back(std::move(info));
   }
@@ -261,6 +264,17 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
     findings.push_back(Make(Finding::Severity::kWarning, "leftover", tmp,
                             "temporary file of an interrupted write; the next "
                             "open removes it"));
+  }
+  for (const std::string& name : entries->other) {
+    // Backup folders of recovery and repair are walstate's, but kept for
+    // the operator: never read, never deleted.
+    if (absl::StartsWith(name, "recovery-backup-") ||
+        absl::StartsWith(name, "walctl-backup-")) {
+      continue;
+    }
+    findings.push_back(Make(Finding::Severity::kWarning, "foreign", name,
+                            "not walstate's: recovery ignores it and never "
+                            "deletes it"));
   }
   std::string holder = LockHolder(dir);
   if (!holder.empty()) {
