@@ -408,9 +408,7 @@ class PosixFileSystem : public FileSystem {
           fd >= 0 ? LockHolder(fd)
                   : "another process (its " + path + " file was removed)";
       if (fd >= 0) ::close(fd);
-      return absl::FailedPreconditionError(absl::StrCat(
-          "lock ", path, ": held by ", holder,
-          "; only one process may open a data directory (stop it first)"));
+      return LockHeldError(path, holder);
     }
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
                     file_mode_);
