@@ -39,15 +39,15 @@ PRESETS = {
     # recovery session counts for shape (b); tails are multiples of sessions.
     "ci": dict(sessions=[1000, 3000], tails=[0, 1], large=10, large_tails=[0, 200],
                tick_sizes="100,1000", under=3000, rounds=1, latency_ops=20,
-               throughput_ops=64, gbench="tiny"),
+               throughput_ops=64, gbench="tiny", user_sessions=[1000]),
     "default": dict(sessions=[10000, 100000], tails=[0, 1], large=1000,
                     large_tails=[0, 100000], tick_sizes="100,1000,10000,100000",
                     under=300000, rounds=3, latency_ops=300, throughput_ops=800,
-                    gbench="default"),
+                    gbench="default", user_sessions=[100000]),
     "full": dict(sessions=[10000, 100000, 1000000], tails=[0, 1, 10], large=1000,
                  large_tails=[0, 1000000], tick_sizes="100,1000,10000,100000,1000000",
                  under=300000, rounds=5, latency_ops=300, throughput_ops=800,
-                 gbench="large"),
+                 gbench="large", user_sessions=[100000, 1000000]),
 }
 
 
@@ -57,7 +57,7 @@ def log(msg):
 
 def build(output_base):
     cmd = ["bazel", "--output_base=" + output_base, "build", "-c", "opt",
-           "//bench:peers", "//bench:walstate_bench"]
+           "//bench:peers", "//bench:walstate_bench", "//bench:user_scenario"]
     log("$ " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, check=True)
     out = subprocess.run(["bazel", "--output_base=" + output_base, "info", "-c",
@@ -78,6 +78,19 @@ def run_peers(bindir, args):
     return json.loads(p.stdout)["results"]
 
 
+def run_user(bindir, sessions, rounds):
+    cmd = [os.path.join(bindir, "user_scenario"), "--json", "--sessions",
+           str(sessions), "--rounds", str(rounds)]
+    log("$ " + " ".join(cmd))
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(p.stderr)
+    if p.returncode != 0:
+        raise SystemExit("user_scenario failed (exit %d)" % p.returncode)
+    log("  (%.0f s)" % (time.time() - t0))
+    return json.loads(p.stdout)["results"]
+
+
 def run_gbench(bindir, size):
     env = dict(os.environ, WALSTATE_BENCH_SIZE=size)
     cmd = [os.path.join(bindir, "walstate_bench"), "--benchmark_format=json"]
@@ -92,6 +105,9 @@ def run_gbench(bindir, size):
 def collect(bindir, preset):
     p = PRESETS[preset]
     results = []
+    # The application's scenario (issue 21), the headline.
+    for n in p["user_sessions"]:
+        results += run_user(bindir, n, p["rounds"])
     common = ["--rounds", str(p["rounds"])]
     # Recovery: one run per session count (shape b), the first also runs (a).
     for k, n in enumerate(p["sessions"]):
@@ -144,6 +160,8 @@ def fmt(v, unit=""):
     if v is None:
         return "–"
     if unit == "s":
+        if v < 1e-6:
+            return "%.0f ns" % (v * 1e9)
         if v < 1e-3:
             return "%.0f µs" % (v * 1e6)
         if v < 1:
@@ -463,6 +481,50 @@ def phase_table(results, plist):
             table(["size", "snapshot", "log", "indexes"], body))
 
 
+USER_MEASURES = [
+    # (key, label, unit)
+    ("tick_s", "whole tick as the caller sees it (median of 20)", "s"),
+    ("open_s", "restart: Open to ready", "s"),
+    ("open_use_s", "restart: Open + first use of every session, copied to"
+     " an application map (peers: Open loads their map)", "s"),
+    ("peak_rss_bytes", "peak RSS of a restart using every session (walstate"
+     " holds the states, no map)", "B"),
+    ("disk_bytes", "bytes on disk after the 20 ticks", "B"),
+    ("close_s", "Close()", "s"),
+    ("stats_s", "stats() (median of 101 calls)", "s"),
+]
+
+
+def user_section(results):
+    """The application's scenario (issue 21): one table per session count."""
+    md = []
+    for n in sorted({int(r["params"]["sessions"]) for r in results
+                     if r["scenario"] == "user"}):
+        names = [c for c in ["walstate", "walstate_before", "sqlite",
+                             "rocksdb", "leveldb", "floor"]
+                 if med(results, "user", c, "tick_s", sessions=str(n))
+                 is not None]
+        if not names:
+            continue
+        body = []
+        for key, label, unit in USER_MEASURES:
+            vals = {c: med(results, "user", c, key, sessions=str(n))
+                    for c in names}
+            line = [label] + [fmt(vals[c], unit) if vals[c] is not None
+                              else "-" for c in names]
+            for base in ("walstate_before", "sqlite", "floor"):
+                if base in names and vals["walstate"] and vals[base]:
+                    line.append(fr(vals["walstate"] / vals[base]))
+                else:
+                    line.append("-")
+            body.append(line)
+        md += ["### %s sessions" % "{:,}".format(n), "",
+               table(["measure"] + names + ["walstate / before",
+                                           "walstate / sqlite",
+                                           "walstate / floor"], body), ""]
+    return md
+
+
 def render(results, meta, outdir):
     md = ["# walstate benchmarks", "",
           "Generated by `bench/report.py` (%s) on %s. Every figure is the median"
@@ -494,6 +556,19 @@ def render(results, meta, outdir):
           " replay, no indexes). Workload: proto/example/gateway.proto, identity"
           " fields IMMEDIATE, the rest BATCHED; see bench/workload.h.", ""]
 
+    user = user_section(results)
+    if user:
+        md += ["## The application's scenario (issue 21)", "",
+               "`//bench:user_scenario`: default Options (walstate's"
+               " background thread and its own compaction triggers), the"
+               " sessions loaded, then 20 ticks of 30% dirty sessions with 1-3"
+               " turns each and an explicit tick each (`Flush()`); restart in"
+               " a fresh process. `walstate_before` is the engine as options"
+               " make it before issue 21 (no compaction, as with an"
+               " application calling Flush() itself; 4 MiB tick syncs; a"
+               " stats() that walks every session). Medians of interleaved"
+               " rounds; the machine was loaded by other builds (see Notes).",
+               ""] + user
     md += ["## Targets (issue 6)", "",
            table(["target", "measured", "verdict"],
                  [list(t) for t in targets(results)]), ""]

@@ -44,7 +44,7 @@ EOF
   > "${TEST_TMPDIR:-/tmp}/user.json"
 python3 - "${TEST_TMPDIR:-/tmp}/user.json" <<'EOF'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = json.load(open(sys.argv[1]))["results"]
 assert len(rows) == 6, rows
 for r in rows:
     m = r["median"]

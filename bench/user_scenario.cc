@@ -43,6 +43,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bench/contestant.h"
@@ -56,7 +57,7 @@ ABSL_FLAG(int, rounds, 3, "interleaved rounds");
 ABSL_FLAG(std::string, contestants,
           "walstate,walstate_before,sqlite,rocksdb,leveldb,floor",
           "comma-separated");
-ABSL_FLAG(bool, json, false, "JSON lines on stdout");
+ABSL_FLAG(bool, json, false, "{\"results\": [...]} on stdout");
 
 namespace walstate {
 namespace bench {
@@ -327,21 +328,28 @@ int Main() {
                    name.c_str(), (*run)["tick_s"], (*restart)["open_use_s"]);
     }
   }
+  // {"results": [...]}, rows as //bench:peers writes them (report.py
+  // --merge takes either).
+  std::string json = "{\"results\":[";
+  bool first_row = true;
   for (const auto& [name, keys] : samples) {
-    std::string line = absl::StrCat(
-        "{\"scenario\":\"user\",\"contestant\":\"", name,
-        "\",\"sessions\":", absl::GetFlag(FLAGS_sessions), ",\"median\":{");
-    std::string text = absl::StrCat(name, ":");
-    bool first = true;
+    std::string median, all, text = absl::StrCat(name, ":");
     for (const auto& [k, v] : keys) {
-      absl::StrAppend(&line, first ? "" : ",", "\"", k, "\":", Median(v));
+      absl::StrAppend(&median, median.empty() ? "" : ",", "\"", k,
+                      "\":", Median(v));
+      absl::StrAppend(&all, all.empty() ? "" : ",", "\"", k, "\":[",
+                      absl::StrJoin(v, ","), "]");
       absl::StrAppend(&text, " ", k, "=", Median(v));
-      first = false;
     }
-    absl::StrAppend(&line, "}}");
-    if (absl::GetFlag(FLAGS_json)) std::printf("%s\n", line.c_str());
+    absl::StrAppend(
+        &json, first_row ? "" : ",", "{\"scenario\":\"user\",\"contestant\":\"",
+        name, "\",\"params\":{\"sessions\":\"", absl::GetFlag(FLAGS_sessions),
+        "\"},\"median\":{", median, "},\"samples\":{", all, "}}");
+    first_row = false;
     std::fprintf(stderr, "%s\n", text.c_str());
   }
+  json += "]}";
+  if (absl::GetFlag(FLAGS_json)) std::printf("%s\n", json.c_str());
   return 0;
 }
 
