@@ -14,8 +14,9 @@
 //
 // A node's state word says which it holds (StateRef in session_table.h):
 // a Message* (tag 0, or null), a snapshot state (tag 1) or the newest kept
-// record (tag 2). User-space addresses are below 2^48 (see Word48), so the
-// tag takes the word's top two bits.
+// record (tag 2). The tag takes the word's top two bits: user-space
+// addresses on 64-bit Linux are below 2^57 (2^47 or 2^48 unless a program
+// asks mmap for more), so those bits of a pointer are always zero.
 #ifndef WALSTATE_ENGINE_STATE_LAZY_STATE_H_
 #define WALSTATE_ENGINE_STATE_LAZY_STATE_H_
 

@@ -245,7 +245,7 @@ void SecondaryIndex::Remove(const SessionNode& node) {
   if (list->size() == 1) {
     // Back to a plain pointer. Replacing an element in place keeps its hash
     // (same value), which the set allows through a const_cast.
-    const_cast<Word48&>(*it) = reinterpret_cast<Slot>(list->front());
+    const_cast<Slot&>(*it) = reinterpret_cast<Slot>(list->front());
     delete list;
   }
 }
@@ -259,7 +259,7 @@ void SecondaryIndex::Insert(const K& key, const SessionNode& node) {
         added = true;
       });
   if (added) return;
-  Word48& word = const_cast<Word48&>(*it);
+  Slot& word = const_cast<Slot&>(*it);
   const Slot slot = word;
   if (slot & 1) {
     auto* list = reinterpret_cast<HolderList*>(slot & ~Slot{1});
@@ -321,7 +321,7 @@ uint64_t SecondaryIndex::ApproximateMemory() const {
   auto block = [](uint64_t n) { return (n + 8 + 15) / 16 * 16; };
   uint64_t bytes = 0;
   for (const Set& part : parts_) {
-    bytes += part.bucket_count() * (sizeof(Word48) + 1);
+    bytes += part.bucket_count() * (sizeof(Slot) + 1);
     for (Slot slot : part) {
       if (slot & 1) {
         bytes += block(sizeof(HolderList)) +

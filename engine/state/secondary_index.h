@@ -8,8 +8,7 @@
 // holder's state, which is why an indexed field may change only after its
 // node left the index and must be re-added after (the table's index lock
 // held throughout). 8 bytes a slot instead of a key view plus a holder list
-// (32): the indexes were most of the table's overhead. A set holds a slot in
-// six bytes (Word48).
+// (32): the indexes were most of the table's overhead.
 //
 // Not thread-safe: SessionTable holds its index lock around every call, or
 // is the only user of the table (the build at recovery).
@@ -132,7 +131,7 @@ class SecondaryIndex {
     bool operator()(Slot a, const NodeKey& b) const;
     bool operator()(const NodeKey& a, Slot b) const { return (*this)(b, a); }
   };
-  using Set = absl::flat_hash_set<Word48, SlotHash, SlotEq>;
+  using Set = absl::flat_hash_set<Slot, SlotHash, SlotEq>;
 
   static const SessionNode* FirstHolder(Slot slot);
   static absl::Span<const SessionNode* const> HoldersOf(

@@ -1,21 +1,11 @@
 #include "engine/state/session_node.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <new>
 
 #include "absl/hash/hash.h"
 
 namespace walstate {
-
-void Word48::TooWide(uint64_t v) {
-  std::fprintf(stderr,
-               "walstate: address %#llx does not fit in 48 bits (session "
-               "table slots hold 48-bit pointers)\n",
-               static_cast<unsigned long long>(v));
-  std::abort();
-}
 
 SessionKey::SessionKey(absl::string_view session)
     : id(session), hash(absl::HashOf(session)) {}

@@ -23,42 +23,6 @@ namespace walstate {
 
 class SessionTable;
 
-// A 64-bit word below 2^48 (a pointer, possibly tagged in its low bit) in
-// six bytes: the maps and indexes hold one per session, and two bytes of
-// every slot were always zero. On x86-64 and AArch64 Linux, user-space
-// addresses are below 2^48 (the kernel hands out higher ones only to mmap
-// calls that ask for them, which malloc does not); a word that does not fit
-// stops the process rather than be cut. Elsewhere the word is kept whole.
-class Word48 {
- public:
-  Word48() = default;
-  Word48(uint64_t v) {  // NOLINT(runtime/explicit)
-#if defined(__x86_64__) || defined(__aarch64__)
-    if (v >> 48) TooWide(v);
-    w_[0] = static_cast<uint16_t>(v);
-    w_[1] = static_cast<uint16_t>(v >> 16);
-    w_[2] = static_cast<uint16_t>(v >> 32);
-#else
-    v_ = v;
-#endif
-  }
-  operator uint64_t() const {  // NOLINT(runtime/explicit)
-#if defined(__x86_64__) || defined(__aarch64__)
-    return uint64_t{w_[0]} | uint64_t{w_[1]} << 16 | uint64_t{w_[2]} << 32;
-#else
-    return v_;
-#endif
-  }
-
- private:
-  [[noreturn]] static void TooWide(uint64_t v);
-#if defined(__x86_64__) || defined(__aarch64__)
-  uint16_t w_[3];
-#else
-  uint64_t v_;
-#endif
-};
-
 // A session's state: parsed (a message the node owns), or lazy (the bytes
 // recovery kept, lazy_state.h) until SessionTable::ParseLocked parses it.
 // One word.

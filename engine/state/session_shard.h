@@ -15,20 +15,6 @@
 
 namespace walstate {
 
-// A node pointer in six bytes (Word48), as a shard's map holds it.
-class NodeRef {
- public:
-  NodeRef(SessionNode* node)  // NOLINT(runtime/explicit)
-      : word_(reinterpret_cast<uintptr_t>(node)) {}
-  operator SessionNode*() const {  // NOLINT(runtime/explicit)
-    return reinterpret_cast<SessionNode*>(static_cast<uintptr_t>(word_));
-  }
-  SessionNode* operator->() const { return *this; }
-
- private:
-  Word48 word_;
-};
-
 // What a lookup of a session will touch, one dependent step at a time
 // (PrefetchSession): the map's control bytes and slots; then the nodes
 // those slots point to; then the state of each such node.
@@ -63,7 +49,7 @@ struct NodeEq {
     return (*this)(b, a);
   }
 };
-using SessionSet = absl::flat_hash_set<NodeRef, NodeHash, NodeEq>;
+using SessionSet = absl::flat_hash_set<SessionNode*, NodeHash, NodeEq>;
 
 // Aligned to a cache line: the lock and the map's header share the first
 // two, and no shard shares a line with another. A shard owns its nodes.

@@ -418,29 +418,6 @@ TEST_F(SessionTableTest, NodeWithA25ByteIdFitsA64ByteBlock) {
   }
 }
 
-// Map and index slots hold pointers in six bytes.
-TEST(Word48Test, RoundTripsWordsBelow2To48) {
-  for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{0x5555deadbeef},
-                     uint64_t{0x7fffffffffff} | 1, (uint64_t{1} << 48) - 1,
-                     uint64_t{0x123456789abc}}) {
-    const Word48 w(v);
-    EXPECT_EQ(static_cast<uint64_t>(w), v);
-  }
-  int x = 0;
-  const SessionTable::Node* node = nullptr;
-  const uintptr_t p = reinterpret_cast<uintptr_t>(&x);
-  EXPECT_EQ(static_cast<uint64_t>(Word48(p)), p);
-  EXPECT_EQ(static_cast<uint64_t>(Word48(p | 1)), p | 1);
-  EXPECT_EQ(static_cast<uint64_t>(Word48(reinterpret_cast<uintptr_t>(node))),
-            0u);
-#if defined(__x86_64__) || defined(__aarch64__)
-  EXPECT_EQ(sizeof(Word48), 6u);
-  EXPECT_EQ(sizeof(SessionTable::Sessions::value_type), 6u);
-  EXPECT_DEATH(Word48(uint64_t{1} << 48), "does not fit in 48 bits");
-  EXPECT_DEATH(Word48(~uint64_t{0}), "does not fit in 48 bits");
-#endif
-}
-
 // The entry's one word holds the snapshot LSN during recovery and the time
 // of the last update afterwards.
 TEST(SessionTableEntryTest, SnapshotLsnUntilTheFirstUpdate) {
