@@ -77,72 +77,6 @@ WireFormatLite::WireType WireTypeOf(const FieldDescriptor* field);
 
 namespace {
 
-// A varint of at most `max_bytes` bytes at `p` (before `end`): the position
-// after it, or null if it is longer or cut short.
-inline const uint8_t* ReadShortVarint(const uint8_t* p, const uint8_t* end,
-                                      int max_bytes, uint64_t* value) {
-  uint64_t v = 0;
-  for (int i = 0; i < max_bytes && p != end; ++i) {
-    const uint8_t byte = *p++;
-    v |= uint64_t{byte & 0x7fu} << (7 * i);
-    if (byte < 0x80) {
-      *value = v;
-      return p;
-    }
-  }
-  return nullptr;
-}
-
-// WellFormed's common case, read without a CodedInputStream (Open runs it
-// over every snapshot state): tags of at most 3 bytes (field numbers below
-// 2^18), lengths of at most 4 (below 2^28), no groups. False for anything
-// else, malformed or not, which the general scanner then reads; what this
-// accepts, that accepts too, with the same hints.
-bool ScanCommonCase(absl::string_view message, const uint32_t* wanted,
-                    size_t hinted, uint16_t* hints) {
-  const uint8_t* const begin = reinterpret_cast<const uint8_t*>(message.data());
-  const uint8_t* const end = begin + message.size();
-  const uint8_t* p = begin;
-  while (p != end) {
-    const size_t at = static_cast<size_t>(p - begin);
-    uint64_t tag = 0;
-    p = ReadShortVarint(p, end, 3, &tag);
-    if (p == nullptr || (tag >> 3) == 0) return false;
-    for (size_t i = 0; i < hinted; ++i) {
-      if (tag == wanted[i]) {
-        hints[i] = at < kNoHint ? static_cast<uint16_t>(at) : kNoHint;
-      }
-    }
-    uint64_t n = 0;
-    switch (tag & 7) {
-      case WireFormatLite::WIRETYPE_VARINT:
-        p = ReadShortVarint(p, end, 10, &n);
-        if (p == nullptr) return false;
-        break;
-      case WireFormatLite::WIRETYPE_FIXED64:
-        if (end - p < 8) return false;
-        p += 8;
-        break;
-      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED:
-        p = ReadShortVarint(p, end, 4, &n);
-        if (p == nullptr || n > static_cast<uint64_t>(end - p)) return false;
-        p += n;
-        break;
-      case WireFormatLite::WIRETYPE_FIXED32:
-        if (end - p < 4) return false;
-        p += 4;
-        break;
-      default:  // groups, and wire types 6 and 7
-        return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
-
-namespace {
-
 // The tags WellFormed looks for (wanted[i] for fields[i]), with `hints` set
 // to kAbsent for those and kNoHint for the rest; how many are looked for.
 size_t PrepareHints(const FieldDescriptor* const* fields, size_t field_count,
@@ -160,10 +94,9 @@ size_t PrepareHints(const FieldDescriptor* const* fields, size_t field_count,
   return hinted;
 }
 
-// WellFormed with a CodedInputStream: every case. `hints` as PrepareHints
-// left them.
-bool ScanGeneralCase(absl::string_view message, const uint32_t* wanted,
-                     size_t hinted, uint16_t* hints) {
+// WellFormed's walk. `hints` as PrepareHints left them.
+bool ScanForHints(absl::string_view message, const uint32_t* wanted,
+                  size_t hinted, uint16_t* hints) {
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(message.data()),
       static_cast<int>(message.size()));
@@ -190,18 +123,7 @@ bool WellFormed(absl::string_view message, const FieldDescriptor* const* fields,
                 size_t field_count, uint16_t* hints) {
   uint32_t wanted[kHintedFields] = {};
   const size_t hinted = PrepareHints(fields, field_count, wanted, hints);
-  if (ScanCommonCase(message, wanted, hinted, hints)) return true;
-  // The common case may have set some hints before it gave up.
-  PrepareHints(fields, field_count, wanted, hints);
-  return ScanGeneralCase(message, wanted, hinted, hints);
-}
-
-bool WellFormedSlowly(absl::string_view message,
-                      const FieldDescriptor* const* fields, size_t field_count,
-                      uint16_t* hints) {
-  uint32_t wanted[kHintedFields] = {};
-  const size_t hinted = PrepareHints(fields, field_count, wanted, hints);
-  return ScanGeneralCase(message, wanted, hinted, hints);
+  return ScanForHints(message, wanted, hinted, hints);
 }
 
 namespace {

@@ -173,13 +173,6 @@ bool WellFormed(absl::string_view message,
                 const google::protobuf::FieldDescriptor* const* fields,
                 size_t field_count, uint16_t* hints);
 
-// The same, always with the general scanner (a CodedInputStream), which
-// WellFormed uses only off the common case (short tags and lengths, no
-// groups): for tests that the two agree.
-bool WellFormedSlowly(absl::string_view message,
-                      const google::protobuf::FieldDescriptor* const* fields,
-                      size_t field_count, uint16_t* hints);
-
 // The value of the singular field `field` as serialized in `message`: the
 // last occurrence wins, as in a parse. For a string field `*text` points
 // into `message`; other indexable kinds give their value as the number an
