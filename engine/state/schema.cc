@@ -139,16 +139,6 @@ absl::Status Schema::Init(const google::protobuf::Message* prototype,
 }
 
 const Schema::Field* Schema::FindByName(absl::string_view name) const {
-  if (fields_.size() <= kScanFields) {
-    // Comparing lengths first rejects most fields at once: for the
-    // gateway's 8 fields, 96 instructions a lookup against 160 for hashing
-    // the name (callgrind); at 16 fields a scan costs about what hashing
-    // does.
-    for (const Field& f : fields_) {
-      if (f.name == name) return &f;
-    }
-    return nullptr;
-  }
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &fields_[it->second];
 }

@@ -23,7 +23,7 @@ class Schema {
  public:
   struct Field {
     const google::protobuf::FieldDescriptor* descriptor = nullptr;
-    absl::string_view name;  // the descriptor's, at hand for FindByName
+    absl::string_view name;  // the descriptor's
     int index = 0;           // position among the message's top-level fields
     Durability durability = BATCHED;  // never DURABILITY_DEFAULT
     IndexKind index_kind = NO_INDEX;
@@ -80,10 +80,7 @@ class Schema {
   // field numbers go up to 2^29 - 1, and a table sized by the largest one
   // (a schema blob in a file header is untrusted input) could take gigabytes.
   absl::flat_hash_map<int, int> by_number_;
-  // Field name -> index in fields_ (keys point into the descriptors): looked
-  // up for every listed field of every update, by a scan instead while the
-  // message has at most kScanFields fields.
-  static constexpr size_t kScanFields = 16;
+  // Field name -> index in fields_ (keys point into the descriptors).
   absl::flat_hash_map<absl::string_view, int> by_name_;
   std::vector<const Field*> indexed_;
 };
