@@ -32,11 +32,11 @@ Replayer::Replayer(SessionTable* table, uint64_t base_lsn, size_t workers,
       pool_(
           workers,
           [this](const ApplyPool::Item& item) { return ApplyOnWorker(item); },
-          [this](uint64_t hash, int step) {
-            // The steps of a lookup: its worker owns the shard.
-            table_->PrefetchSession(
-                hash, static_cast<SessionTable::PrefetchStep>(step));
-          }) {}
+          [this](uint64_t hash, int /*step: 0 only*/) {
+            // Its map slots: its worker owns the shard.
+            table_->PrefetchSession(hash);
+          },
+          /*prefetch_steps=*/1) {}
 
 absl::Status Replayer::ApplyOnWorker(const ApplyPool::Item& item) {
   if (item.type == log::kDelete) {

@@ -15,15 +15,10 @@
 
 namespace walstate {
 
-// What a lookup of a session will touch, one dependent step at a time
-// (PrefetchSession): the map's control bytes and slots; then the nodes
-// those slots point to; then the state of each such node.
-enum class PrefetchStep { kSlots, kNodes, kStates };
-// A lookup that matches nothing and, for every node whose slot carries the
-// hash's tag, prefetches the node (kNodes) or its state (kStates).
+// Only a hash, for prefetching where a session's slot is: absl's prefetch()
+// of it hashes it and loads the map's control bytes and slots for it.
 struct PrefetchProbe {
   size_t hash;
-  PrefetchStep step;
 };
 
 // The sessions of one shard: node pointers, looked up by id.
@@ -43,10 +38,6 @@ struct NodeEq {
   }
   bool operator()(const SessionKey& a, const SessionNode* b) const {
     return a.id == b->id();
-  }
-  bool operator()(const SessionNode* a, const PrefetchProbe& b) const;
-  bool operator()(const PrefetchProbe& a, const SessionNode* b) const {
-    return (*this)(b, a);
   }
 };
 using SessionSet = absl::flat_hash_set<SessionNode*, NodeHash, NodeEq>;
@@ -73,13 +64,13 @@ struct alignas(64) SessionShard {
   size_t dirty_count ABSL_GUARDED_BY(mu) = 0;  // non-null entries of `dirty`
 };
 
-// Starts bringing into cache what looking up the session hashed `hash` in
-// `shard` will touch, one step of the chain (PrefetchStep) per call. Only for
-// a shard no other thread changes meanwhile; it changes nothing.
-// (The analysis is off: the caller has the shard to itself, or holds its
-// lock.)
-void PrefetchInShard(const SessionShard& shard, size_t hash,
-                     PrefetchStep step) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+// Starts bringing into cache the control bytes and slots of `shard`'s map
+// that looking up the session hashed `hash` will read, so that they load
+// together rather than one after the other. Only for a shard no other
+// thread changes meanwhile (the analysis is off: the caller has the shard
+// to itself, or holds its lock); it changes nothing.
+void PrefetchInShard(const SessionShard& shard,
+                     size_t hash) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
 }  // namespace walstate
 

@@ -65,7 +65,6 @@ class SessionTable {
   using Entry = SessionEntry;
   using Node = SessionNode;
   using SessionKey = walstate::SessionKey;
-  using PrefetchStep = walstate::PrefetchStep;
   using Sessions = SessionSet;
   using Shard = SessionShard;
   using Split = HashSplit;
@@ -180,18 +179,20 @@ class SessionTable {
   Node* FindLocked(const Shard& shard, const SessionKey& session) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
-  // Starts bringing into cache what looking up the session hashed `hash`
-  // will touch, one step of the chain (see PrefetchStep) per call; a step
-  // finds in cache what the step before fetched if it was issued a little
-  // earlier. Recovery issues the steps some records ahead of the one it
-  // applies: its lookups are random over a table far larger than the
-  // caches, each a chain of dependent misses; an update issues kSlots, so
-  // that the map's control bytes and slots load together rather than one
-  // after the other. Only for a shard no other thread changes meanwhile (a
+  // What a session lookup prefetches: the map's control bytes and slots
+  // (the one step left; see PrefetchSession).
+  enum class PrefetchStep { kSlots };
+  // Starts bringing into cache the map slots a lookup of the session hashed
+  // `hash` will read, so that they load together rather than one after the
+  // other: recovery issues it 12 records ahead of the one it applies, the
+  // snapshot load for the slot it will insert into, an update under the
+  // shard lock before its lookup (docs/bench/notes.md, "Recovery
+  // prefetches"). Only for a shard no other thread changes meanwhile (a
   // recovery worker's own, or one whose lock the caller holds); it changes
   // nothing.
-  void PrefetchSession(size_t hash, PrefetchStep step) const {
-    PrefetchInShard(*shards_[RangeOf(hash, shards_.size())], hash, step);
+  void PrefetchSession(size_t hash,
+                       PrefetchStep /*step*/ = PrefetchStep::kSlots) const {
+    PrefetchInShard(*shards_[RangeOf(hash, shards_.size())], hash);
   }
 
   // Replaces the whole state of `session` (snapshot load); sets *inserted,
