@@ -79,8 +79,8 @@ std::vector<double> Latencies(replication::Mode mode, int ops) {
     GatewaySession v;
     v.set_fingerprint(absl::StrCat("fp", i));
     const auto t0 = Clock::now();
-    absl::Status st = (*s)->Update(absl::StrCat("s", i % 1000), v,
-                                   {"fingerprint"});
+    absl::Status st =
+        (*s)->Update(absl::StrCat("s", i % 1000), v, {"fingerprint"});
     const auto t1 = Clock::now();
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", st.ToString().c_str());
@@ -116,8 +116,7 @@ double Throughput(replication::Mode mode, int ops) {
     });
   }
   for (auto& th : threads) th.join();
-  const double secs =
-      std::chrono::duration<double>(Clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   (void)(*s)->Close();
   return 8.0 * ops / secs;
 }
@@ -178,7 +177,8 @@ int main(int argc, char** argv) {
     }
     auto f = PublishFloor(ops);
     floor.insert(floor.end(), f.begin(), f.end());
-    for (int m = 0; m < 3; ++m) tput[m].push_back(Throughput(modes[m], ops / 2));
+    for (int m = 0; m < 3; ++m)
+      tput[m].push_back(Throughput(modes[m], ops / 2));
   }
 
   // Restore of `sessions` sessions (a snapshot + a log tail of sessions/10
@@ -227,8 +227,8 @@ int main(int argc, char** argv) {
   {
     auto r = Connect(store);
     const auto t0 = Clock::now();
-    auto rep = replication::Restore(r.get(), FileSystem::Default(),
-                                    dir + "-restored");
+    auto rep =
+        replication::Restore(r.get(), FileSystem::Default(), dir + "-restored");
     if (!rep.ok()) {
       std::fprintf(stderr, "%s\n", rep.status().ToString().c_str());
       return 2;
@@ -251,20 +251,27 @@ int main(int argc, char** argv) {
     std::printf("| %s | %.0f µs | %.0f µs | %.0f |\n", names[m],
                 Pct(p50s[m], 0.5), Pct(lat[m], 0.99), Pct(tput[m], 0.5));
   }
-  std::printf("| bare fenced JetStream publish + ack (floor) | %.0f µs | %.0f µs | |\n\n",
-              Pct(floor, 0.5), Pct(floor, 0.99));
+  std::printf(
+      "| bare fenced JetStream publish + ack (floor) | %.0f µs | %.0f µs | "
+      "|\n\n",
+      Pct(floor, 0.5), Pct(floor, 0.99));
   const double off50 = Pct(p50s[0], 0.5), async50 = Pct(p50s[1], 0.5),
                sync50 = Pct(p50s[2], 0.5), floor50 = Pct(floor, 0.5);
   std::printf("| target | measured | verdict |\n|---|---|---|\n");
-  std::printf("| async adds <= 5%% to IMMEDIATE p50 | %.2fx (%.0f vs %.0f µs) | %s |\n",
-              async50 / off50, async50, off50,
-              async50 <= 1.05 * off50 ? "met" : "missed");
-  std::printf("| sync p50 <= local p50 + 1.3x bare ack p50 | %.0f µs vs %.0f + 1.3 x %.0f = %.0f µs | %s |\n",
-              sync50, off50, floor50, off50 + 1.3 * floor50,
-              sync50 <= off50 + 1.3 * floor50 ? "met" : "missed");
-  std::printf("| restore of %d sessions <= 3x local recovery | %.2f s vs %.2f s (%.1fx) | %s |\n",
-              sessions, restore_s, open_s, restore_s / open_s,
-              restore_s <= 3 * open_s ? "met" : "missed");
+  std::printf(
+      "| async adds <= 5%% to IMMEDIATE p50 | %.2fx (%.0f vs %.0f µs) | %s |\n",
+      async50 / off50, async50, off50,
+      async50 <= 1.05 * off50 ? "met" : "missed");
+  std::printf(
+      "| sync p50 <= local p50 + 1.3x bare ack p50 | %.0f µs vs %.0f + 1.3 x "
+      "%.0f = %.0f µs | %s |\n",
+      sync50, off50, floor50, off50 + 1.3 * floor50,
+      sync50 <= off50 + 1.3 * floor50 ? "met" : "missed");
+  std::printf(
+      "| restore of %d sessions <= 3x local recovery | %.2f s vs %.2f s "
+      "(%.1fx) | %s |\n",
+      sessions, restore_s, open_s, restore_s / open_s,
+      restore_s <= 3 * open_s ? "met" : "missed");
   std::printf("\nrestore: %s", report.ToString().c_str());
   return 0;
 }
