@@ -40,9 +40,8 @@ cp "$root/proto/walstate/options.proto" proto/walstate/options.proto
 
 # --nodedir: the headers from the nodejs package; without it node-gyp would
 # try to download them.
-# Configured once, then built incrementally.
+# Configured every time (the engine's source list may change; a second),
+# then built incrementally.
 gyp=node_modules/.bin/node-gyp
-if [ ! -f build/Makefile ] || [ binding.gyp -nt build/Makefile ]; then
-  "$gyp" configure --nodedir=/usr
-fi
+"$gyp" configure --nodedir=/usr >/dev/null
 "$gyp" build --nodedir=/usr -j 2
