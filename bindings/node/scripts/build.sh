@@ -30,10 +30,17 @@ if [ ! -d node_modules/node-addon-api ] || [ ! -d node_modules/node-gyp ]; then
   exit 1
 fi
 
+# Generated into a scratch directory and copied only where it changed, so
+# that an unchanged schema does not rebuild everything that includes it.
 gen=gen
-mkdir -p "$gen"
-protoc --proto_path="$root" --proto_path=/usr/include --cpp_out="$gen" \
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+protoc --proto_path="$root" --proto_path=/usr/include --cpp_out="$tmp" \
   "$root/proto/walstate/options.proto" "$root/proto/walstate/record.proto"
+(cd "$tmp" && find . -type f) | while read -r f; do
+  mkdir -p "$gen/$(dirname "$f")"
+  cmp -s "$tmp/$f" "$gen/$f" || cp "$tmp/$f" "$gen/$f"
+done
 # The package ships options.proto so editors and protoc resolve the import.
 mkdir -p proto/walstate
 cp "$root/proto/walstate/options.proto" proto/walstate/options.proto
