@@ -19,6 +19,7 @@ struct Candidate {
   uint64_t lsn = 0;
   const char* role = "";
   uint64_t sessions = 0;  // as the MANIFEST says
+  uint64_t bytes = 0;     // likewise (0: not recorded)
   // Where the record at `lsn` is in the log (a hint; 0, 0 if unknown).
   uint64_t log_segment = 0;
   uint64_t log_offset = 0;
@@ -26,11 +27,43 @@ struct Candidate {
 
 Candidate CandidateOf(const record::Manifest::SnapshotRef& ref,
                       const char* role) {
-  return Candidate{ref.file(),     ref.lsn(),         role,
-                   ref.sessions(), ref.log_segment(), ref.log_offset()};
+  Candidate c;
+  c.file = ref.file();
+  c.lsn = ref.lsn();
+  c.role = role;
+  c.sessions = ref.sessions();
+  c.bytes = ref.bytes();
+  c.log_segment = ref.log_segment();
+  c.log_offset = ref.log_offset();
+  return c;
 }
 
 }  // namespace
+
+void SetCreateEvidence(const std::string& schema_blob,
+                       const record::Manifest& manifest,
+                       log::LogReaderOptions* ropts) {
+  ropts->max_header_bytes = std::max<uint64_t>(
+      ropts->max_header_bytes,
+      log::kFileHeaderFixedSize + log::AlignUp(schema_blob.size()));
+  ropts->synced_segment =
+      std::max({ropts->synced_segment, manifest.current().log_segment(),
+                manifest.previous().log_segment()});
+}
+
+void SetCreateEvidence(FileSystem* fs, const std::string& dir,
+                       log::LogReaderOptions* ropts) {
+  auto manifest = ReadManifest(fs, dir);
+  auto schema = ReadStoredSchema(fs, dir);
+  if (schema.ok()) {
+    SetCreateEvidence((*schema)->blob(),
+                      manifest.ok() ? *manifest : record::Manifest(), ropts);
+  } else if (manifest.ok()) {
+    ropts->synced_segment =
+        std::max({ropts->synced_segment, manifest->current().log_segment(),
+                  manifest->previous().log_segment()});
+  }
+}
 
 absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
                                        const Schema& schema) {
@@ -114,6 +147,18 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
     // record per session).
     const std::string path = JoinPath(options.dir, c.file);
     auto file_bytes = fs->FileSize(path);
+    // The MANIFEST says how large the file was written: one far larger (a
+    // sparse file of several GiB, say) is not that snapshot, and is not
+    // mapped or read to find out. (Smaller differences are left to the
+    // snapshot's own checks.)
+    if (file_bytes.ok() && c.bytes != 0 &&
+        *file_bytes > 2 * c.bytes + (64ull << 20)) {
+      absl::StrAppend(&failures, failures.empty() ? "" : "; ", c.role,
+                      " snapshot ", c.file, ": the file has ", *file_bytes,
+                      " bytes, the MANIFEST says ", c.bytes);
+      report.fell_back = true;
+      continue;
+    }
     const size_t expected =
         file_bytes.ok() ? static_cast<size_t>(std::min<uint64_t>(
                               c.sessions, *file_bytes / log::FramedSize(1)))
@@ -159,6 +204,7 @@ absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
   ropts.dir = options.dir;
   ropts.mode = options.mode;
   ropts.start_lsn = base + 1;
+  SetCreateEvidence(schema.blob(), out.manifest, &ropts);
   if (used != nullptr) {
     // The snapshot's records before `base` need not be read, not even to
     // skip them (up to a segment's worth, twice: both passes).

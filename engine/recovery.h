@@ -62,6 +62,18 @@ struct RecoveredState {
 absl::StatusOr<RecoveredState> Recover(const RecoveryOptions& options,
                                        const Schema& schema);
 
+// Fills `ropts`' evidence for judging a damaged header of the last segment
+// (log::LogReaderOptions::max_header_bytes and synced_segment): the header
+// size `schema_blob` gives, and the segments the MANIFEST's snapshots point
+// into (records there were synced before the snapshot was taken).
+void SetCreateEvidence(const std::string& schema_blob,
+                       const record::Manifest& manifest,
+                       log::LogReaderOptions* ropts);
+// The same from what `dir` holds (the stored schema, the MANIFEST), each
+// where readable: for tools that do not know the application's schema.
+void SetCreateEvidence(FileSystem* fs, const std::string& dir,
+                       log::LogReaderOptions* ropts);
+
 // The schema stored in the directory's newest file header (for tools that do
 // not link the user's generated code). NotFound if no file has one.
 absl::StatusOr<std::unique_ptr<Schema>> ReadStoredSchema(

@@ -160,6 +160,15 @@ class FileScanner {
   // header's fields come from its raw bytes, and it has no schema.
   bool header_rescued() const { return header_rescued_; }
 
+  // Evidence against a torn create (LogReaderOptions): a damaged header of
+  // a file larger than `max_header_bytes` (0: unknown), or of a file known
+  // to have been synced, is corruption even in the last segment. Before
+  // Open().
+  void SetCreateEvidence(uint64_t max_header_bytes, bool synced) {
+    if (max_header_bytes != 0) max_header_bytes_ = max_header_bytes;
+    known_synced_ = synced;
+  }
+
   // Before the first Next(): if an intact frame of this file carrying `lsn`
   // starts at `offset`, moves past it (the records before it are never read)
   // and returns the bytes skipped; otherwise stays at the first record and
@@ -240,6 +249,8 @@ class FileScanner {
   ReadReport report_;
   uint64_t pos_ = 0;       // offset of the next frame
   uint64_t expected_ = 0;  // LSN the next frame must carry
+  uint64_t max_header_bytes_ = kFileHeaderFixedSize + kMaxSchemaSize;
+  bool known_synced_ = false;
 };
 
 const char* FileScanner::Fill(uint64_t off, size_t n, size_t min_read) {
@@ -364,8 +375,13 @@ void FileScanner::Open() {
   file_size_ = *size;
   report_.bytes = file_size_;
   if (file_size_ == 0) {
-    if (is_last_) {
+    if (is_last_ && !known_synced_) {
       HeaderDamage(Problem::Kind::kTornTail, "empty file (no header)");
+    } else if (is_last_) {
+      HeaderDamage(Problem::Kind::kCorruption,
+                   "empty file (no header), but the MANIFEST places a "
+                   "snapshot's records in it, so it had been synced: not a "
+                   "torn write");
     } else {
       HeaderDamage(Problem::Kind::kCorruption,
                    "empty file (no header), and not the last log segment, "
@@ -453,8 +469,13 @@ void FileScanner::ClassifyBadHeader(HeaderStatus hs, const char* p,
   // into the file. So a last segment holding no more than a header could
   // and nothing that looks like a record frame is a create the crash
   // interrupted, whatever its bytes (torn sectors may hold garbage).
-  const bool header_sized = file_size_ <= kFileHeaderFixedSize + kMaxSchemaSize;
-  if (is_last_ && header_sized && !HasPlausibleFrame()) {
+  // A file larger than the store's header, or one a snapshot's records
+  // are known to be in, held synced records: then however empty it looks
+  // (zero-filled by a failing disk or a careless `dd`), it is damage, kept
+  // for the operator, never dropped as an interrupted create.
+  const bool header_sized = file_size_ <= max_header_bytes_;
+  const bool any_size = file_size_ <= kFileHeaderFixedSize + kMaxSchemaSize;
+  if (is_last_ && header_sized && !known_synced_ && !HasPlausibleFrame()) {
     if (!status_.ok()) return;  // I/O error while looking
     HeaderDamage(Problem::Kind::kTornTail,
                  absl::StrCat(detail,
@@ -463,7 +484,29 @@ void FileScanner::ClassifyBadHeader(HeaderStatus hs, const char* p,
     return;
   }
   if (!status_.ok()) return;
-  if (!zero && !magic_prefix && (!HasPlausibleFrame() || !header_sized)) {
+  if (is_last_ && !zero && !magic_prefix && any_size && !HasPlausibleFrame()) {
+    // A small frame-free file with a foreign magic: a torn create cannot be
+    // told from another program's file here; foreign, as below.
+    HeaderDamage(Problem::Kind::kForeignFile, detail);
+    return;
+  }
+  if (is_last_ && (zero || magic_prefix)) {
+    HeaderDamage(
+        Problem::Kind::kCorruption,
+        absl::StrCat(
+            detail,
+            known_synced_
+                ? ", but the MANIFEST places a snapshot's records in this "
+                  "segment, so it had been synced: not an interrupted create"
+                : absl::StrCat(", but the file has ", file_size_,
+                               " bytes, more than the store's file header (",
+                               max_header_bytes_,
+                               "), so records had been written and synced "
+                               "in it: not an interrupted create")));
+    return;
+  }
+  const bool header_sized_any = any_size;
+  if (!zero && !magic_prefix && (!HasPlausibleFrame() || !header_sized_any)) {
     HeaderDamage(Problem::Kind::kForeignFile, detail);
     return;
   }
@@ -777,6 +820,28 @@ bool FileScanner::Next(Record* record) {
       }
       if (mode_ == RecoveryMode::kSalvage) {
         if (h.lsn > expected_) {
+          // A frame ahead of the sequence is either a gap (records lost) or
+          // an anomaly (a misdirected write of a later frame, a bumped
+          // LSN). If the sequence it broke goes on after it, that is the
+          // longer consistent one: skip this frame, not everything after.
+          uint64_t next = 0;
+          RecordHeader nh;
+          if (FindValidFrame(pos_, pos_, expected_, &next, &nh) &&
+              nh.lsn < h.lsn) {
+            std::string skipped = absl::StrCat(
+                DescribeFrameError(e, pos_, h),
+                ": a misplaced frame (the sequence goes on at offset ", next,
+                " with LSN ", nh.lsn, "); skipped ", next - pos_, " bytes");
+            if (nh.lsn > expected_) {
+              absl::StrAppend(&skipped, "; LSNs ", expected_, "..", nh.lsn - 1,
+                              " are lost");
+            }
+            AddProblem(Problem::Kind::kCorruption, pos_, next - pos_, skipped);
+            pos_ = next;
+            expected_ = nh.lsn;
+            continue;
+          }
+          if (!status_.ok()) return false;
           // Accept it: report the gap, keep reading in order from there.
           AddProblem(Problem::Kind::kCorruption, pos_, 0, detail);
           expected_ = h.lsn;
@@ -900,6 +965,8 @@ class LogReader::Impl {
   std::unique_ptr<FileScanner> OpenScanner(size_t i) {
     auto s = std::make_unique<FileScanner>(
         options_.fs, paths_[i], options_.mode, i + 1 == paths_.size());
+    s->SetCreateEvidence(options_.max_header_bytes,
+                         numbers_[i] <= options_.synced_segment);
     s->Open();
     return s;
   }

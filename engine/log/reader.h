@@ -131,6 +131,16 @@ struct LogReaderOptions {
   // the segment is read from its start.
   uint64_t start_hint_segment = 0;
   uint64_t start_hint_offset = 0;
+  // Evidence for judging a damaged header of the last segment (FORMAT.md
+  // §7.2): it is an interrupted create only if the file is no larger than
+  // the largest header the store's writers write (64 + align8(schema
+  // size); 0: unknown, so 64 + 16 MiB) and its number is above
+  // synced_segment, the highest segment known to have been synced (the
+  // MANIFEST's log_segment: a snapshot was taken after records in it).
+  // Otherwise it is corruption: records were synced in it, and recovery
+  // must not drop it.
+  uint64_t max_header_bytes = 0;
+  uint64_t synced_segment = 0;
 };
 
 // Reads every log segment ("seg-*.wal") of a directory in segment-number

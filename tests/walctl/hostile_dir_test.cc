@@ -13,11 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "engine/fs/file_system.h"
 #include "engine/log/format.h"
+#include "engine/log/reader.h"
 #include "engine/snapshot/manifest.h"
 #include "engine/walstate.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
+#include "proto/walstate/record.pb.h"
 #include "tests/walctl/walctl_test_util.h"
 
 namespace walstate {
@@ -306,6 +308,300 @@ TEST(HostileDir, OpenLeavesFilesThatAreNotWalstatesAlone) {
   EXPECT_TRUE(Exists(dir + "/" + copy));
   EXPECT_FALSE(Exists(dir + "/MANIFEST.tmp"));
   EXPECT_FALSE(Exists(dir + "/" + snap + ".tmp"));
+}
+
+// --- 2. A zero-filled last segment is damage, kept; what Open does drop is
+// backed up first.
+
+// The frames of a segment: offset, LSN, type, framed size.
+struct Frame {
+  uint64_t offset, lsn;
+  uint8_t type;
+  uint64_t size;
+};
+std::vector<Frame> FramesOf(const std::string& path) {
+  std::vector<Frame> out;
+  auto reader = log::FileReader::Open(FileSystem::Default(), path,
+                                      log::RecoveryMode::kStrict, false);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return out;
+  log::Record rec;
+  while ((*reader)->Next(&rec)) {
+    out.push_back({rec.offset, rec.lsn, rec.type, rec.framed_size});
+  }
+  EXPECT_TRUE((*reader)->status().ok()) << (*reader)->status();
+  return out;
+}
+
+std::string LastSegment(const std::string& dir) {
+  std::string last;
+  for (const std::string& name : ListDir(dir)) {
+    uint64_t n = 0;
+    if (log::ParseSegmentFileName(name, &n) && name > last) last = name;
+  }
+  return last;
+}
+
+TEST(HostileDir, ZeroFilledLastSegmentIsDamageAndKept) {
+  const std::string dir = StoreWith("zeroed", 5);
+  {
+    auto store = OpenOrDie(dir);  // a second segment, holding all that follows
+    AddSessions(store.get(), 6, 60);
+    ASSERT_TRUE(store->Delete("s3").ok());
+    ASSERT_TRUE(store->Close().ok());
+  }
+  const std::string seg = LastSegment(dir);
+  ASSERT_EQ(seg, log::SegmentFileName(2));
+  const uint64_t size = FileSize(dir + "/" + seg);
+  WriteFile(dir + "/" + seg, std::string(size, '\0'));
+
+  RunResult v = RunWalctl({"verify", dir});
+  EXPECT_EQ(v.code, 2) << v.out;
+  EXPECT_THAT(v.out, HasSubstr("not an interrupted create"));
+
+  auto store = Store<GatewaySession>::Open(EngineOptions(), dir);
+  ASSERT_FALSE(store.ok()) << "the zeroed segment was dropped as a torn tail";
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(seg));
+  EXPECT_EQ(FileSize(dir + "/" + seg), size);
+  EXPECT_EQ(FirstWithPrefix(dir, "recovery-backup-"), "");
+}
+
+TEST(HostileDir, WhatOpenDropsIsBackedUpFirst) {
+  // A torn tail: garbage after the last record of the last segment.
+  const std::string dir = StoreWith("dropped", 3);
+  const std::string seg = LastSegment(dir);
+  const std::string with_tail = ReadFile(dir + "/" + seg) + "torn!";
+  WriteFile(dir + "/" + seg, with_tail);
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    ExpectSessions(store.get(), 3);
+    const RecoveryReport& r = store->recovery_report();
+    ASSERT_FALSE(r.backup_dir.empty()) << r.ToString();
+    EXPECT_THAT(r.backed_up, ::testing::ElementsAre(seg));
+    EXPECT_THAT(r.ToString(), HasSubstr(r.backup_dir));
+    EXPECT_EQ(ReadFile(r.backup_dir + "/" + seg), with_tail);
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // A crash right after the next segment's create: header-sized zeros.
+  const std::string dir2 = StoreWith("dropped-create", 3);
+  const std::string last = LastSegment(dir2);
+  uint64_t n = 0;
+  ASSERT_TRUE(log::ParseSegmentFileName(last, &n));
+  const std::string next = log::SegmentFileName(n + 1);
+  auto header = log::FileReader::Open(FileSystem::Default(), dir2 + "/" + last,
+                                      log::RecoveryMode::kSalvage, false);
+  ASSERT_TRUE(header.ok());
+  WriteFile(dir2 + "/" + next,
+            std::string((*header)->header().header_size, '\0'));
+  auto store = OpenOrDie(dir2);
+  ASSERT_NE(store, nullptr);
+  ExpectSessions(store.get(), 3);
+  const RecoveryReport& r = store->recovery_report();
+  ASSERT_FALSE(r.backup_dir.empty()) << r.ToString();
+  EXPECT_THAT(r.backed_up, ::testing::ElementsAre(next));
+  EXPECT_TRUE(Exists(r.backup_dir + "/" + next));
+  ASSERT_TRUE(store->Close().ok());
+}
+
+// --- 3. Salvage skips a misplaced frame, not everything after it.
+
+GatewaySession Calibration(int layer) {
+  GatewaySession s;
+  s.mutable_calibration()->set_last_layer(layer);
+  return s;
+}
+
+// s1..s60, a tick between s30 and s31, s40..s44 deleted; returns the
+// segment's path.
+std::string StoreForSalvage(const std::string& name, std::string* dir) {
+  *dir = NewTempDir(name);
+  auto store = OpenOrDie(*dir);
+  AddSessions(store.get(), 1, 30);
+  EXPECT_TRUE(store->Update("s1", Calibration(7), {"calibration"}).ok());
+  EXPECT_TRUE(store->Flush().ok());
+  AddSessions(store.get(), 31, 60);
+  for (int i = 40; i <= 44; ++i) {
+    EXPECT_TRUE(store->Delete(absl::StrCat("s", i)).ok());
+  }
+  EXPECT_TRUE(store->Close().ok());
+  return *dir + "/" + LastSegment(*dir);
+}
+
+void ExpectSalvaged(const std::string& dir, int missing) {
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->stats().sessions, 54u);
+  for (int i = 1; i <= 60; ++i) {
+    const bool deleted = i >= 40 && i <= 44;
+    EXPECT_EQ(store->Contains(absl::StrCat("s", i)), !deleted && i != missing)
+        << "s" << i;
+  }
+}
+
+TEST(HostileDir, MisplacedCopyOfALaterFrameCostsOnlyWhatItOverwrote) {
+  std::string dir;
+  const std::string seg = StoreForSalvage("misplaced", &dir);
+  std::vector<Frame> frames = FramesOf(seg);
+  // A misdirected write: the tick-begin frame (24 bytes, a later LSN)
+  // copied over the start of s15's update.
+  const Frame* begin = nullptr;
+  for (const Frame& f : frames) {
+    if (f.type == log::kTickBegin) begin = &f;
+  }
+  ASSERT_NE(begin, nullptr);
+  ASSERT_EQ(begin->size, 24u);
+  const Frame& victim = frames[14];  // s15
+  ASSERT_LT(victim.lsn, begin->lsn);
+  std::string bytes = ReadFile(seg);
+  bytes.replace(victim.offset, 24, bytes.substr(begin->offset, 24));
+  WriteFile(seg, bytes);
+
+  EXPECT_EQ(RunWalctl({"verify", dir}).code, 2);
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out,
+              HasSubstr(absl::StrCat("fillers for lost lsn ", victim.lsn, ";")))
+      << "records after the misplaced frame were dropped";
+  EXPECT_THAT(r.out, HasSubstr("a misplaced frame"));
+  EXPECT_EQ(RunWalctl({"verify", dir}).code, 0);
+  ExpectSalvaged(dir, /*missing=*/15);
+}
+
+TEST(HostileDir, FrameWithBumpedLsnIsSkippedAndRepairable) {
+  std::string dir;
+  const std::string seg = StoreForSalvage("bumped", &dir);
+  std::vector<Frame> frames = FramesOf(seg);
+  const Frame& victim = frames[14];  // s15's update, LSN bumped by 3
+  std::string bytes = ReadFile(seg);
+  auto reader = log::FileReader::Open(FileSystem::Default(), seg,
+                                      log::RecoveryMode::kStrict, false);
+  ASSERT_TRUE(reader.ok());
+  const uint64_t salt = (*reader)->header().salt;
+  const uint64_t lsn = victim.lsn + 3;
+  for (int i = 0; i < 8; ++i) {
+    bytes[victim.offset + 16 + i] = static_cast<char>(lsn >> (8 * i));
+  }
+  log::SetRecordFlags(salt, 0, &bytes[victim.offset], victim.size);
+  WriteFile(seg, bytes);
+
+  EXPECT_EQ(RunWalctl({"verify", dir}).code, 2);
+  RunResult dry = RunWalctl({"repair", dir, "--salvage"});
+  EXPECT_EQ(dry.code, 2) << dry.out;
+  EXPECT_THAT(dry.out, Not(HasSubstr("nothing to repair")));
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  ExpectSalvaged(dir, /*missing=*/15);
+}
+
+// --- Also: repair keeps modes; every verify finding has a repair path or
+// says why; no empty backup folder; foreign segments refused; sizes checked
+// before mapping.
+
+TEST(HostileDir, RepairAndItsBackupKeepTheFileMode) {
+  const std::string dir = StoreWith("repair-mode", 20);
+  const std::string seg = dir + "/" + LastSegment(dir);
+  ASSERT_EQ(::chmod(seg.c_str(), 0640), 0);
+  FlipByte(seg, FileSize(seg) - 200);  // a record, synced ones after it
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(ModeOf(seg), 0640u);
+  const std::string backup = FirstWithPrefix(dir, "walctl-backup-");
+  ASSERT_FALSE(backup.empty()) << r.out;
+  EXPECT_EQ(ModeOf(dir + "/" + backup + "/" + LastSegment(dir)), 0640u);
+}
+
+std::string StoreWithSnapshot(const std::string& name) {
+  const std::string dir = NewTempDir(name);
+  auto store = OpenOrDie(dir);
+  AddSessions(store.get(), 1, 4);
+  EXPECT_TRUE(store->Compact().ok());
+  EXPECT_TRUE(store->Close().ok());
+  return dir;
+}
+
+TEST(HostileDir, AbsurdManifestEntryHasARepairPath) {
+  const std::string dir = StoreWithSnapshot("absurd-manifest");
+  auto m = ReadManifest(FileSystem::Default(), dir);
+  ASSERT_TRUE(m.ok());
+  record::Manifest bad = *m;
+  bad.mutable_current()->set_sessions(1000000000000ull);
+  ASSERT_TRUE(WriteManifest(FileSystem::Default(), dir, bad).ok());
+  EXPECT_EQ(RunWalctl({"verify", dir}).code, 2);
+  RunResult dry = RunWalctl({"repair", dir, "--salvage"});
+  EXPECT_THAT(dry.out, Not(HasSubstr("nothing to repair")));
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  auto fixed = ReadManifest(FileSystem::Default(), dir);
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ(fixed->current().sessions(), 4u);
+}
+
+TEST(HostileDir, VerifySaysWhyAManifestNameIsRefused) {
+  const std::string dir = StoreWithSnapshot("refused-name");
+  auto m = ReadManifest(FileSystem::Default(), dir);
+  ASSERT_TRUE(m.ok());
+  record::Manifest bad = *m;
+  bad.mutable_current()->set_file("../" + m->current().file());
+  ASSERT_TRUE(WriteManifest(FileSystem::Default(), dir, bad).ok());
+  RunResult v = RunWalctl({"verify", dir});
+  EXPECT_EQ(v.code, 2);
+  EXPECT_THAT(v.out, HasSubstr("which recovery refuses"));
+  EXPECT_THAT(v.out, Not(HasSubstr("does not exist")));
+}
+
+TEST(HostileDir, UnreadableFileIsPermissionDeniedNotDamage) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads every file";
+  const std::string dir = StoreWithSnapshot("denied");
+  auto m = ReadManifest(FileSystem::Default(), dir);
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(::chmod((dir + "/" + m->current().file()).c_str(), 0), 0);
+  RunResult v = RunWalctl({"verify", dir});
+  EXPECT_THAT(v.out, HasSubstr("permission denied"));
+  EXPECT_THAT(v.out, Not(HasSubstr("--salvage")));
+}
+
+TEST(HostileDir, RepairOnASymlinkLoopLeavesNoEmptyBackupFolder) {
+  const std::string dir = StoreWith("loop", 3);
+  const std::string seg = LastSegment(dir);
+  WriteFile(dir + "/" + seg, ReadFile(dir + "/" + seg) + "torn!");
+  const std::string loop = log::SegmentFileName(2);
+  ASSERT_EQ(::symlink(loop.c_str(), (dir + "/" + loop).c_str()), 0);
+  RunResult r = RunWalctl({"repair", dir, "--fix"});
+  EXPECT_NE(r.code, 0) << r.out;
+  const std::string backup = FirstWithPrefix(dir, "walctl-backup-");
+  if (!backup.empty()) {
+    EXPECT_FALSE(ListDir(dir + "/" + backup).empty())
+        << "an empty backup folder was left behind";
+  }
+}
+
+TEST(HostileDir, SalvageRefusesAnotherProgramsSegments) {
+  const std::string dir = NewTempDir("foreign-segs");
+  std::string text;
+  for (int i = 0; i < 200; ++i) absl::StrAppend(&text, "line ", i, "\n");
+  for (uint64_t n : {1, 2}) {
+    WriteFile(dir + "/" + log::SegmentFileName(n), text);
+  }
+  RunResult r = RunWalctl({"repair", dir, "--fix", "--salvage"});
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_THAT(r.err + r.out, HasSubstr("contents are not"));
+  for (uint64_t n : {1, 2}) {
+    EXPECT_EQ(ReadFile(dir + "/" + log::SegmentFileName(n)), text);
+  }
+}
+
+TEST(HostileDir, SparseSnapshotIsRefusedBeforeItIsMapped) {
+  const std::string dir = StoreWithSnapshot("sparse");
+  auto m = ReadManifest(FileSystem::Default(), dir);
+  ASSERT_TRUE(m.ok());
+  const std::string snap = dir + "/" + m->current().file();
+  ASSERT_EQ(::truncate(snap.c_str(), 8ll << 30), 0);  // 8 GiB, sparse
+  auto store = Store<GatewaySession>::Open(EngineOptions(), dir);
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("the MANIFEST says"));
 }
 
 }  // namespace

@@ -405,6 +405,34 @@ absl::Status LogRepair::Run(bool apply) {
     }
     headers_[i] = *h;
   }
+  // A segment whose magic is not walstate's (bytes there, not zeros) is
+  // another program's file under our name: salvage would replace it by
+  // fillers and call the store clean. Refused, unless it is a last segment
+  // small enough to be a create a crash interrupted (log/reader.h).
+  for (size_t i = 0; i < segs.size(); ++i) {
+    if (headers_[i].status != log::HeaderStatus::kBadMagic) continue;
+    const std::string path = JoinPath(dir_, segs[i].name);
+    std::string head;
+    absl::StatusOr<std::unique_ptr<RandomAccessFile>> f =
+        ctx_.fs->NewRandomAccessFile(path);
+    if (!f.ok()) return f.status();
+    char buf[8];
+    absl::StatusOr<absl::string_view> got = (*f)->Read(0, sizeof(buf), buf);
+    if (!got.ok()) return got.status();
+    if (got->find_first_not_of('\0') == absl::string_view::npos) continue;
+    absl::StatusOr<uint64_t> size = (*f)->Size();
+    if (!size.ok()) return size.status();
+    const uint64_t header_bound =
+        schema_.empty() && i + 1 == segs.size()
+            ? log::kFileHeaderFixedSize + log::kMaxSchemaSize
+            : log::kFileHeaderFixedSize + log::AlignUp(schema_.size());
+    if (i + 1 == segs.size() && *size <= header_bound) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        segs[i].name, ": ", headers_[i].detail,
+        "; its name is walstate's but its contents are not, and repair will "
+        "not turn another program's file into fillers. Move it out of the "
+        "directory"));
+  }
 
   bool have_expected = false;
   uint64_t expected = 0;
@@ -661,6 +689,15 @@ ManifestPlan PlanManifest(Context& ctx, const std::string& dir,
         plan.remove_snapshots.push_back(found->file);
         plan.reasons.push_back(
             absl::StrCat("snapshot ", found->file, " is damaged"));
+      } else if (found->lsn != ref->lsn() ||
+                 found->sessions != ref->sessions()) {
+        // What verify reports as a MANIFEST that disagrees with its file:
+        // the entry is written again from the file.
+        plan.needed = true;
+        plan.reasons.push_back(absl::StrCat(
+            "MANIFEST names ", ref->file(), " at lsn ", ref->lsn(), " with ",
+            ref->sessions(), " sessions, but the file is at lsn ", found->lsn,
+            " with ", found->sessions, " sessions"));
       } else if (ref == &manifest.manifest.current()) {
         current_lsn = found->lsn;
       }
@@ -934,6 +971,19 @@ int RunRepair(Context& ctx, const std::vector<std::string>& args) {
     to_backup.push_back(st.file);
   }
   std::string backup;
+  for (const std::string& name : to_backup) {
+    // Before the backup folder exists: a file that cannot be read (a
+    // symlink loop, no permission) must not leave an empty folder behind.
+    absl::StatusOr<std::unique_ptr<RandomAccessFile>> readable =
+        ctx.fs->NewRandomAccessFile(JoinPath(dir, name));
+    if (!readable.ok()) {
+      return Fail(
+          ctx, "repair",
+          absl::StrCat("cannot back up ", name,
+                       ", nothing was changed: ", readable.status().message()),
+          kExitError);
+    }
+  }
   if (!to_backup.empty()) {
     backup = parsed.Has("backup-dir")
                  ? parsed.Get("backup-dir")

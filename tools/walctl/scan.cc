@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/recovery.h"
 
 namespace walstate {
 namespace walctl {
@@ -94,6 +95,7 @@ absl::StatusOr<LogScanResult> ScanLog(FileSystem* fs, const std::string& dir,
   options.fs = fs;
   options.dir = dir;
   options.mode = mode;
+  SetCreateEvidence(fs, dir, &options);
   absl::StatusOr<std::unique_ptr<log::LogReader>> reader =
       log::LogReader::Open(options);
   if (!reader.ok()) return reader.status();

@@ -200,6 +200,17 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
         if (s.check.file == ref->file()) found = &s;
       }
       const std::string role = is_current ? "current" : "previous";
+      uint64_t name_lsn = 0;
+      if (found == nullptr &&
+          !log::ParseSnapshotFileName(ref->file(), &name_lsn)) {
+        findings.push_back(Make(
+            Finding::Severity::kDamage, "manifest", log::kManifestFileName,
+            absl::StrCat("names ", role, " snapshot ", ref->file(),
+                         ", which recovery refuses: not a snapshot file name "
+                         "of this directory (snap-<16 hex>.snap; a path, "
+                         "absolute or with '..', is never followed)")));
+        continue;
+      }
       if (found == nullptr) {
         findings.push_back(
             Make(Finding::Severity::kDamage, "manifest", log::kManifestFileName,
@@ -239,7 +250,8 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
       }
       f.severity = Finding::Severity::kWarning;
       f.kind = "gap";
-      absl::StrAppend(&f.detail, ": they held only records the current "
+      absl::StrAppend(&f.detail,
+                      ": they held only records the current "
                       "snapshot covers (this segment starts at lsn ",
                       first->second, "), so recovery does not need them");
     }
@@ -313,6 +325,14 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
   }
 
   code = ExitCodeFor(findings);
+  // An unreadable file is not damage: repairing would not help.
+  std::string denied;
+  for (const Finding& f : findings) {
+    if (f.severity == Finding::Severity::kDamage && denied.empty() &&
+        absl::StrContains(f.detail, "Permission denied")) {
+      denied = f.file.empty() ? dir : f.file;
+    }
+  }
   const char* result = code == kExitOk         ? "clean"
                        : code == kExitTornTail ? "torn-tail"
                                                : "damage";
@@ -430,6 +450,12 @@ int RunVerify(Context& ctx, const std::vector<std::string>& args) {
           << " (exit 1)\n";
       break;
     default:
+      if (!denied.empty()) {
+        out << "result: permission denied reading " << denied
+            << " (exit 2): run walctl as the store's owner, or fix the "
+               "file's mode; this is not damage, do not repair it\n";
+        break;
+      }
       out << (opens ? "result: damage (exit 2), only in records the current "
                       "snapshot covers: default recovery does not read them "
                       "and opens the store"
