@@ -40,10 +40,10 @@
 #include "engine/log/reader.h"
 #include "engine/snapshot/manifest.h"
 #include "engine/state/update_codec.h"
-#include "engine/walstate.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
+#include "walstate/walstate.h"
 
 ABSL_FLAG(uint64_t, sessions, 200000, "sessions in the snapshot");
 ABSL_FLAG(uint64_t, tail, 200000, "turn updates in the log after it");

@@ -17,10 +17,10 @@
 #include "absl/flags/parse.h"
 #include "bench/harness.h"
 #include "bench/workload.h"
-#include "engine/fs/file_system.h"
 #include "engine/recovery.h"
 #include "engine/state/schema.h"
-#include "engine/walstate.h"
+#include "walstate/file_system.h"
+#include "walstate/walstate.h"
 
 ABSL_FLAG(uint64_t, sessions, 200000, "sessions in the store");
 ABSL_FLAG(std::string, dir, "", "store directory (default: a temp dir)");

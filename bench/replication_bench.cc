@@ -22,8 +22,8 @@
 #include "engine/log/format.h"
 #include "engine/replication/nats/nats_replicator.h"
 #include "engine/replication/restore.h"
-#include "engine/walstate.h"
 #include "proto/example/gateway.pb.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace {

@@ -543,7 +543,7 @@ def render(results, meta, outdir):
                " binaries made each run is in the Notes): %s."
                % ", ".join(meta["merged"]), ""]
     md += [
-          "Contestants: **walstate** (engine/walstate.h; background thread off,"
+          "Contestants: **walstate** (walstate/walstate.h; background thread off,"
           " `Flush()` is the tick); **rocksdb** 7.8.3 and **leveldb** 1.23 (one"
           " key per session holding its serialized state; identity = synced"
           " Put, tick = one synced WriteBatch, recovery = Open + full scan"

@@ -1,4 +1,4 @@
-// walstate through its public API (engine/walstate.h), with the background
+// walstate through its public API (walstate/walstate.h), with the background
 // thread off so that every tick is the benchmark's Flush() and nothing else
 // runs behind it. Identity fields are IMMEDIATE by their declaration in
 // proto/example/gateway.proto; the rest are BATCHED.
@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/contestant.h"
-#include "engine/walstate.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace bench {

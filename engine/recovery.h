@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/reader.h"
 #include "engine/state/schema.h"
 #include "engine/state/session_table.h"
-#include "engine/walstate.h"
 #include "proto/walstate/record.pb.h"
+#include "walstate/file_system.h"
+#include "walstate/recovery_report.h"
 
 namespace walstate {
 

@@ -1,6 +1,6 @@
 // The engine: update paths for both tiers, the batched tick, compaction,
 // expiry and the background thread. Recovery is engine/recovery.cc.
-#include "engine/walstate.h"
+#include "walstate/walstate.h"
 
 #include <unistd.h>
 
@@ -36,41 +36,6 @@ namespace walstate {
 
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
-
-std::string RecoveryReport::ToString() const {
-  std::string out;
-  if (snapshot_file.empty()) {
-    absl::StrAppend(&out, "snapshot: none\n");
-  } else {
-    absl::StrAppend(&out, "snapshot: ", snapshot_file, " (LSN ", snapshot_lsn,
-                    ", ", snapshot_sessions, " sessions)\n");
-  }
-  if (fell_back) absl::StrAppend(&out, "fell back: ", fallback_reason, "\n");
-  absl::StrAppend(&out, "replayed: ", records_replayed, " records, ",
-                  bytes_replayed, " bytes from ", segments_read, " segments (",
-                  bytes_skipped, " bytes before the snapshot skipped; ",
-                  lazy_replay ? "kept for first use" : "applied",
-                  "); ticks committed ", ticks_committed, ", aborted ",
-                  ticks_aborted, "\n");
-  if (torn_bytes_dropped > 0) {
-    absl::StrAppend(&out, "torn tail dropped: ", torn_bytes_dropped,
-                    " bytes at ", torn_file, " offset ", torn_offset, "\n");
-  }
-  if (!backup_dir.empty()) {
-    absl::StrAppend(&out, "backed up before dropping: ",
-                    absl::StrJoin(backed_up, ", "), " in ", backup_dir, "\n");
-  }
-  for (const log::Problem& p : problems) {
-    absl::StrAppend(&out, "problem: ", log::ProblemKindName(p.kind), " at ",
-                    p.file, " offset ", p.offset, ": ", p.detail, "\n");
-  }
-  absl::StrAppend(&out, "sessions: ", sessions, ", last LSN ", last_lsn,
-                  ", took ", absl::FormatDuration(duration), " (snapshot ",
-                  absl::FormatDuration(snapshot_duration), ", log ",
-                  absl::FormatDuration(replay_duration), ", indexes ",
-                  absl::FormatDuration(index_duration), ")\n");
-  return out;
-}
 
 namespace {
 

@@ -16,12 +16,13 @@
         # Interim: the engine's sources, until the top-level CMake build's
         # static library is linked instead.
         "<!@(bash scripts/engine_sources.sh)",
-        "gen/proto/walstate/options.pb.cc",
+        "gen/walstate/options.pb.cc",
         "gen/proto/walstate/record.pb.cc",
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<(repo)",
+        "<(repo)/include",
         "<(module_root_dir)/gen",
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/fs/file_system.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 

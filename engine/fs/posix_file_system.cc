@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "engine/fs/file_system.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace {

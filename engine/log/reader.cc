@@ -10,32 +10,6 @@
 namespace walstate {
 namespace log {
 
-const char* RecoveryModeName(RecoveryMode mode) {
-  switch (mode) {
-    case RecoveryMode::kStrict:
-      return "strict";
-    case RecoveryMode::kTolerateTornTail:
-      return "tolerate-torn-tail";
-    case RecoveryMode::kSalvage:
-      return "salvage";
-  }
-  return "unknown";
-}
-
-const char* ProblemKindName(Problem::Kind kind) {
-  switch (kind) {
-    case Problem::Kind::kTornTail:
-      return "torn-tail";
-    case Problem::Kind::kCorruption:
-      return "corruption";
-    case Problem::Kind::kForeignFile:
-      return "foreign-file";
-    case Problem::Kind::kUnreadable:
-      return "unreadable";
-  }
-  return "unknown";
-}
-
 bool ReadReport::has_torn_tail() const {
   for (const Problem& p : problems) {
     if (p.kind == Problem::Kind::kTornTail) return true;

@@ -11,13 +11,7 @@
 //    segments, an unknown required record type.
 //  - foreign file: a file whose name matches ours but whose magic does not.
 //
-// Recovery modes decide what each class does:
-//  - kStrict: any damage stops reading with an error.
-//  - kTolerateTornTail (the default): a torn tail ends the log cleanly and is
-//    reported; corruption stops reading with an error.
-//  - kSalvage: damaged frames are skipped (the reader resynchronizes at the
-//    next valid frame) and each is reported; nothing stops reading except an
-//    unreadable file.
+// Recovery modes decide what each class does (walstate/recovery_report.h).
 #ifndef WALSTATE_ENGINE_LOG_READER_H_
 #define WALSTATE_ENGINE_LOG_READER_H_
 
@@ -29,16 +23,19 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
+#include "walstate/file_system.h"
+#include "walstate/recovery_report.h"
 
 namespace walstate {
 namespace log {
 
-enum class RecoveryMode { kStrict, kTolerateTornTail, kSalvage };
-
-// "strict", "tolerate-torn-tail", "salvage".
-const char* RecoveryModeName(RecoveryMode mode);
+// The recovery modes and damage kinds are public (walstate/recovery_report.h);
+// the log code names them as log:: too.
+using ::walstate::Problem;
+using ::walstate::ProblemKindName;
+using ::walstate::RecoveryMode;
+using ::walstate::RecoveryModeName;
 
 struct Record {
   uint64_t lsn = 0;
@@ -48,18 +45,6 @@ struct Record {
   uint64_t offset = 0;        // offset of the frame in that file
   uint64_t framed_size = 0;   // bytes the frame occupies
 };
-
-struct Problem {
-  enum class Kind { kTornTail, kCorruption, kForeignFile, kUnreadable };
-  Kind kind = Kind::kCorruption;
-  std::string file;
-  uint64_t offset = 0;  // where the damage starts
-  uint64_t bytes = 0;   // how many bytes it spans (skipped or cut off)
-  std::string detail;   // what is wrong, human-readable
-};
-
-// "torn-tail", "corruption", "foreign-file", "unreadable".
-const char* ProblemKindName(Problem::Kind kind);
 
 // What a read found, for recovery reports and `walctl verify`.
 struct ReadReport {

@@ -47,8 +47,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace log {

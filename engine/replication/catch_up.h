@@ -10,9 +10,9 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "engine/fs/file_system.h"
-#include "engine/replication/replicator.h"
 #include "proto/walstate/record.pb.h"
+#include "walstate/file_system.h"
+#include "walstate/replicator.h"
 
 namespace walstate {
 namespace replication {

@@ -28,9 +28,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/writer.h"
-#include "engine/replication/replicator.h"
+#include "walstate/file_system.h"
+#include "walstate/replicator.h"
 
 namespace walstate {
 namespace replication {

@@ -9,8 +9,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/fs/file_system.h"
 #include "proto/walstate/record.pb.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 

@@ -9,8 +9,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/fs/file_system.h"
 #include "engine/state/session_table.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 

@@ -14,9 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/fs/file_system.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/message.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 

@@ -27,6 +27,9 @@ void CollectFiles(const FileDescriptor* file, std::set<std::string>* seen,
   file->CopyTo(out->add_file());
 }
 
+// Where walstate/options.proto was before release 0.1 (stored schemas name it).
+constexpr char kOldOptionsFile[] = "proto/walstate/options.proto";
+
 bool Indexable(const FieldDescriptor* f) {
   if (f->is_repeated()) return false;
   switch (f->cpp_type()) {
@@ -69,7 +72,15 @@ absl::StatusOr<std::unique_ptr<Schema>> Schema::FromBlob(
   // from the generated pool, so the walstate field options stay readable.
   schema->pool_ = std::make_unique<google::protobuf::DescriptorPool>(
       google::protobuf::DescriptorPool::generated_pool());
-  for (const auto& file : stored.files().file()) {
+  for (google::protobuf::FileDescriptorProto& file :
+       *stored.mutable_files()->mutable_file()) {
+    // Stores written before release 0.1 name the options file by its old
+    // path in this repository; it holds the same definitions as the one the
+    // binary was compiled with.
+    if (file.name() == kOldOptionsFile) continue;
+    for (std::string& dependency : *file.mutable_dependency()) {
+      if (dependency == kOldOptionsFile) dependency = "walstate/options.proto";
+    }
     if (google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
             file.name()) != nullptr) {
       continue;

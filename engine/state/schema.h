@@ -15,7 +15,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/message.h"
-#include "proto/walstate/options.pb.h"
+#include "walstate/options.pb.h"
 
 namespace walstate {
 

@@ -44,7 +44,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "engine/fs/file_system.h"
 #include "engine/state/field_set.h"
 #include "engine/state/hash_split.h"
 #include "engine/state/lazy_state.h"
@@ -55,6 +54,7 @@
 #include "engine/state/update_codec.h"
 #include "engine/util/mutex.h"
 #include "google/protobuf/message.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 

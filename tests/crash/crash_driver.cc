@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/descriptor.h"
-#include "proto/walstate/options.pb.h"
+#include "walstate/options.pb.h"
 
 namespace walstate {
 namespace crash {

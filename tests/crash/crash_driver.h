@@ -37,9 +37,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/walstate.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/fs/fault_injection_fs.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace crash {

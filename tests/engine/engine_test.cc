@@ -15,7 +15,6 @@
 #include "engine/log/reader.h"
 #include "engine/snapshot/manifest.h"
 #include "engine/state/update_codec.h"
-#include "engine/walstate.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
@@ -26,6 +25,7 @@
 #include "tests/log/test_util.h"
 #include "tests/state/field_kinds.h"
 #include "tests/wait_until.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace {

@@ -20,12 +20,12 @@
 #include "engine/log/format.h"
 #include "engine/snapshot/snapshot_writer.h"
 #include "engine/state/schema.h"
-#include "engine/walstate.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/fs/fault_injection_fs.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace {

@@ -60,7 +60,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/fs/file_system.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 

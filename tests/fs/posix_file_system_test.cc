@@ -4,9 +4,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "engine/fs/file_system.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace {

@@ -25,13 +25,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "engine/fs/file_system.h"
 #include "engine/recovery.h"
 #include "engine/state/schema.h"
-#include "engine/walstate.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/fs/fault_injection_fs.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "walstate/file_system.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace fuzz {

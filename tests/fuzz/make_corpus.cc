@@ -19,12 +19,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
-#include "engine/walstate.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/fs/fault_injection_fs.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "walstate/file_system.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace fuzz {

@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
 #include "engine/snapshot/manifest.h"
 #include "tests/fs/fault_injection_fs.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace fuzz {

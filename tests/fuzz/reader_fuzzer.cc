@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "tests/fs/fault_injection_fs.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace fuzz {

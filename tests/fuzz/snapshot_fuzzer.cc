@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/fs/file_system.h"
 #include "engine/snapshot/snapshot_loader.h"
 #include "engine/state/schema.h"
 #include "engine/state/session_table.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/fs/fault_injection_fs.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace fuzz {

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/log/writer.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace log {

@@ -15,11 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "engine/replication/nats/nats_replicator.h"
 #include "engine/replication/restore.h"
-#include "engine/walstate.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
 #include "tests/replication/cluster.h"
 #include "tools/walctl/walctl.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace {

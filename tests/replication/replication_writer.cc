@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/replication/nats/nats_replicator.h"
-#include "engine/walstate.h"
 #include "proto/example/gateway.pb.h"
+#include "walstate/walstate.h"
 
 int main(int argc, char** argv) {
   if (argc < 6) {

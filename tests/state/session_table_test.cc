@@ -18,8 +18,8 @@
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "gtest/gtest.h"
-#include "proto/walstate/options.pb.h"
 #include "tests/state/field_kinds.h"
+#include "walstate/options.pb.h"
 
 namespace walstate {
 namespace {
@@ -34,7 +34,7 @@ class SessionTableTest : public ::testing::Test {
     file.set_name("tests/state/indexed.proto");
     file.set_package("walstate.test");
     file.set_syntax("proto3");
-    file.add_dependency("proto/walstate/options.proto");
+    file.add_dependency("walstate/options.proto");
     auto* msg = file.add_message_type();
     msg->set_name("Indexed");
     auto add = [&](const char* name, int number, FieldDescriptorProto::Type t,

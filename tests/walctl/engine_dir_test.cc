@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/log/format.h"
-#include "engine/walstate.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -18,6 +17,7 @@
 #include "proto/example/gateway.pb.h"
 #include "tests/walctl/engine_history.h"
 #include "tests/walctl/walctl_test_util.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace walctl_test {
@@ -150,7 +150,7 @@ TEST_F(EngineDirTest, GoldenDamaged) {
 
   std::string bad = Copy("golden-bad");
   // The tick-begin record of the second tick (lsn 6), from dump.golden.
-  FlipByte(bad + "/" + kSeg1, 1896 + 3);
+  FlipByte(bad + "/" + kSeg1, 1888 + 3);
   r = RunWalctl({"verify", bad});
   EXPECT_EQ(r.code, 2);
   ExpectGolden("verify_damaged.golden", ReplaceAll(r.out, bad, "$DIR"));
@@ -412,7 +412,7 @@ TEST_F(EngineDirTest, ExitCodesOnDamagedInputs) {
   // not read it (the MANIFEST says where the log after lsn 9 starts), so
   // stats counts and show shows; dump and verify still report it.
   std::string bad = Copy("x-bad");
-  FlipByte(bad + "/" + kSeg1, 1760);  // inside lsn 2's payload
+  FlipByte(bad + "/" + kSeg1, 1752);  // inside lsn 2's payload
   ExpectCodes("damaged record before the snapshot", bad, {2, 2, 0, 0});
   RunResult v = RunWalctl({"verify", bad});
   EXPECT_THAT(v.out, HasSubstr("opens the store")) << v.out;
@@ -420,14 +420,14 @@ TEST_F(EngineDirTest, ExitCodesOnDamagedInputs) {
   EXPECT_THAT(v.out, HasSubstr("\"opens\":true")) << v.out;
 
   std::string after = Copy("x-bad-after");
-  FlipByte(after + "/" + kSeg1, 2060);  // inside lsn 10's payload
+  FlipByte(after + "/" + kSeg1, 2052);  // inside lsn 10's payload
   ExpectCodes("damaged record after the snapshot", after, {2, 2, 2, 2});
   v = RunWalctl({"verify", after});
   EXPECT_THAT(v.out, HasSubstr("damage that default recovery refuses"))
       << v.out;
 
   std::string snap = Copy("x-snap");
-  FlipByte(snap + "/" + kSnap9, 1700);
+  FlipByte(snap + "/" + kSnap9, 1692);
   ExpectCodes("damaged snapshot", snap, {2, 2, 2, 2});
 
   std::string manifest = Copy("x-manifest");
@@ -545,7 +545,7 @@ TEST_F(EngineDirTest, RepairSalvageDropsDamageAndVerifiesClean) {
   std::string dir = Copy("repair-salvage");
   const std::string seg = dir + "/" + kSeg1;
   // Damage lsn 6 (the second tick's begin): its entry and commit go too.
-  FlipByte(seg, 1896 + 3);
+  FlipByte(seg, 1888 + 3);
   const std::string damaged = ReadFile(seg);
 
   RunResult r = RunWalctl({"repair", dir, "--fix"});  // no --salvage
@@ -575,7 +575,7 @@ TEST_F(EngineDirTest, RepairSalvageDropsDamageAndVerifiesClean) {
 
   // The rewritten segment is durable as a whole: later damage inside it is
   // corruption, not a torn tail default recovery would quietly cut.
-  FlipByte(seg, 1760);  // lsn 2's payload
+  FlipByte(seg, 1752);  // lsn 2's payload
   RunResult after = RunWalctl({"verify", dir});
   EXPECT_EQ(after.code, 2) << after.out;
   EXPECT_THAT(after.out, HasSubstr("problem: corruption"));

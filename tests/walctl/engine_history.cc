@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/log/format.h"
-#include "engine/walstate.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace walctl_test {

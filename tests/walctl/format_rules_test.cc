@@ -12,18 +12,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
 #include "engine/log/writer.h"
 #include "engine/snapshot/manifest.h"
 #include "engine/snapshot/snapshot_writer.h"
 #include "engine/state/schema.h"
-#include "engine/walstate.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
 #include "proto/walstate/record.pb.h"
 #include "tests/walctl/walctl_test_util.h"
+#include "walstate/file_system.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace walctl_test {

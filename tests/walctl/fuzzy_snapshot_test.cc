@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
 #include "engine/log/writer.h"
 #include "engine/snapshot/manifest.h"
@@ -16,6 +15,7 @@
 #include "proto/example/gateway.pb.h"
 #include "proto/walstate/record.pb.h"
 #include "tests/walctl/walctl_test_util.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace walctl_test {

@@ -13,13 +13,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/format.h"
 #include "engine/log/writer.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "proto/walstate/record.pb.h"
 #include "tools/walctl/walctl.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace walctl_test {

@@ -4,8 +4,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/recovery.h"
-#include "engine/walstate.h"
 #include "tools/walctl/walctl.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace walctl {

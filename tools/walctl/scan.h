@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/fs/file_system.h"
 #include "engine/log/reader.h"
 #include "tools/walctl/common.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace walctl {

@@ -15,10 +15,10 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "engine/fs/file_system.h"
-#include "engine/walstate.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
+#include "walstate/file_system.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace {

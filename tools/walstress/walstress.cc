@@ -15,12 +15,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "engine/fs/kill_point_env.h"
-#include "engine/walstate.h"
 #include "tools/workload/ack_log.h"
 #include "tools/workload/args.h"
 #include "tools/workload/gateway_model.h"
 #include "tools/workload/oracle.h"
 #include "tools/workload/runner.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace workload {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/walstate.h"
 #include "tools/workload/gateway_model.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace workload {

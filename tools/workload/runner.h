@@ -17,9 +17,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/walstate.h"
 #include "tools/workload/ack_log.h"
 #include "tools/workload/oracle.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace workload {

@@ -35,15 +35,18 @@ fi
 gen=gen
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The public options.proto is "walstate/options.proto" (include/ in the repo).
+protoc --proto_path="$root/include" --proto_path=/usr/include --cpp_out="$tmp" \
+  "$root/include/walstate/options.proto"
 protoc --proto_path="$root" --proto_path=/usr/include --cpp_out="$tmp" \
-  "$root/proto/walstate/options.proto" "$root/proto/walstate/record.proto"
+  "$root/proto/walstate/record.proto"
 (cd "$tmp" && find . -type f) | while read -r f; do
   mkdir -p "$gen/$(dirname "$f")"
   cmp -s "$tmp/$f" "$gen/$f" || cp "$tmp/$f" "$gen/$f"
 done
 # The package ships options.proto so editors and protoc resolve the import.
 mkdir -p proto/walstate
-cp "$root/proto/walstate/options.proto" proto/walstate/options.proto
+cp "$root/include/walstate/options.proto" proto/walstate/options.proto
 
 # --nodedir: the headers from the nodejs package; without it node-gyp would
 # try to download them.

@@ -8,10 +8,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "engine/walstate.h"
 #include "napi.h"
 #include "schema_loader.h"
 #include "store_wrap.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace node {

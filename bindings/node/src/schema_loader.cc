@@ -11,7 +11,7 @@
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/io/zero_copy_stream.h"
-#include "proto/walstate/options.pb.h"
+#include "walstate/options.pb.h"
 
 namespace walstate {
 namespace node {

@@ -9,9 +9,9 @@
 
 #include "absl/status/status.h"
 #include "committer.h"
-#include "engine/walstate.h"
 #include "napi.h"
 #include "schema_loader.h"
+#include "walstate/walstate.h"
 
 namespace walstate {
 namespace node {

@@ -17,8 +17,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "engine/replication/replicator.h"
 #include "engine/replication/restore.h"
+#include "walstate/replicator.h"
 
 namespace walstate {
 namespace replication {

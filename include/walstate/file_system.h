@@ -10,8 +10,8 @@
 // A failed Sync() is final for that file: the caller must not retry it (Linux
 // reports a writeback error once and marks the pages clean), but stop using
 // the file and recover from what is on disk.
-#ifndef WALSTATE_ENGINE_FS_FILE_SYSTEM_H_
-#define WALSTATE_ENGINE_FS_FILE_SYSTEM_H_
+#ifndef WALSTATE_FILE_SYSTEM_H_
+#define WALSTATE_FILE_SYSTEM_H_
 
 #include <cstdint>
 #include <memory>
@@ -219,4 +219,4 @@ std::string JoinPath(absl::string_view dir, absl::string_view name);
 
 }  // namespace walstate
 
-#endif  // WALSTATE_ENGINE_FS_FILE_SYSTEM_H_
+#endif  // WALSTATE_FILE_SYSTEM_H_

@@ -8,8 +8,8 @@
 // manifest). Every message body starts with the header of
 // engine/replication/wire.h; log messages carry walstate's own record frames,
 // checksums included, so a restore verifies each record as recovery does.
-#ifndef WALSTATE_ENGINE_REPLICATION_REPLICATOR_H_
-#define WALSTATE_ENGINE_REPLICATION_REPLICATOR_H_
+#ifndef WALSTATE_REPLICATOR_H_
+#define WALSTATE_REPLICATOR_H_
 
 #include <cstdint>
 #include <string>
@@ -17,7 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/fs/file_system.h"
+#include "walstate/file_system.h"
 
 namespace walstate {
 namespace replication {
@@ -94,4 +94,4 @@ class Replicator {
 }  // namespace replication
 }  // namespace walstate
 
-#endif  // WALSTATE_ENGINE_REPLICATION_REPLICATOR_H_
+#endif  // WALSTATE_REPLICATOR_H_

@@ -5,7 +5,7 @@
 // partial: they set the listed top-level fields and touch nothing else. Each
 // field has a durability tier, declared in the .proto with
 // `[(walstate.durability) = IMMEDIATE]` or `BATCHED`
-// (proto/walstate/options.proto):
+// (walstate/options.proto):
 //
 //  - IMMEDIATE: Update() returns once the change is in the log and
 //    fdatasynced; concurrent callers share one fdatasync (group commit).
@@ -32,8 +32,8 @@
 // the log; but with lazy_recovery (the default) a recovered session's first
 // use parses its state from the memory-mapped snapshot, and that may wait
 // for the page to come from disk (a page fault) the first time it is touched.
-#ifndef WALSTATE_ENGINE_WALSTATE_H_
-#define WALSTATE_ENGINE_WALSTATE_H_
+#ifndef WALSTATE_WALSTATE_H_
+#define WALSTATE_WALSTATE_H_
 
 #include <cstdint>
 #include <functional>
@@ -47,11 +47,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "engine/fs/file_system.h"
-#include "engine/log/reader.h"
-#include "engine/replication/replicator.h"
 #include "google/protobuf/message.h"
-#include "proto/walstate/options.pb.h"
+#include "walstate/file_system.h"
+#include "walstate/options.pb.h"
+#include "walstate/recovery_report.h"
+#include "walstate/replicator.h"
+#include "walstate/version.h"
 
 namespace walstate {
 
@@ -97,22 +98,28 @@ struct Options {
   // or sync still fails, naming it.
   bool allow_symlinked_files = false;
 
-  // How often dirty sessions' BATCHED fields are written.
+  // How often dirty sessions' BATCHED fields are written. A crash loses at
+  // most this much of BATCHED changes; shorter costs more log writes (one
+  // record per dirty session per tick) and more syncs.
   absl::Duration flush_interval = absl::Seconds(30);
   // Tier of fields that declare none.
   Durability default_durability = BATCHED;
 
-  // A log segment is closed once it reaches this size.
+  // A log segment is closed once it reaches this size. Compaction deletes
+  // whole segments, so smaller ones free disk sooner, at the price of more
+  // files and more segment switches.
   uint64_t max_segment_bytes = 64ull << 20;
-  // Reserve each segment's space when it is created.
+  // Reserve each segment's space when it is created: the file system then
+  // has less metadata to sync per fdatasync, at the price of the segment's
+  // full size on disk from its creation.
   bool preallocate_segments = false;
   // Group commit: when concurrent IMMEDIATE callers released by the last
   // fdatasync have not all written again, the next sync waits for them, at
-  // most one average sync's duration and never longer than this. It makes
-  // busy callers share syncs instead of alternating in two halves (8 busy
-  // threads: ~5.5 records per sync instead of ~3.7), at the price of that
-  // wait when they do not come back. A lone caller never waits. Zero: never
-  // wait (lowest latency under light concurrency).
+  // most one average sync's duration and never longer than this. Busy
+  // callers then share syncs instead of alternating in two halves (more
+  // records per sync, fewer syncs), at the price of that wait when they do
+  // not come back (Stats::group_commit_waits_in_vain). A lone caller never
+  // waits. Zero: never wait (lowest latency under light concurrency).
   absl::Duration group_commit_max_wait = absl::Milliseconds(2);
 
   // A snapshot is written once the log since the last one exceeds
@@ -133,8 +140,8 @@ struct Options {
   // Sessions not updated for this long are deleted (zero: never).
   absl::Duration session_ttl = absl::ZeroDuration();
 
-  // What Open does with damage in the log (engine/log/reader.h).
-  log::RecoveryMode recovery_mode = log::RecoveryMode::kTolerateTornTail;
+  // What Open does with damage in the log (walstate/recovery_report.h).
+  RecoveryMode recovery_mode = RecoveryMode::kTolerateTornTail;
   // Threads Open uses to load the snapshot and replay the log (0: one per
   // core plus one, at most 8, as workers wait on memory much of the time;
   // 1: the opening thread only).
@@ -187,50 +194,6 @@ struct UpdateOptions {
   // Overrides the tier of every field of the update (DURABILITY_DEFAULT:
   // use each field's declared tier).
   Durability durability = DURABILITY_DEFAULT;
-};
-
-// What Open found and did.
-struct RecoveryReport {
-  std::string snapshot_file;  // empty if none was used
-  uint64_t snapshot_lsn = 0;
-  uint64_t snapshot_sessions = 0;
-  // True if the newest snapshot was unusable and the previous one was used.
-  bool fell_back = false;
-  std::string fallback_reason;
-  uint64_t segments_read = 0;
-  uint64_t records_replayed = 0;
-  uint64_t bytes_replayed = 0;
-  // Log bytes before the snapshot's LSN that were not read: the MANIFEST
-  // says where the snapshot's last record is.
-  uint64_t bytes_skipped = 0;
-  // Whether the records after the snapshot were kept unparsed
-  // (Options::lazy_recovery and lazy_replay_slack_bytes) or applied.
-  bool lazy_replay = false;
-  uint64_t ticks_committed = 0;
-  uint64_t ticks_aborted = 0;  // left open by a crash; their entries dropped
-  uint64_t torn_bytes_dropped = 0;
-  std::string torn_file;  // where the torn tail was cut
-  uint64_t torn_offset = 0;
-  uint64_t last_lsn = 0;
-  uint64_t sessions = 0;
-  absl::Duration duration;
-  // Where the time went: loading the snapshot, reading and applying the log
-  // after it, and building the secondary indexes: after the snapshot when
-  // the replay keeps records (lazy_replay; the replay then keeps them
-  // current), else after the replay.
-  absl::Duration snapshot_duration;
-  absl::Duration replay_duration;
-  absl::Duration index_duration;
-  std::vector<log::Problem> problems;  // every damage found, also salvaged
-  // Where Open put what it dropped before dropping it (a torn tail, a
-  // segment whose create a crash interrupted, a snapshot that failed
-  // verification), and what: empty if it dropped nothing. Open deletes
-  // nothing else, except temporaries in the exact names it gives them.
-  std::string backup_dir;
-  std::vector<std::string> backed_up;  // file names, as in the backup
-
-  // A few human-readable lines.
-  std::string ToString() const;
 };
 
 struct Stats {
@@ -497,4 +460,4 @@ class Store {
 
 }  // namespace walstate
 
-#endif  // WALSTATE_ENGINE_WALSTATE_H_
+#endif  // WALSTATE_WALSTATE_H_
