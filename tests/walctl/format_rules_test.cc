@@ -227,7 +227,7 @@ struct Rule {
   std::map<std::string, std::string> sessions;
   std::string error;
   int verify_exit = 0;  // walctl verify's exit code
-  log::RecoveryMode mode = log::RecoveryMode::kTolerateTornTail;
+  RecoveryMode mode = RecoveryMode::kTolerateTornTail;
   // Extra checks after Open and Close.
   std::function<void(Dir&)> after;
 };
@@ -417,7 +417,7 @@ std::vector<Rule> Rules() {
        {},
        "version",
        2,
-       log::RecoveryMode::kSalvage});
+       RecoveryMode::kSalvage});
 
   // ---- §9: after the snapshot, and salvage.
   add({"TornTailCut",
@@ -448,7 +448,7 @@ std::vector<Rule> Rules() {
        {{"s", "a"}, {"t", "b"}, {"u", "c"}},
        "",
        2,
-       log::RecoveryMode::kSalvage,
+       RecoveryMode::kSalvage,
        [](Dir& d) {
          // dump lists the records salvage kept.
          RunResult r = RunWalctl({"dump", d.path()});
@@ -495,7 +495,7 @@ std::vector<Rule> Rules() {
        {{"s", "x"}},
        "",
        0,
-       log::RecoveryMode::kTolerateTornTail,
+       RecoveryMode::kTolerateTornTail,
        [](Dir& d) {
          // Open ended the tick with an abort.
          RunResult r = RunWalctl({"dump", d.path(), "--type", "tick-abort"});
@@ -533,7 +533,7 @@ std::vector<Rule> Rules() {
        {},
        "does not parse",
        2,
-       log::RecoveryMode::kSalvage});
+       RecoveryMode::kSalvage});
   return rules;
 }
 
@@ -551,7 +551,7 @@ TEST_P(FormatRulesTest, WalctlAndOpenAgreeWithTheText) {
   ASSERT_TRUE(fields.count("opens")) << v.out << v.err;
   EXPECT_EQ(v.code, rule.verify_exit) << v.out << v.err;
   // verify runs default recovery: it agrees with Open in the default mode.
-  if (rule.mode == log::RecoveryMode::kTolerateTornTail) {
+  if (rule.mode == RecoveryMode::kTolerateTornTail) {
     EXPECT_EQ(fields.at("opens").bool_value(), want_open) << v.out;
   }
 

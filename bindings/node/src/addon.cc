@@ -165,8 +165,8 @@ class Addon : public Napi::Addon<Addon> {
     if (s == "BATCHED") opt.default_durability = BATCHED;
     s.clear();
     str("recoveryMode", &s);
-    if (s == "strict") opt.recovery_mode = log::RecoveryMode::kStrict;
-    if (s == "salvage") opt.recovery_mode = log::RecoveryMode::kSalvage;
+    if (s == "strict") opt.recovery_mode = walstate::RecoveryMode::kStrict;
+    if (s == "salvage") opt.recovery_mode = walstate::RecoveryMode::kSalvage;
     auto* worker = new OpenWorker(env, store_class_.Value(), std::move(r));
     Napi::Promise promise = worker->Promise();
     worker->Queue();

@@ -392,9 +392,9 @@ Napi::Value StoreWrap::RecoveryReport(const Napi::CallbackInfo& info) {
   o.Set("indexDurationMs", Ms(r.index_duration));
   Napi::Array problems = Napi::Array::New(env, r.problems.size());
   for (size_t i = 0; i < r.problems.size(); ++i) {
-    const log::Problem& p = r.problems[i];
+    const walstate::Problem& p = r.problems[i];
     Napi::Object po = Napi::Object::New(env);
-    po.Set("kind", log::ProblemKindName(p.kind));
+    po.Set("kind", walstate::ProblemKindName(p.kind));
     po.Set("file", p.file);
     po.Set("offset", Napi::Number::New(env, static_cast<double>(p.offset)));
     po.Set("bytes", Napi::Number::New(env, static_cast<double>(p.bytes)));
