@@ -10,10 +10,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "engine/fs/file_system.h"
+#include "walstate/file_system.h"
 #include "engine/replication/restore.h"
 #include "engine/replication/wire.h"
-#include "engine/walstate.h"
+#include "walstate/walstate.h"
 #include "gtest/gtest.h"
 #include "proto/example/gateway.pb.h"
 
