@@ -30,6 +30,7 @@
 #include "engine/state/session_id.h"
 #include "engine/state/session_table.h"
 #include "engine/state/update_codec.h"
+#include "engine/util/mutex.h"
 #include "proto/walstate/record.pb.h"
 
 namespace walstate {
@@ -189,7 +190,7 @@ class EngineImpl : public Engine {
   // The snapshot counters, held only to read or set them (never across a
   // compaction): stats() and CompactionDue() take it, and must not wait for
   // a snapshot to be written.
-  mutable std::mutex snapshot_info_mu_;
+  mutable Mutex snapshot_info_mu_;
   // Writer bytes when it was taken; the log after the snapshot at Open;
   // bytes of the segments found at Open; manifest_.current()'s size and LSN.
   uint64_t log_bytes_at_snapshot_ ABSL_GUARDED_BY(snapshot_info_mu_) = 0;
@@ -229,7 +230,7 @@ class EngineImpl : public Engine {
   // Messages UpdateSerialized parses into, kept for reuse: their strings
   // and submessages, holding old values after an update, are overwritten by
   // the next parse rather than freed and allocated again.
-  std::mutex scratch_mu_;
+  Mutex scratch_mu_;
   std::vector<std::unique_ptr<Message>> scratch_ ABSL_GUARDED_BY(scratch_mu_);
 
   std::mutex bg_mu_;

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "engine/log/writer.h"
+#include "engine/util/mutex.h"
 #include "walstate/file_system.h"
 #include "walstate/replicator.h"
 
@@ -102,13 +103,12 @@ class Shipper : public log::LogObserver {
   const std::function<absl::Time()> clock_;
   const std::function<void(const absl::Status&)> on_failure_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
   // Written, not yet synced (only the writer's I/O thread adds or takes).
   std::deque<Chunk> written_ ABSL_GUARDED_BY(mu_);
   // Synced, waiting for the background thread (async mode).
   std::deque<Chunk> ready_ ABSL_GUARDED_BY(mu_);
-  uint64_t ready_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool publishing_ ABSL_GUARDED_BY(mu_) = false;      // the thread holds some
   absl::Time publishing_since_ ABSL_GUARDED_BY(mu_);  // oldest it holds
   std::unique_ptr<SnapshotJob> snapshot_ ABSL_GUARDED_BY(mu_);

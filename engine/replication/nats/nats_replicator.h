@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/replication/restore.h"
+#include "engine/util/mutex.h"
 #include "walstate/replicator.h"
 
 namespace walstate {
@@ -123,7 +124,7 @@ class NatsReplicator : public Replicator, public StreamSource {
   std::unique_ptr<Conn> conn_;
 
   // Guards the log subject's fence: publishes there go one at a time.
-  std::mutex mu_;
+  Mutex mu_;
   std::string writer_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // sequence of this writer's claim
   uint64_t log_seq_ ABSL_GUARDED_BY(mu_) = 0;  // last sequence on the subject
