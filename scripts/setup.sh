@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev libleveldb-dev libsqlite3-dev      # benchmark peers
   python3 clang-format
-  libprotoc-dev cmake                               # Node binding: .proto parsing at run time; the engine's library build
+  libprotoc-dev cmake pkg-config binutils           # Node binding: .proto parsing at run time; the CMake build and its package test (objdump)
   nats-server libnats-dev                           # replication (NATS JetStream 2.9, C client 3.4)
 )
 

@@ -4,9 +4,11 @@
 #   2. the suite again under ASan+UBSan (tests tagged "no_asan" excepted);
 #   3. the concurrency tests (tag "concurrency") under TSan;
 #   4. a short, bounded libFuzzer run of every fuzz target;
-#   5. the Node.js binding's tests, under Node and under Bun
+#   5. the installed package (scripts/test_package.sh: CMake build, install,
+#      examples/embed against the install; also with --quick);
+#   6. the Node.js binding's tests, under Node and under Bun
 #      (bindings/node/scripts/test.sh; also with --quick).
-#   6. the replication tests (tag "replication") against a 3-node NATS
+#   7. the replication tests (tag "replication") against a 3-node NATS
 #      cluster on loopback that the test starts and stops itself, with
 #      reduced counts (scripts/replication_full.sh runs the full ones).
 # Ends with one line "N passed, M failed" counting test cases (GoogleTest
@@ -72,6 +74,22 @@ if [ "$quick" -eq 0 ]; then
     fi
   fi
 fi
+
+# The installed package: the CMake build installed into a temporary prefix,
+# examples/embed built against it alone (CMake and pkg-config) and run, the
+# installed walctl verify on what it wrote, each installed header alone.
+pkg_log=$(mktemp)
+bash scripts/test_package.sh 2>&1 | tee "$pkg_log"
+pkg_counts=$(grep -E '^package: [0-9]+ passed, [0-9]+ failed$' "$pkg_log" | tail -1)
+rm -f "$pkg_log"
+[ -z "$pkg_counts" ] && pkg_counts="package: 0 passed, 1 failed"
+pkg_p=${pkg_counts#package: }
+pkg_p=${pkg_p%% passed*}
+pkg_f=${pkg_counts#*, }
+pkg_f=${pkg_f%% failed*}
+total_passed=$((total_passed + pkg_p))
+total_failed=$((total_failed + pkg_f))
+[ "$pkg_f" -ne 0 ] && failed_steps+=("package")
 
 # The Node.js/Bun binding: builds the addon, runs node --test and bun test.
 node_log=$(mktemp)

@@ -1,9 +1,9 @@
 // The library's release version and the on-disk format version it writes.
 //
 // The release version follows semantic versioning: a new MAJOR may change the
-// API or ABI, a new MINOR adds to it, a new PATCH only fixes. The shared
-// library's SONAME carries the ABI version (libwalstate.so.0 for 0.x; 0.x
-// releases are not ABI-compatible with each other: rebuild against each).
+// API or ABI, a new MINOR adds to it, a new PATCH only fixes. While MAJOR is
+// 0, every MINOR may change the API and ABI: the shared library's SONAME is
+// libwalstate.so.MAJOR.MINOR until 1.0 (libwalstate.so.0.1), MAJOR after.
 //
 // The on-disk format version is independent of the release: it is stored in
 // every file header (docs/FORMAT.md) and changes only when the format does.

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/walctl/walctl_test_util.h"
 #include "tools/walctl/common.h"
+#include "walstate/version.h"
 
 namespace walstate {
 namespace walctl_test {
@@ -384,6 +385,19 @@ TEST(LogUsage, UsageErrorsAreOneLineAnd64) {
   r = RunWalctl({"help", "dump"});
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.out, HasSubstr("usage: walctl dump"));
+}
+
+// --version names the release of walstate/version.h and the format version
+// the reader accepts (the file headers' format_version).
+TEST(LogUsage, VersionNamesReleaseAndFormat) {
+  RunResult r = RunWalctl({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            absl::StrCat("walctl (walstate) ", WALSTATE_VERSION_MAJOR, ".",
+                         WALSTATE_VERSION_MINOR, ".", WALSTATE_VERSION_PATCH,
+                         ", on-disk format ", log::kFormatVersion, "\n"));
+  EXPECT_EQ(r.err, "");
+  EXPECT_THAT(RunWalctl({"--help"}).out, HasSubstr("--version"));
 }
 
 // Random bytes under our file names, and random damage of a valid log:

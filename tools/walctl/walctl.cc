@@ -1,6 +1,7 @@
 #include "tools/walctl/walctl.h"
 
 #include "absl/strings/str_cat.h"
+#include "walstate/version.h"
 
 namespace walstate {
 namespace walctl {
@@ -31,6 +32,7 @@ commands:
   stream --nats URL --store NAME [DIR]
                 the stream's end, its server's durability, DIR's lag
   help COMMAND  the flags of COMMAND (same as walctl COMMAND --help)
+  --version     walctl's release and the on-disk format version it reads
 
 exit codes: 0 ok; 1 torn tail only (verify, dump), session not found (show);
 2 damage, unreadable input or failed operation; 64 usage error; 75 directory
@@ -64,6 +66,11 @@ int Run(Context& ctx, const std::vector<std::string>& args) {
   if (command == "-h" || command == "--help" ||
       (command == "help" && args.size() == 1)) {
     ctx.out << kUsage;
+    return kExitOk;
+  }
+  if (command == "--version" || command == "version") {
+    ctx.out << "walctl (walstate) " << Version() << ", on-disk format "
+            << FormatVersion() << "\n";
     return kExitOk;
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
