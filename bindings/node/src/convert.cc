@@ -1,5 +1,6 @@
 #include "convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -12,11 +13,12 @@
 
 namespace walstate {
 namespace node {
-namespace {
 
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
+
+namespace {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
@@ -44,6 +46,8 @@ const char* TypeName(const Napi::Value& v) {
       return "value";
   }
 }
+
+}  // namespace
 
 absl::Status Mismatch(const FieldDescriptor* f, const char* expected,
                       const Napi::Value& v) {
@@ -92,174 +96,7 @@ bool ToBytes(const Napi::Value& v, std::string* out) {
   return true;
 }
 
-// Sets a singular field (index < 0) or appends to a repeated one.
-absl::Status Put(const Napi::Value& v, const FieldDescriptor* f, Message* m,
-                 bool add) {
-  const Reflection* r = m->GetReflection();
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32: {
-      int64_t x;
-      if (!ToSigned(v, std::numeric_limits<int32_t>::min(),
-                    std::numeric_limits<int32_t>::max(), &x)) {
-        return Mismatch(f, "an integer in int32 range", v);
-      }
-      add ? r->AddInt32(m, f, static_cast<int32_t>(x))
-          : r->SetInt32(m, f, static_cast<int32_t>(x));
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_INT64: {
-      int64_t x;
-      if (!ToSigned(v, std::numeric_limits<int64_t>::min(),
-                    std::numeric_limits<int64_t>::max(), &x)) {
-        return Mismatch(f, "a bigint (or safe-integer number) in int64 range",
-                        v);
-      }
-      add ? r->AddInt64(m, f, x) : r->SetInt64(m, f, x);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_UINT32: {
-      uint64_t x;
-      if (!ToUnsigned(v, std::numeric_limits<uint32_t>::max(), &x)) {
-        return Mismatch(f, "an integer in uint32 range", v);
-      }
-      add ? r->AddUInt32(m, f, static_cast<uint32_t>(x))
-          : r->SetUInt32(m, f, static_cast<uint32_t>(x));
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_UINT64: {
-      uint64_t x;
-      if (!ToUnsigned(v, std::numeric_limits<uint64_t>::max(), &x)) {
-        return Mismatch(f, "a bigint (or safe-integer number) in uint64 range",
-                        v);
-      }
-      add ? r->AddUInt64(m, f, x) : r->SetUInt64(m, f, x);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-    case FieldDescriptor::CPPTYPE_FLOAT: {
-      if (!v.IsNumber()) return Mismatch(f, "a number", v);
-      double d = v.As<Napi::Number>().DoubleValue();
-      if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
-        add ? r->AddDouble(m, f, d) : r->SetDouble(m, f, d);
-      } else {
-        float x = static_cast<float>(d);
-        add ? r->AddFloat(m, f, x) : r->SetFloat(m, f, x);
-      }
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_BOOL: {
-      if (!v.IsBoolean()) return Mismatch(f, "a boolean", v);
-      bool b = v.As<Napi::Boolean>().Value();
-      add ? r->AddBool(m, f, b) : r->SetBool(m, f, b);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_ENUM: {
-      int number;
-      if (v.IsString()) {
-        const std::string name = v.As<Napi::String>().Utf8Value();
-        const auto* e = f->enum_type()->FindValueByName(name);
-        if (e == nullptr) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("field ", f->full_name(), ": ", name,
-                           " is not a value of ", f->enum_type()->full_name()));
-        }
-        number = e->number();
-      } else {
-        int64_t x;
-        if (!ToSigned(v, std::numeric_limits<int32_t>::min(),
-                      std::numeric_limits<int32_t>::max(), &x)) {
-          return Mismatch(f, "an enum value name (or number)", v);
-        }
-        number = static_cast<int>(x);
-        if (f->enum_type()->file()->syntax() ==
-                google::protobuf::FileDescriptor::SYNTAX_PROTO2 &&
-            f->enum_type()->FindValueByNumber(number) == nullptr) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("field ", f->full_name(), ": ", number,
-                           " is not a value of ", f->enum_type()->full_name()));
-        }
-      }
-      add ? r->AddEnumValue(m, f, number) : r->SetEnumValue(m, f, number);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_STRING: {
-      std::string s;
-      if (f->type() == FieldDescriptor::TYPE_BYTES) {
-        if (!ToBytes(v, &s)) return Mismatch(f, "a Uint8Array", v);
-      } else {
-        if (!v.IsString()) return Mismatch(f, "a string", v);
-        s = v.As<Napi::String>().Utf8Value();
-      }
-      add ? r->AddString(m, f, std::move(s)) : r->SetString(m, f, std::move(s));
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_MESSAGE: {
-      if (!v.IsObject() || v.IsArray()) return Mismatch(f, "an object", v);
-      Message* sub = add ? r->AddMessage(m, f) : r->MutableMessage(m, f);
-      return MessageFromJs(v, sub);
-    }
-  }
-  return absl::InternalError("unhandled field type");
-}
-
-// A map key given as a JS property name, converted to the key field's type.
-absl::Status PutMapKey(const std::string& key, const FieldDescriptor* kf,
-                       Message* entry) {
-  const Reflection* r = entry->GetReflection();
-  bool ok = true;
-  switch (kf->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING:
-      r->SetString(entry, kf, key);
-      break;
-    case FieldDescriptor::CPPTYPE_BOOL:
-      ok = key == "true" || key == "false";
-      r->SetBool(entry, kf, key == "true");
-      break;
-    case FieldDescriptor::CPPTYPE_INT32: {
-      int32_t x;
-      ok = absl::SimpleAtoi(key, &x);
-      r->SetInt32(entry, kf, x);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_INT64: {
-      int64_t x;
-      ok = absl::SimpleAtoi(key, &x);
-      r->SetInt64(entry, kf, x);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_UINT32: {
-      uint32_t x;
-      ok = absl::SimpleAtoi(key, &x);
-      r->SetUInt32(entry, kf, x);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_UINT64: {
-      uint64_t x;
-      ok = absl::SimpleAtoi(key, &x);
-      r->SetUInt64(entry, kf, x);
-      break;
-    }
-    default:
-      ok = false;
-  }
-  if (!ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("map key \"", key, "\" is not a valid ", kf->full_name()));
-  }
-  return absl::OkStatus();
-}
-
-// Own enumerable string keys of `object`.
-absl::Status OwnKeys(const Napi::Object& object, Napi::Array* keys) {
-  napi_value names;
-  napi_status st = napi_get_all_property_names(
-      object.Env(), object, napi_key_own_only,
-      static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
-      napi_key_numbers_to_strings, &names);
-  if (st != napi_ok) return absl::InternalError("cannot list object keys");
-  *keys = Napi::Array(object.Env(), names);
-  return absl::OkStatus();
-}
+namespace {
 
 Napi::Value ScalarToJs(Napi::Env env, const Message& m,
                        const FieldDescriptor* f, int i);
@@ -356,66 +193,6 @@ Napi::Value ScalarToJs(Napi::Env env, const Message& m,
 
 }  // namespace
 
-absl::Status SetFieldFromJs(const Napi::Value& value, const FieldDescriptor* f,
-                            Message* message) {
-  const Reflection* r = message->GetReflection();
-  r->ClearField(message, f);
-  if (value.IsUndefined() || value.IsNull()) return absl::OkStatus();
-  if (f->is_map()) {
-    if (!value.IsObject() || value.IsArray()) {
-      return Mismatch(f, "an object (a map)", value);
-    }
-    Napi::Object object = value.As<Napi::Object>();
-    Napi::Array keys;
-    absl::Status s = OwnKeys(object, &keys);
-    if (!s.ok()) return s;
-    const FieldDescriptor* kf = f->message_type()->map_key();
-    const FieldDescriptor* vf = f->message_type()->map_value();
-    for (uint32_t i = 0; i < keys.Length(); ++i) {
-      Napi::Value k = keys.Get(i);
-      Message* entry = r->AddMessage(message, f);
-      s = PutMapKey(k.As<Napi::String>().Utf8Value(), kf, entry);
-      if (s.ok()) s = Put(object.Get(k), vf, entry, false);
-      if (!s.ok()) return s;
-    }
-    return absl::OkStatus();
-  }
-  if (f->is_repeated()) {
-    if (!value.IsArray()) return Mismatch(f, "an array", value);
-    Napi::Array a = value.As<Napi::Array>();
-    const uint32_t n = a.Length();
-    for (uint32_t i = 0; i < n; ++i) {
-      absl::Status s = Put(a.Get(i), f, message, true);
-      if (!s.ok()) return s;
-    }
-    return absl::OkStatus();
-  }
-  return Put(value, f, message, false);
-}
-
-absl::Status MessageFromJs(const Napi::Value& value, Message* message,
-                           std::vector<const FieldDescriptor*>* set) {
-  Napi::Object object = value.As<Napi::Object>();
-  Napi::Array keys;
-  absl::Status s = OwnKeys(object, &keys);
-  if (!s.ok()) return s;
-  const google::protobuf::Descriptor* d = message->GetDescriptor();
-  const uint32_t n = keys.Length();
-  for (uint32_t i = 0; i < n; ++i) {
-    Napi::Value k = keys.Get(i);
-    const std::string name = k.As<Napi::String>().Utf8Value();
-    const FieldDescriptor* f = d->FindFieldByName(name);
-    if (f == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(d->full_name(), " has no field \"", name, "\""));
-    }
-    s = SetFieldFromJs(object.Get(k), f, message);
-    if (!s.ok()) return s;
-    if (set != nullptr) set->push_back(f);
-  }
-  return absl::OkStatus();
-}
-
 Napi::Object MessageToJs(Napi::Env env, const Message& message) {
   Napi::Object out = Napi::Object::New(env);
   const Reflection* r = message.GetReflection();
@@ -434,6 +211,64 @@ Napi::Object MessageToJs(Napi::Env env, const Message& message) {
       v = ScalarToJs(env, message, f, -1);
     }
     out.Set(f->name(), v);
+  }
+  return out;
+}
+
+namespace {
+
+// A field's description (convert.h); messages are numbered in `order`.
+Napi::Object DescribeField(
+    Napi::Env env, const FieldDescriptor* f,
+    std::vector<const google::protobuf::Descriptor*>* order) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", f->name());
+  o.Set("fullName", f->full_name());
+  o.Set("number", f->number());
+  o.Set("type", static_cast<int>(f->type()));
+  o.Set("index", f->index());
+  o.Set("repeated", f->is_repeated() && !f->is_map());
+  int message = -1;
+  if (f->is_map()) {
+    o.Set("key", DescribeField(env, f->message_type()->map_key(), order));
+    o.Set("value", DescribeField(env, f->message_type()->map_value(), order));
+  } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+    auto it = std::find(order->begin(), order->end(), f->message_type());
+    message = static_cast<int>(it - order->begin());
+    if (it == order->end()) order->push_back(f->message_type());
+  }
+  o.Set("message", message);
+  if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+    const google::protobuf::EnumDescriptor* e = f->enum_type();
+    o.Set("enumName", e->full_name());
+    Napi::Object values = Napi::Object::New(env);
+    for (int i = 0; i < e->value_count(); ++i) {
+      values.Set(e->value(i)->name(), e->value(i)->number());
+    }
+    o.Set("enumValues", values);
+    o.Set("closedEnum", e->file()->syntax() ==
+                            google::protobuf::FileDescriptor::SYNTAX_PROTO2);
+  }
+  return o;
+}
+
+}  // namespace
+
+Napi::Array DescribeSchema(Napi::Env env,
+                           const google::protobuf::Descriptor* root) {
+  std::vector<const google::protobuf::Descriptor*> order = {root};
+  Napi::Array out = Napi::Array::New(env);
+  // `order` grows as fields name message types not seen yet.
+  for (size_t m = 0; m < order.size(); ++m) {
+    const google::protobuf::Descriptor* d = order[m];
+    Napi::Array fields = Napi::Array::New(env, d->field_count());
+    for (int i = 0; i < d->field_count(); ++i) {
+      fields.Set(i, DescribeField(env, d->field(i), &order));
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fullName", d->full_name());
+    o.Set("fields", fields);
+    out.Set(static_cast<uint32_t>(m), o);
   }
   return out;
 }

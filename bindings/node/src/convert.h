@@ -9,11 +9,13 @@
 //           number of an open enum comes back as a number)
 //   message -> plain object keyed by the .proto field names
 //   repeated -> array; map -> plain object keyed by the map key as a string
+// Input (an update's values) is encoded by encode.h with the same rules.
 // Output lists only fields that are set (proto3 JSON's rule); an absent key
 // means the field's default.
 #ifndef WALSTATE_BINDINGS_NODE_CONVERT_H_
 #define WALSTATE_BINDINGS_NODE_CONVERT_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,21 +26,30 @@
 namespace walstate {
 namespace node {
 
-// Sets `field` of `message` from `value` (null/undefined: cleared). Errors
-// are InvalidArgument naming the field path and the expected type.
-absl::Status SetFieldFromJs(const Napi::Value& value,
-                            const google::protobuf::FieldDescriptor* field,
-                            google::protobuf::Message* message);
+// The InvalidArgument error for `value` given to `f`, naming the field,
+// the `expected` type and what `value` is.
+absl::Status Mismatch(const google::protobuf::FieldDescriptor* f,
+                      const char* expected, const Napi::Value& value);
 
-// Fills `message` from the keys of a plain object (unknown keys: an error).
-// With `set`, appends the fields named by the keys (the update's mask).
-absl::Status MessageFromJs(
-    const Napi::Value& value, google::protobuf::Message* message,
-    std::vector<const google::protobuf::FieldDescriptor*>* set = nullptr);
+// A JS integer (an integral number within 2^53, or a bigint) within
+// [lo, hi]; false otherwise.
+bool ToSigned(const Napi::Value& v, int64_t lo, int64_t hi, int64_t* out);
+bool ToUnsigned(const Napi::Value& v, uint64_t hi, uint64_t* out);
+
+// The bytes of a Uint8Array (a Buffer is one); false for anything else.
+bool ToBytes(const Napi::Value& v, std::string* out);
 
 // The set fields of `message` as a plain object.
 Napi::Object MessageToJs(Napi::Env env,
                          const google::protobuf::Message& message);
+
+// The message types `root` reaches, for lib/encode.js's plan: an array of
+// { fullName, fields }, `root` first. A field is { name, fullName, number,
+// type (FieldDescriptor::Type), index, repeated, message (index in the
+// array, or -1), enumName, enumValues ({ NAME: number }), closedEnum }; a
+// map field also has `key` and `value`: its entry's two fields, alike.
+Napi::Array DescribeSchema(Napi::Env env,
+                           const google::protobuf::Descriptor* root);
 
 // The key the engine's index holds for `value` of `field` (integers as
 // decimal, bools as "true"/"false", enums by number, bytes as their bytes).

@@ -65,7 +65,8 @@ Napi::Function StoreWrap::Define(Napi::Env env) {
   return DefineClass(
       env, "NativeStore",
       {
-          InstanceMethod("update", &StoreWrap::Update),
+          InstanceMethod("updateBytes", &StoreWrap::UpdateBytes),
+          InstanceMethod("schema", &StoreWrap::Schema),
           InstanceMethod("delete", &StoreWrap::Delete),
           InstanceMethod("get", &StoreWrap::Get),
           InstanceMethod("has", &StoreWrap::Has),
@@ -101,6 +102,7 @@ StoreWrap::StoreWrap(const Napi::CallbackInfo& info)
     Durability t = d->field(i)->options().GetExtension(walstate::durability);
     if (t == DURABILITY_DEFAULT) t = opened_->default_durability;
     immediate_[i] = t == IMMEDIATE;
+    if (immediate_[i] && i < 64) immediate_mask_ |= uint64_t{1} << i;
   }
   committer_ = Committer::Create(env, info.This().As<Napi::Object>(),
                                  opened_->writer_threads, &MakeError);
@@ -150,18 +152,41 @@ bool StoreWrap::CheckOpen(Napi::Env env) {
   return false;
 }
 
-Napi::Value StoreWrap::Update(const Napi::CallbackInfo& info) {
+Napi::Value StoreWrap::Schema(const Napi::CallbackInfo& info) {
+  return DescribeSchema(info.Env(),
+                        opened_->schema->prototype->GetDescriptor());
+}
+
+Napi::Value StoreWrap::UpdateBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   std::string session;
   if (!SessionArg(info, &session)) return env.Undefined();
-  if (!info[1].IsObject() || info[1].IsArray()) {
+  bool typed = false;
+  napi_typedarray_type type;
+  size_t byte_length = 0;
+  void* data = nullptr;
+  if (napi_is_typedarray(env, info[1], &typed) != napi_ok || !typed ||
+      napi_get_typedarray_info(env, info[1], &type, &byte_length, &data,
+                               nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array || !info[2].IsNumber() ||
+      info[2].As<Napi::Number>().Int64Value() < 0 ||
+      static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()) >
+          byte_length ||
+      !info[3].IsNumber() || !info[4].IsNumber()) {
     return ThrowStatus(env, absl::InvalidArgumentError(
-                                "update: the values must be a plain object"));
+                                "updateBytes: (sessionId, Uint8Array, length, "
+                                "maskLo, maskHi, durability?, indexes?)"));
   }
+  const absl::string_view bytes(
+      static_cast<const char*>(data),
+      static_cast<size_t>(info[2].As<Napi::Number>().Int64Value()));
+  const uint64_t mask =
+      (uint64_t{info[4].As<Napi::Number>().Uint32Value()} << 32) |
+      info[3].As<Napi::Number>().Uint32Value();
   UpdateOptions options;
-  if (info.Length() > 2 && info[2].IsString()) {
-    const std::string tier = info[2].As<Napi::String>().Utf8Value();
+  if (info.Length() > 5 && info[5].IsString()) {
+    const std::string tier = info[5].As<Napi::String>().Utf8Value();
     if (tier == "IMMEDIATE") {
       options.durability = IMMEDIATE;
     } else if (tier == "BATCHED") {
@@ -173,16 +198,38 @@ Napi::Value StoreWrap::Update(const Napi::CallbackInfo& info) {
                                   tier, "\"")));
     }
   }
-  std::shared_ptr<Message> values(opened_->schema->prototype->New());
-  std::vector<const FieldDescriptor*> set;
-  absl::Status s = MessageFromJs(info[1], values.get(), &set);
-  if (!s.ok()) return ThrowStatus(env, s);
-  std::vector<std::string> fields;
-  fields.reserve(set.size());
-  bool immediate = false;
-  for (const FieldDescriptor* f : set) {
-    fields.push_back(f->name());
-    immediate = immediate || immediate_[f->index()];
+  const google::protobuf::Descriptor* d =
+      opened_->schema->prototype->GetDescriptor();
+  bool immediate = (mask & immediate_mask_) != 0;
+  // The field names, made once per mask; fields past 63 (rare) per call.
+  std::vector<std::string> built;
+  const std::vector<std::string>* fields = &built;
+  if (info.Length() > 6 && info[6].IsArray()) {
+    Napi::Array high = info[6].As<Napi::Array>();
+    for (int i = 0; i < 64 && i < d->field_count(); ++i) {
+      if (mask & (uint64_t{1} << i)) built.push_back(d->field(i)->name());
+    }
+    for (uint32_t i = 0; i < high.Length(); ++i) {
+      const int64_t index = high.Get(i).As<Napi::Number>().Int64Value();
+      if (index < 0 || index >= d->field_count()) {
+        return ThrowStatus(env, absl::InvalidArgumentError(absl::StrCat(
+                                    "updateBytes: no field index ", index)));
+      }
+      built.push_back(d->field(index)->name());
+      immediate = immediate || immediate_[index];
+    }
+  } else {
+    auto it = names_by_mask_.find(mask);
+    if (it == names_by_mask_.end()) {
+      constexpr size_t kMaxMasks = 4096;
+      if (names_by_mask_.size() >= kMaxMasks) names_by_mask_.clear();
+      std::vector<std::string> names;
+      for (int i = 0; i < 64 && i < d->field_count(); ++i) {
+        if (mask & (uint64_t{1} << i)) names.push_back(d->field(i)->name());
+      }
+      it = names_by_mask_.emplace(mask, std::move(names)).first;
+    }
+    fields = &it->second;
   }
   if (options.durability != DURABILITY_DEFAULT) {
     immediate = options.durability == IMMEDIATE;
@@ -190,16 +237,16 @@ Napi::Value StoreWrap::Update(const Napi::CallbackInfo& info) {
   Engine* engine = opened_->engine.get();
   if (!immediate) {
     // BATCHED only: applied in memory now, no I/O on this thread.
-    s = engine->Update(session, std::move(*values), fields, options);
+    absl::Status s = engine->UpdateSerialized(session, bytes, *fields, options);
     if (!s.ok()) return ThrowStatus(env, s);
     return env.Undefined();
   }
   return committer_->Submit(
       env,
-      [engine, session = std::move(session), values, fields = std::move(fields),
-       options]() -> absl::StatusOr<uint64_t> {
+      [engine, session = std::move(session), bytes = std::string(bytes),
+       fields = *fields, options]() -> absl::StatusOr<uint64_t> {
         absl::Status st =
-            engine->Update(session, std::move(*values), fields, options);
+            engine->UpdateSerialized(session, bytes, fields, options);
         if (!st.ok()) return st;
         return 0;
       },

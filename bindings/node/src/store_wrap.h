@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "committer.h"
 #include "napi.h"
@@ -37,7 +38,13 @@ class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
   ~StoreWrap() override;
 
  private:
-  Napi::Value Update(const Napi::CallbackInfo& info);
+  // updateBytes(sessionId, bytes, length, maskLo, maskHi, durability?,
+  // indexes?): the values as wire bytes (lib/encode.js), the top-level
+  // fields they set as a bit mask of field indexes 0..63 (lo: 0..31) plus
+  // an array of any higher indexes.
+  Napi::Value UpdateBytes(const Napi::CallbackInfo& info);
+  // schema(): the session type's fields for lib/encode.js's plan.
+  Napi::Value Schema(const Napi::CallbackInfo& info);
   Napi::Value Delete(const Napi::CallbackInfo& info);
   Napi::Value Get(const Napi::CallbackInfo& info);
   Napi::Value Has(const Napi::CallbackInfo& info);
@@ -67,9 +74,13 @@ class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
   std::unique_ptr<Opened> opened_;
   Committer* committer_ = nullptr;  // freed by Committer::Stop
   std::vector<bool> immediate_;     // by field index: IMMEDIATE tier
-  bool closing_ = false;            // close() or closeSync() was called
-  bool close_queued_ = false;       // close() queued the engine's Close
-  bool hook_ = false;               // AtExit registered
+  uint64_t immediate_mask_ = 0;     // immediate_ of fields 0..63
+  // The field names an update lists, by the bit mask of their indexes
+  // (fields 0..63), made once per combination (at most kMaxMasks kept).
+  absl::flat_hash_map<uint64_t, std::vector<std::string>> names_by_mask_;
+  bool closing_ = false;       // close() or closeSync() was called
+  bool close_queued_ = false;  // close() queued the engine's Close
+  bool hook_ = false;          // AtExit registered
   napi_env env_ = nullptr;
 };
 

@@ -48,6 +48,42 @@ test('every field kind round-trips through update and get', async () => {
   await again.close();
 });
 
+test('every wire encoding round-trips: zigzag, fixed, long and non-ASCII strings, map keys', async () => {
+  const s = await openTypes(tempDir('wire'));
+  const long = 'x'.repeat(300);
+  const values = {
+    zig: -2147483648,
+    zig64: -9223372036854775808n,
+    fix: 4294967295,
+    fix64: 18446744073709551615n,
+    sfix: -1,
+    sfix64: -9007199254740993n,
+    small: -1, // int32 < 0: ten bytes on the wire
+    counter: -(2n ** 63n),
+    tags: ['héllo ✓ 😀', long, ''],
+    inner: { label: long, big: 2n ** 62n, small: [-1, 0, 2147483647] },
+    by_big: { '-5': 'minus five', '9007199254740993': 'past 2^53' },
+    by_flag: { true: { label: 'yes' }, false: { label: 'no' } },
+    colors: ['RED', 'GREEN', 1],
+    blob: Buffer.from('buffer bytes'),
+  };
+  s.update('w', values, { durability: 'BATCHED' });
+  const got = s.get('w');
+  assert.deepEqual(got, {
+    ...values,
+    colors: ['RED', 'GREEN', 'RED'],
+    blob: new Uint8Array(Buffer.from('buffer bytes')),
+  });
+  assert.throws(() => s.update('w', { by_big: { x: 'y' } }), (e) => e.code === 'INVALID_ARGUMENT' && /map key "x"/.test(e.message));
+  assert.throws(() => s.update('w', { fix: -1 }), (e) => e.code === 'INVALID_ARGUMENT');
+  assert.throws(() => s.update('w', { zig: 2 ** 31 }), (e) => e.code === 'INVALID_ARGUMENT');
+  assert.throws(() => s.update('w', { colors: [null] }), (e) => e.code === 'INVALID_ARGUMENT');
+  assert.throws(() => s.update('w', { inner: { nope: 1 } }), (e) => e.code === 'INVALID_ARGUMENT' && /Inner has no field "nope"/.test(e.message));
+  // A rejected update changes nothing.
+  assert.deepEqual(s.get('w'), got);
+  await s.close();
+});
+
 test('IMMEDIATE updates return a Promise, BATCHED-only ones apply at once', async () => {
   const s = await openTypes(tempDir('tiers'));
   const p = s.update('a', { key: 'ka' });
@@ -125,7 +161,8 @@ test('a FileDescriptorSet works as well as a .proto', async (t) => {
   const out = path.join(dir, 'set.pb');
   try {
     execFileSync('protoc', ['--include_imports', `--descriptor_set_out=${out}`,
-      `--proto_path=${gatewayOptions.includeDirs[0]}`, '--proto_path=/usr/include', gatewayOptions.proto]);
+      `--proto_path=${gatewayOptions.includeDirs[0]}`, `--proto_path=${path.join(gatewayOptions.includeDirs[0], 'include')}`,
+      '--proto_path=/usr/include', gatewayOptions.proto]);
   } catch (e) {
     t.skip('protoc is not installed');
     return;
