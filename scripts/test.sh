@@ -5,6 +5,7 @@
 #   3. the concurrency tests (tag "concurrency") under TSan;
 #   4. a short, bounded libFuzzer run of every fuzz target;
 #   5. the installed package (scripts/test_package.sh: CMake build, install,
+#      Debian packages installed with apt-get,
 #      examples/embed against the install; also with --quick);
 #   6. the Node.js binding's tests, under Node and under Bun
 #      (bindings/node/scripts/test.sh; also with --quick).

@@ -9,7 +9,10 @@
 #      alone, with its CMakeLists.txt (find_package) and with pkg-config; no
 #      path into the source tree on a compile or link line;
 #   4. each build of the example run (write, reopen, check values and index)
-#      and the installed `walctl verify` run on the directory it wrote.
+#      and the installed `walctl verify` run on the directory it wrote;
+#   5. the Debian packages (scripts/make_deb.sh, reusing the build of step 1)
+#      installed with apt-get, the example built against /usr by both ways
+#      and run, then the packages purged (as root only; skipped otherwise).
 # Ends with "package: N passed, M failed".
 # Usage: scripts/test_package.sh [--keep]   (--keep: leave the temp dir)
 set -uo pipefail
@@ -125,5 +128,42 @@ pkg_config_example() {
     "$prefix/bin/walctl" verify "$work/data-pkg-config"
 }
 check "examples/embed with pkg-config: build, run, walctl verify" pkg_config_example
+
+# 5. The Debian packages, installed as on a fresh machine and used from /usr.
+debs=()  # the package names, read off the built .deb files
+purge_debs() {
+  local p installed=()
+  for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 && installed+=("$p"); done
+  [ ${#installed[@]} -eq 0 ] || apt-get purge -y "${installed[@]}" >/dev/null 2>&1
+  return 0
+}
+deb_packages() {
+  bash "$src/scripts/make_deb.sh" "$work/build" "$work/deb" || return 1
+  local f
+  for f in "$work"/deb/*.deb; do debs+=("$(dpkg-deb -f "$f" Package)"); done
+  echo "packages: ${debs[*]}"
+  [ ${#debs[@]} -eq 3 ] || { echo "expected 3 packages"; return 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "$work"/deb/*.deb || return 1
+  ( # Only what the packages installed under /usr: no prefix, no PKG_CONFIG_PATH.
+    unset PKG_CONFIG_PATH
+    set -e
+    cp -r "$src/examples/embed" "$work/embed-deb"
+    cmake -S "$work/embed-deb" -B "$work/embed-deb/build" -DCMAKE_BUILD_TYPE=Release
+    grep -E '^walstate_DIR:PATH=/usr/lib/' "$work/embed-deb/build/CMakeCache.txt"
+    cmake --build "$work/embed-deb/build" -j "$jobs"
+    "$work/embed-deb/build/embed" "$work/data-deb-cmake"
+    /usr/bin/walctl verify "$work/data-deb-cmake"
+    (cd "$work/embed-deb" && sh -x ./build_pkg_config.sh)
+    "$work/embed-deb/embed" "$work/data-deb-pkg-config"
+    /usr/bin/walctl verify "$work/data-deb-pkg-config"
+    ls /usr/share/man/man1/walctl.1*
+  )
+}
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null && command -v cpack >/dev/null; then
+  check "Debian packages: build, apt-get install, examples/embed against /usr" deb_packages
+  purge_debs
+else
+  echo "package: skip Debian packages (needs root, apt-get and cpack)"
+fi
 
 finish
