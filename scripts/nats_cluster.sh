@@ -22,8 +22,17 @@
 set -euo pipefail
 
 NODES=3
-# Bounded polling: 300 x 0.1 s.
-WAIT_TRIES=${WALSTATE_NATS_WAIT_TRIES:-300}
+# How long to wait for a metadata leader (polling with a backoff of 0.1 s
+# doubling to 1 s): 120 s, times the 1-minute load average per core on a
+# loaded machine (at most 8x), times WALSTATE_TEST_TIMEOUT_SCALE if set.
+wait_seconds() {
+  python3 - <<'PY'
+import os
+scale = min(8.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+scale *= float(os.environ.get("WALSTATE_TEST_TIMEOUT_SCALE") or 1) or 1
+print(int(120 * scale))
+PY
+}
 
 die() { echo "nats_cluster: $*" >&2; exit 1; }
 
@@ -48,8 +57,10 @@ start_node() {
 }
 
 wait_leader() {
-  local dir="$1"
-  for ((i = 0; i < WAIT_TRIES; i++)); do
+  local dir="$1" limit delay=0.1
+  limit=$(wait_seconds)
+  local until=$((SECONDS + limit))
+  while true; do
     # Every live node must have seen a leader since it (re)started.
     local ok=1
     for ((n = 1; n <= NODES; n++)); do
@@ -62,13 +73,15 @@ wait_leader() {
       fi
     done
     [ "$ok" -eq 1 ] && return 0
-    sleep 0.1
+    [ "$SECONDS" -lt "$until" ] || break
+    sleep "$delay"
+    case "$delay" in 0.1) delay=0.2 ;; 0.2) delay=0.4 ;; 0.4) delay=0.8 ;; *) delay=1 ;; esac
   done
   for ((n = 1; n <= NODES; n++)); do
     echo "--- $dir/n$n.log (last lines)" >&2
     tail -n 5 "$dir/n$n.log" >&2 || true
   done
-  die "no JetStream metadata leader after $((WAIT_TRIES / 10)) s"
+  die "no JetStream metadata leader seen by every running node within ${limit} s (logs above; on a slower machine set WALSTATE_TEST_TIMEOUT_SCALE)"
 }
 
 cmd_start() {

@@ -108,8 +108,7 @@ total_passed=$((total_passed + node_p))
 total_failed=$((total_failed + node_f))
 [ "$node_f" -ne 0 ] && failed_steps+=("node")
 if [ "$quick" -eq 0 ]; then
-  # NodeLoss timed out once in CI-like runs on a loaded machine (stream not readable after a node kill within 60 attempts); it runs in scripts/replication_full.sh until that wait is fixed.
-  run_step "replication" --test_tag_filters=replication --test_arg=--gtest_filter=-ReplicationTest.NodeLoss //tests/replication/...
+  run_step "replication" --test_tag_filters=replication //tests/replication/...
 fi
 
 [ ${#failed_steps[@]} -gt 0 ] && echo "failed steps: ${failed_steps[*]}"

@@ -5,8 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -63,29 +63,79 @@ absl::Status Cluster::EnsureAllUp() {
   return Script(absl::StrCat("ensure ", dir_));
 }
 
+double LoadScale() {
+  double scale = 1.0;
+  double load[1] = {0.0};
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (getloadavg(load, 1) == 1 && cores > 0) {
+    scale = std::min(8.0, std::max(1.0, load[0] / static_cast<double>(cores)));
+  }
+  const char* env = std::getenv("WALSTATE_TEST_TIMEOUT_SCALE");
+  if (env != nullptr && std::atof(env) > 0) scale *= std::atof(env);
+  return scale;
+}
+
+absl::Duration Scaled(absl::Duration base) { return base * LoadScale(); }
+
 absl::StatusOr<std::unique_ptr<replication::NatsReplicator>>
 Cluster::WaitForStream(const std::string& store) {
+  const absl::Time start = absl::Now();
+  const absl::Duration limit = Scaled(absl::Seconds(120));
+  const absl::Time deadline = start + limit;
   replication::NatsOptions o;
   o.url = url_;
   o.store = store;
   o.create_stream = false;
-  o.timeout = absl::Seconds(2);
+  std::unique_ptr<replication::NatsReplicator> r;
+  std::string waiting_for;
   absl::Status last;
-  // Bounded: a restarted cluster elects the stream's leader in seconds.
-  for (int attempt = 0; attempt < 60; ++attempt) {
-    auto r = replication::NatsReplicator::Connect(o);
-    if (r.ok()) {
-      auto pos = (*r)->Peek();
-      if (pos.ok()) return std::move(*r);
-      last = pos.status();
-    } else {
-      last = r.status();
+  absl::Duration backoff = absl::Milliseconds(100);
+  int polls = 0;
+  while (true) {
+    ++polls;
+    // One request's wait, so that the loop (not a request) holds the
+    // deadline.
+    o.timeout = std::max(absl::Milliseconds(100),
+                         std::min(absl::Seconds(2), deadline - absl::Now()));
+    if (r == nullptr) {
+      waiting_for =
+          "a node to answer the stream's info (needs a JetStream metadata "
+          "leader)";
+      auto c = replication::NatsReplicator::Connect(o);
+      if (c.ok()) {
+        r = std::move(*c);
+      } else {
+        last = c.status();
+      }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    if (r != nullptr) {
+      waiting_for = "the stream to elect a leader";
+      auto leader = r->StreamLeader();
+      if (!leader.ok()) {
+        last = leader.status();
+        r = nullptr;  // reconnect: maybe to a node that knows more
+      } else if (leader->empty()) {
+        last = absl::UnavailableError("stream info names no leader");
+      } else {
+        waiting_for = absl::StrCat("the stream's leader (", *leader,
+                                   ") to serve its last log message");
+        auto pos = r->Peek();
+        if (pos.ok()) return r;
+        last = pos.status();
+      }
+    }
+    if (absl::Now() + backoff >= deadline) break;
+    absl::SleepFor(backoff);  // bounded backoff between polls
+    backoff = std::min(backoff * 2, absl::Seconds(2));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("stream of store ", store,
-                   " not readable after 60 attempts: ", last.ToString()));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "stream of store ", store, " at ", url_, " not readable after ",
+      absl::FormatDuration(absl::Now() - start), " (", polls,
+      " polls; deadline ", absl::FormatDuration(limit),
+      " = 120 s x load scale ", LoadScale(), "): still waiting for ",
+      waiting_for, "; last error: ", last.ToString(), ". The nodes' logs are ",
+      dir_,
+      "/n1.log..n3.log; on a slower machine set WALSTATE_TEST_TIMEOUT_SCALE"));
 }
 
 absl::StatusOr<replication::RestoreReport> Cluster::Restore(

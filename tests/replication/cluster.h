@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/replication/nats/nats_replicator.h"
 #include "engine/replication/restore.h"
 
@@ -37,8 +38,13 @@ class Cluster {
   absl::Status WaitLeader();
   // Restarts whichever nodes are down (a test's TearDown).
   absl::Status EnsureAllUp();
-  // Connects to `store`'s stream, retrying (bounded) while the cluster
-  // elects its leaders after a restart.
+  // Connects to `store`'s stream once it is readable after nodes were
+  // killed or restarted: polls (bounded backoff, 0.1 s doubling to 2 s)
+  // until, in order, a node answers the stream's info (which needs a
+  // JetStream metadata leader), the stream has an elected leader, and its
+  // last log message can be read. Gives up after Scaled(120 s) with
+  // DeadlineExceeded naming the condition still unmet, its last error, the
+  // time waited and where the nodes' logs are.
   absl::StatusOr<std::unique_ptr<replication::NatsReplicator>> WaitForStream(
       const std::string& store);
   // Restores `store` into `dir`.
@@ -85,6 +91,13 @@ class WriterProcess {
   std::string failure_;
   bool opened_ = false;
 };
+
+// How much longer than on an idle machine to wait for the cluster: the
+// 1-minute load average per core (at least 1, at most 8), times
+// WALSTATE_TEST_TIMEOUT_SCALE if set (a slow machine or a sanitizer build).
+double LoadScale();
+// `base` times LoadScale(): the deadline of a wait for the cluster.
+absl::Duration Scaled(absl::Duration base);
 
 // Path of a binary in this test's runfiles ("tests/replication/x").
 std::string RunfilePath(const std::string& path);

@@ -224,9 +224,10 @@ TEST_F(ReplicationTest, KillWriterRestoreLosesNoAck) {
 // Two down: sync updates fail with a clear error, and everything that was
 // acknowledged is in the stream once the nodes are back.
 TEST_F(ReplicationTest, NodeLoss) {
-  // Long enough to ride out the election of a new stream leader.
+  // Long enough to ride out the election of a new stream leader, longer on
+  // a loaded machine.
   auto r = Replicator(nullptr, replication::NatsOptions::Trim::kAuto,
-                      absl::Seconds(15));
+                      testing::Scaled(absl::Seconds(15)));
   ASSERT_NE(r, nullptr);
   const std::string dir = Dir("store");
   std::map<std::string, uint64_t> acked;
@@ -261,7 +262,9 @@ TEST_F(ReplicationTest, NodeLoss) {
   EXPECT_FALSE((*store)->health().ok());
   EXPECT_FALSE(SetFingerprint(store->get(), "x", "y").ok());
   (void)(*store)->Close();
-  ASSERT_TRUE(cluster_->EnsureAllUp().ok());
+  absl::Status up = cluster_->EnsureAllUp();
+  ASSERT_TRUE(up.ok()) << up;
+  // Restore waits until the stream has a leader again and is readable.
   const std::string restored = Dir("restored");
   auto report = cluster_->Restore(store_, restored);
   ASSERT_TRUE(report.ok()) << report.status();
