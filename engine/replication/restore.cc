@@ -10,6 +10,7 @@
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/log/writer.h"
+#include "engine/replication/log_applier.h"
 #include "engine/replication/wire.h"
 #include "engine/snapshot/manifest.h"
 #include "proto/walstate/record.pb.h"
@@ -38,6 +39,15 @@ std::string RestoreReport::ToString() const {
                     "(never acknowledged)\n");
   }
   return out;
+}
+
+absl::Status StreamSource::TailLog(
+    uint64_t, absl::Duration,
+    const std::function<absl::StatusOr<bool>(uint64_t, absl::string_view,
+                                             absl::string_view)>&,
+    const std::function<bool()>&) {
+  return absl::UnimplementedError(
+      absl::StrCat(Describe(), " cannot be followed (no TailLog)"));
 }
 
 namespace {
@@ -80,8 +90,9 @@ absl::Status WriteWholeFile(FileSystem* fs, const std::string& path,
 
 }  // namespace
 
-absl::StatusOr<RestoreReport> Restore(StreamSource* source, FileSystem* fs,
-                                      const std::string& dir) {
+absl::StatusOr<RestoredStore> RestoreAndKeepOpen(StreamSource* source,
+                                                 FileSystem* fs,
+                                                 const std::string& dir) {
   RestoreReport report;
   auto exists = fs->FileExists(dir);
   if (!exists.ok()) return exists.status();
@@ -220,71 +231,23 @@ absl::StatusOr<RestoreReport> Restore(StreamSource* source, FileSystem* fs,
   }
 
   // Every log message's frames verified; records after the snapshot kept.
-  LogDecoder decoder;
-  std::unique_ptr<log::LogWriter> writer;
+  auto applier = std::make_unique<LogApplier>(fs, dir, source->Describe(),
+                                              report.snapshot_lsn, schema);
   for (const LogMessage& m : messages) {
     MessageHeader h;
     absl::string_view body;
     (void)DecodeMessage(m.bytes, &h, &body);
-    if (h.kind == MessageKind::kClaim) {
-      report.dropped_partial_bytes += decoder.DropPartial();
-      continue;
-    }
-    if (h.kind != MessageKind::kLog) continue;
-    report.log_messages++;
-    s = decoder.Add(h, body,
-                    absl::StrCat(source->Describe(), " message ", m.seq));
+    s = applier->Apply(m.seq, h, body);
     if (!s.ok()) return s;
-    for (StreamRecord& r : *decoder.records()) {
-      report.records_verified++;
-      if (r.lsn <= report.snapshot_lsn) continue;
-      if (writer == nullptr) {
-        if (r.lsn != report.snapshot_lsn + 1) {
-          return absl::DataLossError(
-              absl::StrCat(source->Describe(), " message ", m.seq,
-                           ": the log resumes at LSN ", r.lsn,
-                           " but the newest snapshot covers only up to LSN ",
-                           report.snapshot_lsn,
-                           ": records are missing. Nothing was "
-                           "restored"));
-        }
-        log::WriterOptions wopts;
-        wopts.fs = fs;
-        wopts.dir = dir;
-        wopts.schema = schema;
-        auto w = log::LogWriter::Create(wopts, 1, r.lsn);
-        if (!w.ok()) return w.status();
-        writer = std::move(*w);
-      }
-      auto lsn = writer->Append(r.type, r.payload);
-      if (!lsn.ok()) return lsn.status();
-      if (*lsn != r.lsn) {
-        return absl::InternalError(
-            absl::StrCat("restore wrote LSN ", *lsn, " for record ", r.lsn));
-      }
-      report.records_written++;
-    }
-    decoder.records()->clear();
   }
-  s = decoder.Finish();
-  if (!s.ok()) {
-    // A record whose end never reached the stream was never acknowledged.
-    report.dropped_partial_bytes += decoder.DropPartial();
-  }
-  report.last_lsn = std::max(report.snapshot_lsn, decoder.last_lsn());
-  if (writer == nullptr) {
-    // No record after the snapshot: an empty segment says where the log
-    // goes on.
-    log::WriterOptions wopts;
-    wopts.fs = fs;
-    wopts.dir = dir;
-    wopts.schema = schema;
-    auto w = log::LogWriter::Create(wopts, 1, report.last_lsn + 1);
-    if (!w.ok()) return w.status();
-    writer = std::move(*w);
-  }
-  s = writer->Close();
+  s = applier->Sync();
   if (!s.ok()) return s;
+  report.log_messages = applier->log_messages();
+  report.records_verified = applier->records_verified();
+  report.records_written = applier->records_written();
+  report.dropped_partial_bytes = applier->dropped_partial_bytes();
+  report.last_lsn = applier->last_lsn();
+  report.schema = schema;
   if (!report.snapshot_file.empty()) {
     record::Manifest manifest;
     manifest.set_generation(1);
@@ -298,7 +261,22 @@ absl::StatusOr<RestoreReport> Restore(StreamSource* source, FileSystem* fs,
   s = fs->SyncDir(dir);
   if (!s.ok()) return s;
   cleanup.Keep();
-  return report;
+  RestoredStore out;
+  out.report = std::move(report);
+  out.applier = std::move(applier);
+  out.next_seq = messages.back().seq + 1;
+  return out;
+}
+
+absl::StatusOr<RestoreReport> Restore(StreamSource* source, FileSystem* fs,
+                                      const std::string& dir) {
+  auto restored = RestoreAndKeepOpen(source, fs, dir);
+  if (!restored.ok()) return restored.status();
+  // A record whose end never reached the stream was never acknowledged.
+  restored->report.dropped_partial_bytes += restored->applier->DropPartial();
+  absl::Status s = restored->applier->Close();
+  if (!s.ok()) return s;
+  return std::move(restored->report);
 }
 
 }  // namespace replication

@@ -7,11 +7,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "engine/replication/log_applier.h"
 #include "walstate/file_system.h"
 
 namespace walstate {
@@ -35,6 +38,16 @@ class StreamSource {
                                                absl::string_view msg)>& fn) = 0;
   // "stream WALSTATE_x (subjects walstate.x.*) at nats://...", for messages.
   virtual std::string Describe() const = 0;
+  // Calls `fn` for each message on the log subject from stream sequence
+  // `from` on, as they arrive, without end; when none arrived for a moment
+  // (at most `idle_wait`), calls `idle` instead. Returns OK when either
+  // returns false, or the first error. Default: Unimplemented (a source
+  // that cannot be followed).
+  virtual absl::Status TailLog(
+      uint64_t from, absl::Duration idle_wait,
+      const std::function<absl::StatusOr<bool>(
+          uint64_t seq, absl::string_view msg, absl::string_view writer)>& fn,
+      const std::function<bool()>& idle);
 };
 
 struct RestoreReport {
@@ -47,6 +60,7 @@ struct RestoreReport {
   uint64_t last_lsn = 0;
   uint64_t snapshot_sessions = 0;
   std::string last_writer;  // of the last message
+  std::string schema;       // the store's schema blob (segment headers)
   uint64_t dropped_partial_bytes =
       0;  // a record a deposed writer never finished
 
@@ -58,6 +72,24 @@ struct RestoreReport {
 // names the message and what to do.
 absl::StatusOr<RestoreReport> Restore(StreamSource* source, FileSystem* fs,
                                       const std::string& dir);
+
+// A restore whose last segment stays open for more records (Follow).
+struct RestoredStore {
+  RestoreReport report;
+  // Holds the decoder's state (a record the last message began) and the
+  // open segment; everything it wrote so far is fdatasynced.
+  std::unique_ptr<LogApplier> applier;
+  // Stream sequence after the last log-subject message the restore read.
+  uint64_t next_seq = 0;
+};
+
+// Restore() without its end: a record begun and not finished in the last
+// message is kept pending (its end may still come) and the segment stays
+// open. `dir` is consistent (walctl verify passes, Open gives the state
+// up to report.last_lsn) once this returns.
+absl::StatusOr<RestoredStore> RestoreAndKeepOpen(StreamSource* source,
+                                                 FileSystem* fs,
+                                                 const std::string& dir);
 
 }  // namespace replication
 }  // namespace walstate

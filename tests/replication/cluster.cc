@@ -200,7 +200,11 @@ bool WriterProcess::ReadLine(std::string* line) {
 }
 
 void WriterProcess::Handle(const std::string& line) {
+  absl::StrAppend(&output_, line, "\n");
   std::vector<std::string> parts = absl::StrSplit(line, ' ');
+  if (parts.size() == 3 && parts[0] == "durable" && parts[1] == "LSN") {
+    durable_lsn_ = std::strtoull(parts[2].c_str(), nullptr, 10);
+  }
   if (parts[0] == "ack" && parts.size() == 3) {
     acked_[parts[1]] = std::strtoull(parts[2].c_str(), nullptr, 10);
     ack_count_++;
@@ -211,14 +215,28 @@ void WriterProcess::Handle(const std::string& line) {
   }
 }
 
-bool WriterProcess::ReadUntilAcks(size_t acks) {
+bool WriterProcess::ReadUntil(const std::function<bool()>& done) {
   std::string line;
-  while (ack_count_ < acks) {
+  while (!done()) {
     if (!ReadLine(&line)) return false;
     Handle(line);
     if (!failure_.empty()) return false;
   }
   return true;
+}
+
+bool WriterProcess::ReadUntilAcks(size_t acks) {
+  return ReadUntil([&] { return ack_count_ >= acks; });
+}
+
+bool WriterProcess::ReadUntilDurable(uint64_t lsn) {
+  return ReadUntil([&] { return durable_lsn_ >= lsn; });
+}
+
+int WriterProcess::TerminateAndWait() {
+  if (pid_ > 0) kill(pid_, SIGTERM);
+  Drain();
+  return exit_code_;
 }
 
 void WriterProcess::KillAndDrain() {
@@ -232,6 +250,7 @@ void WriterProcess::Drain() {
   if (pid_ > 0) {
     int status = 0;
     waitpid(pid_, &status, 0);
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     pid_ = -1;
   }
 }

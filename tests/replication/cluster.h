@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,7 +59,8 @@ class Cluster {
   std::string script_;
 };
 
-// A replication_writer child process (tests/replication/replication_writer.cc).
+// A replication_writer child process (tests/replication/replication_writer.cc),
+// or a `walctl follow` one (its "durable LSN N" lines).
 class WriterProcess {
  public:
   // Starts it; args after the binary path.
@@ -73,6 +75,15 @@ class WriterProcess {
   void KillAndDrain();
   // Reads to the end (the child exits by itself), and reaps it.
   void Drain();
+  // Reads lines until a "durable LSN N" line with N >= `lsn`. Returns false
+  // if the child ended (or failed) first.
+  bool ReadUntilDurable(uint64_t lsn);
+  // SIGTERM, then reads to the end and reaps it: the child's exit code, or
+  // -1 if a signal ended it.
+  int TerminateAndWait();
+  uint64_t durable_lsn() const { return durable_lsn_; }
+  // Every line it printed that this read.
+  const std::string& output() const { return output_; }
 
   // session -> last acknowledged value.
   const std::map<std::string, uint64_t>& acked() const { return acked_; }
@@ -82,6 +93,9 @@ class WriterProcess {
 
  private:
   bool ReadLine(std::string* line);
+  // Reads and handles lines until `done`; false if the child ended or
+  // failed first.
+  bool ReadUntil(const std::function<bool()>& done);
   void Handle(const std::string& line);
   pid_t pid_ = -1;
   int fd_ = -1;
@@ -90,6 +104,9 @@ class WriterProcess {
   size_t ack_count_ = 0;
   std::string failure_;
   bool opened_ = false;
+  uint64_t durable_lsn_ = 0;
+  int exit_code_ = -1;
+  std::string output_;
 };
 
 // How much longer than on an idle machine to wait for the cluster: the

@@ -403,5 +403,70 @@ TEST_F(ReplicationTest, KillAllServersLosesNoAck) {
             << report->ToString();
 }
 
+// Standby: `walctl follow` keeps a warm copy while a sync-mode writer
+// works; the writer is SIGKILLed; once the follower holds the stream's end
+// it is stopped (SIGTERM), the store is taken over and the follower's
+// directory opened as the writer: every acknowledged update is there.
+// WALSTATE_FOLLOW_ACKS sets the writer's acknowledged updates (CI: 300).
+TEST_F(ReplicationTest, FollowerTakesOverWithEveryAck) {
+  const char* env = std::getenv("WALSTATE_FOLLOW_ACKS");
+  const size_t acks = env != nullptr ? std::strtoull(env, nullptr, 10) : 300;
+  auto w = WriterProcess::Start(
+      {testing::RunfilePath("tests/replication/replication_writer"),
+       cluster_->url(), store_, Dir("writer"), "w1", "sync"});
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->ReadUntilAcks(acks / 3)) << (*w)->failure();
+  // The follower starts while the writer works (restore, then follow).
+  const std::string standby = Dir("standby");
+  auto f = WriterProcess::Start({testing::RunfilePath("tools/walctl/walctl"),
+                                 "follow", "--nats", cluster_->url(), "--store",
+                                 store_, standby});
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_TRUE((*w)->ReadUntilAcks(acks)) << (*w)->failure();
+  (*w)->KillAndDrain();
+
+  auto r = cluster_->WaitForStream(store_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto end = (*r)->Peek();
+  ASSERT_TRUE(end.ok()) << end.status();
+  ASSERT_TRUE((*f)->ReadUntilDurable(end->last_lsn))
+      << "the follower did not reach the stream's last LSN " << end->last_lsn
+      << ":\n"
+      << (*f)->output();
+  ASSERT_EQ((*f)->TerminateAndWait(), 0) << (*f)->output();
+  EXPECT_TRUE(absl::StrContains((*f)->output(), "is consistent up to LSN"))
+      << (*f)->output();
+  // It followed (records arrived after its restore), not only restored.
+  EXPECT_FALSE(absl::StrContains((*f)->output(), ", 0 records applied"))
+      << (*f)->output();
+
+  // Warm takeover: claim, then open the follower's directory as the writer.
+  const absl::Time t0 = absl::Now();
+  std::ostringstream out, err;
+  walctl::Context ctx(out, err);
+  ASSERT_EQ(walctl::Run(ctx, {"takeover", "--nats", cluster_->url(), "--store",
+                              store_, "--writer", "w2"}),
+            0)
+      << out.str() << err.str();
+  {
+    auto store = Store<GatewaySession>::Open(
+        Replicated(replication::Mode::kSync, "w2", Replicator()), standby);
+    ASSERT_TRUE(store.ok()) << store.status();
+    const absl::Duration warm = absl::Now() - t0;
+    EXPECT_EQ((*store)->stats().last_lsn, end->last_lsn);
+    ASSERT_TRUE(SetFingerprint(store->get(), "after-takeover", "1").ok());
+    ASSERT_TRUE((*store)->Close().ok());
+    // Against a full restore of the same stream.
+    const absl::Time t1 = absl::Now();
+    auto report = cluster_->Restore(store_, Dir("full"));
+    ASSERT_TRUE(report.ok()) << report.status();
+    std::cout << (*w)->ack_count() << " acknowledged sync updates, last LSN "
+              << end->last_lsn << ", 0 lost; warm takeover (claim + open) "
+              << absl::FormatDuration(warm) << ", full restore "
+              << absl::FormatDuration(absl::Now() - t1) << "\n";
+  }
+  ExpectAcked((*w)->acked(), standby);
+}
+
 }  // namespace
 }  // namespace walstate

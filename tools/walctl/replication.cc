@@ -1,9 +1,13 @@
 // walctl restore, takeover and stream: a store's replica in NATS JetStream
 // (docs/replication.md).
+#include <signal.h>
+
+#include <csignal>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "engine/recovery.h"
+#include "engine/replication/follow.h"
 #include "engine/replication/nats/nats_replicator.h"
 #include "engine/replication/restore.h"
 #include "engine/replication/wire.h"
@@ -59,6 +63,31 @@ lists every message of the log subject (sequence, kind, LSNs).
 exit: 0 ok; 2 the stream is unreachable or damaged; 64 usage error
 )";
 
+constexpr char kFollowHelp[] =
+    R"(usage: walctl follow --nats URL --store NAME DIR
+
+A warm standby of store NAME: restores DIR from the store's stream as
+`walctl restore` does, then keeps applying the stream's new log records to
+DIR as they arrive (every frame's checksum verified; walstate segments in
+the same format), fdatasyncing them at least every 4096 records and
+whenever the stream is quiet for 100 ms. Prints "durable LSN N" after each
+sync that advanced it. Snapshots published meanwhile are not applied (DIR's
+own log holds their records).
+
+The follower never publishes and never claims the store; it holds DIR's
+LOCK while it runs. SIGINT or SIGTERM stop it cleanly: DIR then passes
+`walctl verify` and opens with the state up to the last durable LSN.
+To fail over to it: stop it, `walctl takeover --writer ID`, and open DIR
+as writer ID (Open refuses DIR if the stream holds records DIR lacks).
+
+exit: 0 stopped by a signal; 2 damaged message, missing records or
+      unreachable stream (DIR stays consistent up to the LSN named);
+      64 usage error
+)";
+
+const CommandSpec kFollowSpec = {
+    "follow", kFollowHelp, {{"nats", true}, {"store", true}}};
+
 const CommandSpec kRestoreSpec = {
     "restore",
     kRestoreHelp,
@@ -103,7 +132,43 @@ const char* KindName(replication::MessageKind kind) {
   return "?";
 }
 
+volatile std::sig_atomic_t follow_stop = 0;
+void StopFollowing(int) { follow_stop = 1; }
+
 }  // namespace
+
+int RunFollow(Context& ctx, const std::vector<std::string>& args) {
+  ParsedArgs parsed;
+  int code = kExitOk;
+  if (!ParseOrExit(ctx, kFollowSpec, args, &parsed, &code)) return code;
+  auto r = Connect(parsed);
+  if (!r.ok()) {
+    return Fail(ctx, "follow", r.status().ToString(),
+                absl::IsInvalidArgument(r.status()) ? kExitUsage : kExitError);
+  }
+  const std::string dir = parsed.positional()[0];
+  follow_stop = 0;
+  struct sigaction sa = {};
+  sa.sa_handler = StopFollowing;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int = {}, old_term = {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  replication::FollowOptions o;
+  o.stop = [] { return follow_stop != 0; };
+  o.on_progress = [&](uint64_t lsn) {
+    ctx.out << "durable LSN " << lsn << std::endl;
+  };
+  ctx.out << "following " << (*r)->Describe() << " into " << dir << std::endl;
+  auto report = replication::Follow(r->get(), ctx.fs, dir, o);
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (!report.ok()) return FailStatus(ctx, "follow", report.status());
+  ctx.out << "stopped; " << dir << " is consistent up to LSN "
+          << report->durable_lsn << "\n"
+          << report->ToString() << std::flush;
+  return kExitOk;
+}
 
 int RunRestore(Context& ctx, const std::vector<std::string>& args) {
   ParsedArgs parsed;

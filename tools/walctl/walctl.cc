@@ -27,6 +27,9 @@ commands:
                 after backing up the files it changes
   restore --nats URL --store NAME DIR
                 rebuild DIR from the store's NATS JetStream stream
+  follow --nats URL --store NAME DIR
+                restore DIR, then keep applying the stream to it (a warm
+                standby) until SIGINT or SIGTERM
   takeover --nats URL --store NAME --writer ID
                 make ID the store's writer; the previous one is fenced
   stream --nats URL --store NAME [DIR]
@@ -53,6 +56,7 @@ constexpr Command kCommands[] = {
     {"repair", RunRepair},                             //
     {"restore", RunRestore},                           //
     {"takeover", RunTakeover}, {"stream", RunStream},  //
+    {"follow", RunFollow},                             //
 };
 
 }  // namespace

@@ -27,6 +27,8 @@ int RunRepair(Context& ctx, const std::vector<std::string>& args);
 int RunRestore(Context& ctx, const std::vector<std::string>& args);
 int RunTakeover(Context& ctx, const std::vector<std::string>& args);
 int RunStream(Context& ctx, const std::vector<std::string>& args);
+// The standby follower (tools/walctl/replication.cc).
+int RunFollow(Context& ctx, const std::vector<std::string>& args);
 
 }  // namespace walctl
 }  // namespace walstate

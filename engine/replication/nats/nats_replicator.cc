@@ -562,7 +562,8 @@ absl::Status NatsReplicator::PublishSnapshot(FileSystem* fs,
 absl::Status NatsReplicator::ReadSubject(
     const std::string& subject, uint64_t from, uint64_t until,
     const std::function<absl::StatusOr<bool>(uint64_t, absl::string_view,
-                                             absl::string_view)>& fn) {
+                                             absl::string_view)>& fn,
+    absl::Duration idle_wait, const std::function<bool()>& idle) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Ordered = true;
@@ -584,7 +585,12 @@ absl::Status NatsReplicator::ReadSubject(
   uint64_t seq = 0;
   while (seq < until) {
     natsMsg* msg = nullptr;
-    s = natsSubscription_NextMsg(&msg, sub, Millis(options_.timeout));
+    s = natsSubscription_NextMsg(&msg, sub,
+                                 Millis(idle ? idle_wait : options_.timeout));
+    if (s == NATS_TIMEOUT && idle) {
+      if (!idle()) break;
+      continue;
+    }
     if (s != NATS_OK) {
       result = FromNats(
           s, static_cast<jsErrCode>(0),
@@ -616,6 +622,15 @@ absl::Status NatsReplicator::ReadSubject(
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
   return result;
+}
+
+absl::Status NatsReplicator::TailLog(
+    uint64_t from, absl::Duration idle_wait,
+    const std::function<absl::StatusOr<bool>(uint64_t, absl::string_view,
+                                             absl::string_view)>& fn,
+    const std::function<bool()>& idle) {
+  return ReadSubject(log_subject_, from, UINT64_MAX, fn,
+                     std::max(idle_wait, absl::Milliseconds(1)), idle);
 }
 
 absl::Status NatsReplicator::ReadLog(

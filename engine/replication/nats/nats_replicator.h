@@ -80,6 +80,10 @@ class NatsReplicator : public Replicator, public StreamSource {
       const std::function<absl::StatusOr<bool>(uint64_t, absl::string_view)>&
           fn) override;
   std::string Describe() const override;
+  absl::Status TailLog(uint64_t from, absl::Duration idle_wait,
+                       const std::function<absl::StatusOr<bool>(
+                           uint64_t, absl::string_view, absl::string_view)>& fn,
+                       const std::function<bool()>& idle) override;
 
   // The last LSN and writer on the log subject, without claiming (walctl).
   absl::StatusOr<StreamPosition> Peek();
@@ -108,10 +112,16 @@ class NatsReplicator : public Replicator, public StreamSource {
                                    const std::string& msg_id,
                                    uint64_t expect_last_subject_seq,
                                    bool expect_none);
+  // Delivers `subject`'s messages from sequence `from` to `fn` until
+  // sequence `until`, fn says stop, or an error. Without `idle`, no message
+  // within options_.timeout is an error; with it, `idle` is called after
+  // `idle_wait` without one and reading stops when it returns false.
   absl::Status ReadSubject(
       const std::string& subject, uint64_t from, uint64_t until,
       const std::function<absl::StatusOr<bool>(uint64_t, absl::string_view,
-                                               absl::string_view)>& fn);
+                                               absl::string_view)>& fn,
+      absl::Duration idle_wait = absl::ZeroDuration(),
+      const std::function<bool()>& idle = nullptr);
   absl::Status Purge(const std::string& subject, uint64_t before_seq);
 
   const NatsOptions options_;
