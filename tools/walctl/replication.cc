@@ -159,7 +159,8 @@ int RunFollow(Context& ctx, const std::vector<std::string>& args) {
   o.on_progress = [&](uint64_t lsn) {
     ctx.out << "durable LSN " << lsn << std::endl;
   };
-  ctx.out << "following " << (*r)->Describe() << " into " << dir << std::endl;
+  ctx.out << "following " << (*r)->Describe() << " into " << dir << "\n"
+          << "server: " << (*r)->durability().description << std::endl;
   auto report = replication::Follow(r->get(), ctx.fs, dir, o);
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
