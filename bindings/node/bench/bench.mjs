@@ -5,6 +5,7 @@
 // object. bench/run.sh runs both and writes the table.
 //
 //   node bench.mjs [--durable N] [--batched N] [--sessions N] [--dirty N] [--rounds N]
+// bench/run.sh runs it --rounds 1 at a time, Node and Bun alternating.
 //   node bench.mjs --restart-child <walstate|sqlite> <dir>   (internal)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -55,7 +56,12 @@ async function seedDb(file) {
   return s;
 }
 
-const fresh = (name) => fs.mkdtempSync(path.join(os.tmpdir(), `walstate-nbench-${name}-`));
+const made = []; // removed at the end of main()
+const fresh = (name) => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `walstate-nbench-${name}-`));
+  made.push(d);
+  return d;
+};
 const ns = () => process.hrtime.bigint();
 const pct = (xs, p) => {
   const a = [...xs].sort((x, y) => x - y);
@@ -108,11 +114,14 @@ async function batchedWalstate(n, sessions) {
   const store = await Store.open(fresh('batched'), { ...storeOptions, backgroundThread: false });
   const turns = Array.from({ length: 1000 }, (_, i) => turn(i));
   for (let i = 0; i < sessions; i++) store.update(`s${i}`, turns[i % 1000]);
+  const ids = Array.from({ length: sessions }, (_, i) => `s${i}`);
+  const c0 = process.cpuUsage();
   const t0 = ns();
-  for (let i = 0; i < n; i++) store.update(`s${i % sessions}`, turns[i % 1000]);
-  const perCall = Number(ns() - t0) / n;
+  for (let i = 0; i < n; i++) store.update(ids[i % sessions], turns[i % 1000]);
+  const wall = Number(ns() - t0) / n;
+  const c = process.cpuUsage(c0);
   store.closeSync();
-  return perCall;
+  return { wall, cpu: ((c.user + c.system) * 1e3) / n };
 }
 
 function batchedSeed(n, sessions) {
@@ -120,9 +129,10 @@ function batchedSeed(n, sessions) {
   const dirty = new Set();
   const turns = Array.from({ length: 1000 }, (_, i) => turn(i));
   for (let i = 0; i < sessions; i++) map.set(`s${i}`, {});
+  const ids = Array.from({ length: sessions }, (_, i) => `s${i}`);
   const t0 = ns();
   for (let i = 0; i < n; i++) {
-    const id = `s${i % sessions}`;
+    const id = ids[i % sessions];
     const t = turns[i % 1000];
     const row = map.get(id);
     row.calibration = t.calibration;
@@ -170,6 +180,13 @@ async function populate(sessions) {
     store.update(`s${i}`, { ...identity(i), ...turn(i) }, { durability: 'BATCHED' });
   }
   await store.close();
+  // The same sessions after a snapshot (compact()), as a store that has run
+  // for a while holds them: a fresh store's first restart replays its log.
+  const cdir = fresh('restart-snap');
+  for (const f of fs.readdirSync(wdir)) fs.copyFileSync(path.join(wdir, f), path.join(cdir, f));
+  const snap = await Store.open(cdir, { ...storeOptions, backgroundThread: false });
+  await snap.compact();
+  await snap.close();
   const sfile = path.join(fresh('restart-sql'), 'state.db');
   const s = await seedDb(sfile);
   s.tx(() => {
@@ -181,7 +198,7 @@ async function populate(sessions) {
     }
   })();
   s.close();
-  return { wdir, sfile };
+  return { wdir, cdir, sfile };
 }
 
 function restartInChild(kind, target) {
@@ -191,6 +208,9 @@ function restartInChild(kind, target) {
 }
 
 async function restartChild(kind, target) {
+  // Modules are loaded before the clock starts, for both: walstate's addon
+  // at the top of this file, the SQLite binding here.
+  if (kind !== 'walstate') await openSqlite(':memory:');
   const t0 = ns();
   let count;
   if (kind === 'walstate') {
@@ -226,7 +246,7 @@ async function main() {
   const batched = arg('--batched', 200000);
   const sessions = arg('--sessions', 100000);
   const dirty = arg('--dirty', 10000);
-  const rounds = arg('--rounds', 3);
+  const rounds = arg('--rounds', 5);
   const out = { runtime, cpus: os.cpus().length, loadavg: os.loadavg(), rounds: [] };
   let peer;
   // Contestants alternate within each round; medians over rounds.
@@ -235,19 +255,20 @@ async function main() {
     const q = await durableSqlite(durable);
     const round = {
       durable: {
-        walstate: { blockedP50: pct(w.blocked, 50), blockedMean: w.blocked.reduce((a, b) => a + b) / w.blocked.length, p50: pct(w.latency, 50), p99: pct(w.latency, 99) },
-        sqlite: { blockedP50: pct(q.blocked, 50), blockedMean: q.blocked.reduce((a, b) => a + b) / q.blocked.length, p50: pct(q.latency, 50), p99: pct(q.latency, 99) },
+        walstate: { blockedP50: pct(w.blocked, 50), blockedMean: w.blocked.reduce((a, b) => a + b) / w.blocked.length, blockedP99: pct(w.blocked, 99), p50: pct(w.latency, 50), p99: pct(w.latency, 99) },
+        sqlite: { blockedP50: pct(q.blocked, 50), blockedMean: q.blocked.reduce((a, b) => a + b) / q.blocked.length, blockedP99: pct(q.blocked, 99), p50: pct(q.latency, 50), p99: pct(q.latency, 99) },
       },
       batched: { walstate: await batchedWalstate(batched, 1000), seedMap: batchedSeed(batched, 1000) },
       flush: { walstate: await flushWalstate(dirty), sqlite: await flushSqlite(dirty) },
     };
     out.rounds.push(round);
   }
-  const { wdir, sfile } = await populate(sessions);
-  const restart = { walstate: [], sqlite: [] };
+  const { wdir, cdir, sfile } = await populate(sessions);
+  const restart = { walstate: [], walstateSnapshot: [], sqlite: [] };
   for (let r = 0; r < rounds; r++) {
     restart.walstate.push(restartInChild('walstate', wdir).ms);
     restart.sqlite.push(restartInChild('sqlite', sfile).ms);
+    restart.walstateSnapshot.push(restartInChild('walstate', cdir).ms);
   }
   peer = (await openSqlite(':memory:')).peer;
   out.peer = peer;
@@ -256,6 +277,7 @@ async function main() {
   out.batchedCalls = batched;
   out.dirty = dirty;
   out.restart = restart;
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
