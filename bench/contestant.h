@@ -44,6 +44,10 @@ struct ContestantOptions {
   // store whose application calls Flush() itself got before the triggers
   // followed the log).
   bool walstate_never_compact = false;
+  // floor: write into a log whose space was written (zeros) and synced
+  // ahead, so an fdatasync flushes data only, no size or extent change: the
+  // floor the IMMEDIATE latency target is judged against.
+  bool floor_preallocate = false;
 };
 
 struct SyncCounters {

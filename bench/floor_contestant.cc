@@ -8,6 +8,10 @@
 //    empty log.
 //  - Open: read the snapshot then the log, check each record's XXH3, parse
 //    it and apply it into the hash map.
+// With ContestantOptions::floor_preallocate the log is extended ahead in
+// chunks of zeros written and synced (outside the chunk's records' commit
+// only when a commit crosses the end), records are written with pwrite at
+// the end of the data, and replay stops at the first all-zero header.
 // It does not cut torn tails, check sequence numbers, drop uncommitted ticks
 // or keep indexes; it is a lower bound, not a store.
 //
@@ -77,23 +81,38 @@ void AppendRecord(uint32_t type, absl::string_view id,
   std::memcpy(h + 8, &hash, 8);
 }
 
+constexpr uint64_t kPreallocateChunk = 16 << 20;
+
 class FloorContestant : public MapContestant {
  public:
+  explicit FloorContestant(bool preallocate) : preallocate_(preallocate) {}
   std::string name() const override { return "floor"; }
 
   absl::Status Open(const std::string& dir) override {
     dir_ = dir;
     ::mkdir(dir.c_str(), 0755);
-    absl::Status s = Replay(dir + "/floor.snap");
-    if (s.ok()) s = Replay(dir + "/floor.log");
+    uint64_t end = 0;
+    absl::Status s = Replay(dir + "/floor.snap", &end);
+    if (s.ok()) s = Replay(dir + "/floor.log", &end);
     if (!s.ok()) return s;
     log_path_ = dir + "/floor.log";
-    fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd_ >= 0) return absl::OkStatus();
-    fd_ = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                 0644);
-    if (fd_ < 0) return Errno("open", log_path_);
-    return SyncDir();  // only a new file needs its directory entry synced
+    const int append = preallocate_ ? 0 : O_APPEND;
+    fd_ = ::open(log_path_.c_str(), O_WRONLY | append | O_CLOEXEC);
+    bool created = false;
+    if (fd_ < 0) {
+      fd_ = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | append | O_CLOEXEC,
+                   0644);
+      if (fd_ < 0) return Errno("open", log_path_);
+      created = true;
+    }
+    if (preallocate_) {
+      struct stat st;
+      if (::fstat(fd_, &st) != 0) return Errno("fstat", log_path_);
+      offset_ = end;
+      allocated_ = static_cast<uint64_t>(st.st_size);
+    }
+    // Only a new file needs its directory entry synced.
+    return created ? SyncDir() : absl::OkStatus();
   }
 
   absl::Status WriteIdentity(const std::string& id,
@@ -148,6 +167,7 @@ class FloorContestant : public MapContestant {
       return Errno("rename", tmp);
     }
     if (::ftruncate(fd_, 0) != 0) return Errno("ftruncate", log_path_);
+    offset_ = allocated_ = 0;
     if (::fdatasync(fd_) != 0) return Errno("fdatasync", log_path_);
     return SyncDir();
   }
@@ -184,7 +204,9 @@ class FloorContestant : public MapContestant {
       uint64_t records = pending_records_;
       pending_records_ = 0;
       log_mu_.Unlock();
-      absl::Status s = WriteAll(fd_, buf.data(), buf.size(), log_path_);
+      absl::Status s = preallocate_
+                           ? WriteAt(buf)
+                           : WriteAll(fd_, buf.data(), buf.size(), log_path_);
       if (s.ok() && ::fdatasync(fd_) != 0) s = Errno("fdatasync", log_path_);
       log_mu_.Lock();
       leader_active_ = false;
@@ -197,6 +219,33 @@ class FloorContestant : public MapContestant {
     return status_;
   }
 
+  // Preallocated log: writes `buf` at the end of the data, first extending
+  // the file with synced zeros if `buf` would cross its end. Called by the
+  // group-commit leader only.
+  absl::Status WriteAt(const std::string& buf) {
+    if (offset_ + buf.size() > allocated_) {
+      const std::string zeros(kPreallocateChunk, '\0');
+      while (offset_ + buf.size() > allocated_) {
+        if (::pwrite(fd_, zeros.data(), zeros.size(),
+                     static_cast<off_t>(allocated_)) !=
+            static_cast<ssize_t>(zeros.size())) {
+          return Errno("preallocating (pwrite)", log_path_);
+        }
+        allocated_ += zeros.size();
+      }
+      if (::fdatasync(fd_) != 0) return Errno("fdatasync", log_path_);
+    }
+    for (size_t done = 0; done < buf.size();) {
+      ssize_t w = ::pwrite(fd_, buf.data() + done, buf.size() - done,
+                           static_cast<off_t>(offset_ + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return Errno("pwrite", log_path_);
+      done += static_cast<size_t>(w);
+    }
+    offset_ += buf.size();
+    return absl::OkStatus();
+  }
+
   absl::Status SyncDir() {
     int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return Errno("open", dir_);
@@ -205,16 +254,21 @@ class FloorContestant : public MapContestant {
     return rc == 0 ? absl::OkStatus() : Errno("fsync", dir_);
   }
 
-  absl::Status Replay(const std::string& path) {
+  // Applies the records of `path`; *end = the offset after the last one (a
+  // preallocated log's data ends at the first all-zero header).
+  absl::Status Replay(const std::string& path, uint64_t* end) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? absl::OkStatus() : Errno("open", path);
     std::string buf;
-    size_t begin = 0;  // first unparsed byte of buf
+    size_t begin = 0;       // first unparsed byte of buf
+    uint64_t consumed = 0;  // file offset of buf[0]
+    bool zero_end = false;
     GatewaySession parsed;
     absl::MutexLock lock(&mu_);
     absl::Status s;
     for (;;) {
       // Keep the unparsed rest, then read up to 8 MiB more.
+      consumed += begin;
       buf.erase(0, begin);
       begin = 0;
       size_t have = buf.size();
@@ -237,6 +291,10 @@ class FloorContestant : public MapContestant {
         std::memcpy(&len, h, 4);
         std::memcpy(&type, h + 4, 4);
         std::memcpy(&hash, h + 8, 8);
+        if (len == 0 && type == 0 && hash == 0) {
+          zero_end = true;  // the preallocated rest of the log
+          break;
+        }
         if (buf.size() - begin - kHeader < len) {
           if (buf.capacity() < kHeader + len) buf.reserve(kHeader + len);
           break;
@@ -257,14 +315,19 @@ class FloorContestant : public MapContestant {
         }
         begin += kHeader + len;
       }
-      if (!s.ok() || eof) break;
+      if (!s.ok() || eof || zero_end) break;
     }
     ::close(fd);
+    *end = consumed + begin;
     return s;
   }
 
+  const bool preallocate_;
   std::string dir_, log_path_;
   int fd_ = -1;
+  // Preallocated log: end of the data and of the zeroed space (leader only).
+  uint64_t offset_ = 0;
+  uint64_t allocated_ = 0;
 
   mutable absl::Mutex log_mu_;
   absl::CondVar cv_;
@@ -278,8 +341,8 @@ class FloorContestant : public MapContestant {
   uint64_t synced_records_ = 0;
 };
 
-ContestantRegistrar registrar("floor", 100, [](const ContestantOptions&) {
-  return std::make_unique<FloorContestant>();
+ContestantRegistrar registrar("floor", 100, [](const ContestantOptions& o) {
+  return std::make_unique<FloorContestant>(o.floor_preallocate);
 });
 
 }  // namespace

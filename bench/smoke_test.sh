@@ -40,16 +40,20 @@ EOF
 
 # The application's scenario (issue 21): every contestant, states checked
 # after each restart; walstate's stats() and peak RSS reported.
-"$dir/user_scenario" --sessions 1000 --ticks 3 --rounds 1 --json \
+"$dir/user_scenario" --sessions 1000 --ticks 3 --rounds 1 --latency_ops 10 \
+  --throughput_ops 32 --json \
   > "${TEST_TMPDIR:-/tmp}/user.json"
 python3 - "${TEST_TMPDIR:-/tmp}/user.json" <<'EOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))["results"]
-assert len(rows) == 6, rows
+assert len(rows) == 7, rows
 for r in rows:
     m = r["median"]
     assert m["tick_s"] > 0 and m["open_use_s"] >= m["open_s"] > 0, r
-    assert m["sessions_used"] == 1000 and m["disk_bytes"] > 0, r
+    assert m["sessions_used"] == 1000 + 10 + 32 and m["disk_bytes"] > 0, r
+    # Sessions created by durable identity writes; IMMEDIATE figures.
+    assert m["create_s"] > 0 and m["immediate_ops_per_s"] > 0, r
+    assert m["immediate_p99_us"] >= m["immediate_p50_us"] > 0, r
     if r["contestant"].startswith("walstate"):
         assert m["stats_s"] > 0, r
 EOF

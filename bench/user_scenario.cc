@@ -5,13 +5,21 @@
 // never opened a store:
 //  - run: Open an empty store (walstate with its default Options, so its
 //    background thread and its own compaction triggers run), create the
-//    sessions (identity and first state, loaded in ticks of 10^4), then 20
-//    ticks: 30% of the sessions dirty, 1-3 turns each, then a tick
-//    (walstate: an explicit Flush(), as an application's own loop does).
-//    "tick_s" is the whole tick as the caller sees it: every UpdateBatched
-//    call (values built beforehand, moved in), the destruction of what the
-//    calls left in the caller's messages, and Tick(). Then the time of one
-//    statistics call (walstate: stats(), median of 101), the bytes on disk,
+//    sessions: each one's identity as a durable (IMMEDIATE) write, from
+//    --create_threads threads as a gateway's request threads would, so
+//    the stores that group commits do ("create_s", "create_ops_per_s");
+//    then every session's first state (BATCHED, ticks of 10^4). Then the
+//    IMMEDIATE figures on that store: --latency_ops identity rewrites on
+//    one thread ("immediate_p50_us", "immediate_p99_us"), and
+//    --throughput_ops from --throughput_threads threads
+//    ("immediate_ops_per_s", and "group_commit", records per sync, where
+//    the store counts them); a rewrite of a session's own identity leaves
+//    its state as it was. Then 20 ticks: 30% of the sessions dirty, 1-3 turns
+//    each, then a tick (walstate: an explicit Flush(), as an application's own
+//    loop does). "tick_s" is the whole tick as the caller sees it: every
+//    UpdateBatched call (values built beforehand, moved in), the destruction of
+//    what the calls left in the caller's messages, and Tick(). Then the time of
+//    one statistics call (walstate: stats(), median of 101), the bytes on disk,
 //    and Close().
 //  - restart: Open ("open_s", to ready), then a first use of every session,
 //    copied into an application-side map ("open_use_s"; the peers' Open
@@ -23,7 +31,11 @@
 // "walstate_before" is walstate as it was before issue 21's fixes, as far as
 // options express it: no compaction (the triggers only fired on the 30 s
 // timer's tick), tick_sync_bytes 4 MiB, and a stats() that also walks every
-// session for the memory estimate.
+// session for the memory estimate. "floor_prealloc" is the floor writing
+// into space zeroed and synced ahead (ContestantOptions::floor_preallocate):
+// the floor of the IMMEDIATE latency target; its ticks pay the zeroing and
+// its disk bytes include up to 16 MiB of zeros, so only its IMMEDIATE
+// figures are a floor.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +47,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -54,9 +67,16 @@ ABSL_FLAG(uint64_t, sessions, 100000, "sessions");
 ABSL_FLAG(int, ticks, 20, "ticks after the load");
 ABSL_FLAG(double, dirty_fraction, 0.3, "sessions dirty per tick");
 ABSL_FLAG(int, rounds, 3, "interleaved rounds");
-ABSL_FLAG(std::string, contestants,
-          "walstate,walstate_before,sqlite,rocksdb,leveldb,floor",
-          "comma-separated");
+ABSL_FLAG(
+    std::string, contestants,
+    "walstate,walstate_before,sqlite,rocksdb,leveldb,floor,floor_prealloc",
+    "comma-separated");
+ABSL_FLAG(int, create_threads, 4,
+          "threads creating the sessions (durable identity writes)");
+ABSL_FLAG(int, latency_ops, 300, "IMMEDIATE writes on one thread");
+ABSL_FLAG(int, throughput_threads, 8, "threads of the IMMEDIATE throughput");
+ABSL_FLAG(int, throughput_ops, 1600,
+          "IMMEDIATE writes of the throughput figure, over all its threads");
 ABSL_FLAG(bool, json, false, "{\"results\": [...]} on stdout");
 
 namespace walstate {
@@ -67,6 +87,10 @@ using Figures = std::map<std::string, double>;
 
 std::unique_ptr<Contestant> Make(const std::string& name) {
   ContestantOptions o;
+  if (name == "floor_prealloc") {
+    o.floor_preallocate = true;
+    return MakeContestant("floor", o);
+  }
   if (name == "walstate" || name == "walstate_before") {
     o.walstate_defaults = true;
     if (name == "walstate_before") {
@@ -172,6 +196,11 @@ absl::StatusOr<Figures> InChild(
 std::vector<std::vector<std::pair<uint64_t, int32_t>>> PlanTicks(
     uint64_t n, ExpectedState* e) {
   for (uint64_t i = 0; i < n; ++i) e->Set(i, 0);
+  // The sessions the IMMEDIATE figures create, identity only.
+  const uint64_t extra =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_latency_ops)) +
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_throughput_ops));
+  for (uint64_t i = n; i < n + extra; ++i) e->Set(i, kIdentityOnly);
   std::mt19937_64 rng(21);
   const uint64_t dirty = static_cast<uint64_t>(
       static_cast<double>(n) * absl::GetFlag(FLAGS_dirty_fraction));
@@ -194,17 +223,122 @@ std::vector<std::vector<std::pair<uint64_t, int32_t>>> PlanTicks(
   return plan;
 }
 
-// The run: load, ticks, stats, disk, Close. Leaves the store in `dir` and
-// the expected state in `e` (the child's; the parent recomputes it).
+// Writes the identity of session index(k) for k in [0, ops), durable when
+// each call returns, from `threads` threads (thread t takes k = t,
+// t + threads, ...). With `micros` (one thread), each call's wall time.
+absl::Status WriteIdentities(Contestant* c, const Workload& w, uint64_t ops,
+                             int threads,
+                             const std::function<uint64_t(uint64_t)>& index,
+                             std::vector<double>* micros) {
+  std::vector<absl::Status> status(static_cast<size_t>(threads));
+  auto work = [&](int t) {
+    GatewaySession id;
+    for (uint64_t k = static_cast<uint64_t>(t); k < ops;
+         k += static_cast<uint64_t>(threads)) {
+      const uint64_t i = index(k);
+      id.Clear();
+      w.Identity(i, &id);
+      const std::string sid = w.SessionId(i);
+      const int64_t start = NowNanos();
+      absl::Status s = c->WriteIdentity(sid, id);
+      if (micros != nullptr) {
+        micros->push_back(static_cast<double>(NowNanos() - start) * 1e-3);
+      }
+      if (!s.ok()) {
+        status[static_cast<size_t>(t)] = s;
+        return;
+      }
+    }
+  };
+  if (threads == 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
+    for (std::thread& th : pool) th.join();
+  }
+  for (const absl::Status& s : status) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Creates sessions [0, n): a durable identity each, from --create_threads
+// threads, then their first state (version 0 of the batched fields) in
+// ticks of 10^4. Adds the creation figures to `f`.
+absl::Status Create(Contestant* c, const Workload& w, uint64_t n, Figures* f) {
+  const int threads = std::max(1, absl::GetFlag(FLAGS_create_threads));
+  const int64_t start = NowNanos();
+  absl::Status s = WriteIdentities(
+      c, w, n, threads, [](uint64_t k) { return k; }, nullptr);
+  if (!s.ok()) return s;
+  const double secs = static_cast<double>(NowNanos() - start) * 1e-9;
+  (*f)["create_s"] = secs;
+  (*f)["create_ops_per_s"] = static_cast<double>(n) / secs;
+  GatewaySession v;
+  for (uint64_t i = 0; i < n; ++i) {
+    v.Clear();
+    w.Turn(i, 0, &v);
+    s = c->UpdateBatched(w.SessionId(i), &v, w.TurnMask(0));
+    if (!s.ok()) return s;
+    if ((i + 1) % 10000 == 0) {
+      s = c->Tick();
+      if (!s.ok()) return s;
+    }
+  }
+  return c->Tick();
+}
+
+// IMMEDIATE latency (one thread) and throughput (--throughput_threads):
+// sessions created by their identity, indexes [n, n + ImmediateOps()).
+// New sessions, not rewrites of an identity: SQLite skips writing a row
+// whose bytes did not change, and its commit then syncs nothing.
+absl::Status Immediate(Contestant* c, const Workload& w, uint64_t n,
+                       Figures* f) {
+  const uint64_t lat_ops =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_latency_ops));
+  std::vector<double> lat;
+  absl::Status s = WriteIdentities(
+      c, w, lat_ops, 1, [n](uint64_t k) { return n + k; }, &lat);
+  if (!s.ok()) return s;
+  if (!lat.empty()) {
+    (*f)["immediate_p50_us"] = Percentile(&lat, 0.5);
+    (*f)["immediate_p99_us"] = Percentile(&lat, 0.99);
+  }
+  const uint64_t ops =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_throughput_ops));
+  const SyncCounters before = c->sync_counters();
+  const int64_t start = NowNanos();
+  s = WriteIdentities(
+      c, w, ops, std::max(1, absl::GetFlag(FLAGS_throughput_threads)),
+      [n, lat_ops](uint64_t k) { return n + lat_ops + k; }, nullptr);
+  if (!s.ok()) return s;
+  const double secs = static_cast<double>(NowNanos() - start) * 1e-9;
+  const SyncCounters after = c->sync_counters();
+  (*f)["immediate_ops_per_s"] = static_cast<double>(ops) / secs;
+  if (after.known && after.syncs > before.syncs) {
+    (*f)["group_commit"] =
+        static_cast<double>(after.synced_records - before.synced_records) /
+        static_cast<double>(after.syncs - before.syncs);
+  }
+  return absl::OkStatus();
+}
+
+// The run: create, IMMEDIATE figures, ticks, stats, disk, Close. Leaves the
+// store in `dir` and the expected state in `e` (the child's; the parent
+// recomputes it).
 absl::StatusOr<Figures> Run(const std::string& name, const std::string& dir,
                             const Workload& w, ExpectedState* e) {
   const uint64_t n = absl::GetFlag(FLAGS_sessions);
   auto c = Make(name);
   absl::Status s = c->Open(dir);
   if (!s.ok()) return s;
-  s = Populate(c.get(), w, e, 0, n, 10000);
-  if (!s.ok()) return s;
   Figures f;
+  s = Create(c.get(), w, n, &f);
+  if (!s.ok()) return s;
+  for (uint64_t i = 0; i < n; ++i) e->Set(i, 0);
+  s = Immediate(c.get(), w, n, &f);
+  if (!s.ok()) return s;
   std::vector<double> ticks;
   ExpectedState planned;
   for (const auto& turns : PlanTicks(n, &planned)) {
@@ -299,7 +433,10 @@ int Main() {
       absl::StrSplit(absl::GetFlag(FLAGS_contestants), ',', absl::SkipEmpty());
   std::map<std::string, std::map<std::string, std::vector<double>>> samples;
   for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
-    for (const std::string& name : names) {
+    // Round r runs every contestant once, the order rotated by r.
+    for (size_t k = 0; k < names.size(); ++k) {
+      const std::string& name =
+          names[(k + static_cast<size_t>(round)) % names.size()];
       const std::string dir = MakeTempDir(absl::StrCat("user_", name));
       ExpectedState expected;  // the parent's, from the same plan
       (void)PlanTicks(absl::GetFlag(FLAGS_sessions), &expected);
@@ -321,11 +458,22 @@ int Main() {
         std::fprintf(stderr, "%s restart failed\n", name.c_str());
         return 1;
       }
+      std::string line = absl::StrCat("sample round=", round, " ", name, ":");
       for (const Figures* f : {&*run, &*restart, &*memory}) {
-        for (const auto& [k, v] : *f) samples[name][k].push_back(v);
+        for (const auto& [k, v] : *f) {
+          samples[name][k].push_back(v);
+          absl::StrAppend(&line, " ", k, "=", v);
+        }
       }
-      std::fprintf(stderr, "round %d %s: tick %.3f s, open+use %.3f s\n", round,
-                   name.c_str(), (*run)["tick_s"], (*restart)["open_use_s"]);
+      std::fprintf(stderr, "%s\n", line.c_str());
+      std::fprintf(stderr,
+                   "round %d %s: create %.3f s, immediate p50 %.0f us, "
+                   "%d-thread %.0f ops/s, tick %.3f s, open+use %.3f s\n",
+                   round, name.c_str(), (*run)["create_s"],
+                   (*run)["immediate_p50_us"],
+                   absl::GetFlag(FLAGS_throughput_threads),
+                   (*run)["immediate_ops_per_s"], (*run)["tick_s"],
+                   (*restart)["open_use_s"]);
     }
   }
   // {"results": [...]}, rows as //bench:peers writes them (report.py
