@@ -552,7 +552,13 @@ def user_targets(results, n):
         per = [x / y for x, y in zip(ws, bs) if y]
         ratio = w["median"][key] / b["median"][key]
         ok = (lambda x: x >= bound) if higher else (lambda x: x <= bound)
-        if all(ok(x) for x in per):
+        if len(per) < 2:
+            # One round: no spread to judge the margin by.
+            margin = ratio / bound if higher else bound / ratio
+            verdict = ("met in the one round" if margin >= 1.1 else
+                       "not yet met (one round, margin < 10%)"
+                       if ok(ratio) else "unmet")
+        elif all(ok(x) for x in per):
             verdict = "met"
         elif ok(ratio):
             verdict = "not yet met (margin within the run-to-run spread)"

@@ -78,6 +78,8 @@ ABSL_FLAG(int, throughput_threads, 8, "threads of the IMMEDIATE throughput");
 ABSL_FLAG(int, throughput_ops, 1600,
           "IMMEDIATE writes of the throughput figure, over all its threads");
 ABSL_FLAG(bool, json, false, "{\"results\": [...]} on stdout");
+ABSL_FLAG(bool, keep_dirs, false,
+          "keep each store's directory (its path on stderr), to inspect it");
 
 namespace walstate {
 namespace bench {
@@ -402,6 +404,10 @@ absl::StatusOr<Figures> Restart(const std::string& name, const std::string& dir,
     if (copy) app.emplace(std::string(id), state);
   });
   f["open_use_s"] = static_cast<double>(NowNanos() - start) * 1e-9;
+  const std::string details = c->OpenDetails();
+  if (!details.empty()) {
+    std::fprintf(stderr, "%s restart: %s\n", name.c_str(), details.c_str());
+  }
   f["sessions_used"] = static_cast<double>(seen);
   s = Verify(w, e, [&](const SessionVisitor& fn) { c->ForEach(fn); });
   if (!s.ok()) return s;
@@ -453,7 +459,12 @@ int Main() {
           InChild([&] { return Restart(name, dir, w, expected); });
       absl::StatusOr<Figures> memory =
           InChild([&] { return Memory(name, dir); });
-      RemoveTree(dir);
+      if (absl::GetFlag(FLAGS_keep_dirs)) {
+        std::fprintf(stderr, "%s store kept in %s\n", name.c_str(),
+                     dir.c_str());
+      } else {
+        RemoveTree(dir);
+      }
       if (!restart.ok() || !memory.ok()) {
         std::fprintf(stderr, "%s restart failed\n", name.c_str());
         return 1;
