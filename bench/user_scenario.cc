@@ -9,16 +9,17 @@
 //    --create_threads threads as a gateway's request threads would, so
 //    the stores that group commits do ("create_s", "create_ops_per_s");
 //    then every session's first state (BATCHED, ticks of 10^4). Then the
-//    IMMEDIATE figures on that store: --latency_ops identity rewrites on
-//    one thread ("immediate_p50_us", "immediate_p99_us"), and
+//    IMMEDIATE figures on that store: --latency_ops new sessions created
+//    (identity) on one thread ("immediate_p50_us", "immediate_p99_us"), and
 //    --throughput_ops from --throughput_threads threads
 //    ("immediate_ops_per_s", and "group_commit", records per sync, where
-//    the store counts them); a rewrite of a session's own identity leaves
-//    its state as it was. Then 20 ticks: 30% of the sessions dirty, 1-3 turns
-//    each, then a tick (walstate: an explicit Flush(), as an application's own
-//    loop does). "tick_s" is the whole tick as the caller sees it: every
-//    UpdateBatched call (values built beforehand, moved in), the destruction of
-//    what the calls left in the caller's messages, and Tick(). Then the time of
+//    the store counts them). Then 20 ticks: 30% of the sessions dirty, 1-3
+//    turns each, then a tick (walstate: an explicit Flush(), as an
+//    application's own loop does). "tick_s" is the whole tick as the caller
+//    sees it: every UpdateBatched call (values built beforehand, moved in), the
+//    destruction of what the calls left in the caller's messages, and Tick()
+//    (the parts: "tick_calls_s", "tick_free_s", "tick_flush_s"; "tick_syncs",
+//    the log's syncs per tick where the store counts them). Then the time of
 //    one statistics call (walstate: stats(), median of 101), the bytes on disk,
 //    and Close().
 //  - restart: Open ("open_s", to ready), then a first use of every session,
@@ -342,6 +343,7 @@ absl::StatusOr<Figures> Run(const std::string& name, const std::string& dir,
   s = Immediate(c.get(), w, n, &f);
   if (!s.ok()) return s;
   std::vector<double> ticks;
+  std::vector<double> parts[4];
   ExpectedState planned;
   for (const auto& turns : PlanTicks(n, &planned)) {
     // The tick's updates, built before the clock starts: the application
@@ -363,13 +365,29 @@ absl::StatusOr<Figures> Run(const std::string& name, const std::string& dir,
       s = c->UpdateBatched(op.id, &op.values, op.mask);
       if (!s.ok()) return s;
     }
+    const int64_t updated = NowNanos();
     ops.clear();  // what the calls left in the caller's messages
     ops.shrink_to_fit();
+    const int64_t freed = NowNanos();
+    const SyncCounters before = c->sync_counters();
     s = c->Tick();
     if (!s.ok()) return s;
-    ticks.push_back(static_cast<double>(NowNanos() - start) * 1e-9);
+    const int64_t end = NowNanos();
+    const SyncCounters after = c->sync_counters();
+    ticks.push_back(static_cast<double>(end - start) * 1e-9);
+    // The tick's parts: the calls, freeing what they left, the flush.
+    parts[0].push_back(static_cast<double>(updated - start) * 1e-9);
+    parts[1].push_back(static_cast<double>(freed - updated) * 1e-9);
+    parts[2].push_back(static_cast<double>(end - freed) * 1e-9);
+    if (after.known) {
+      parts[3].push_back(static_cast<double>(after.syncs - before.syncs));
+    }
   }
   f["tick_s"] = Median(ticks);
+  f["tick_calls_s"] = Median(parts[0]);
+  f["tick_free_s"] = Median(parts[1]);
+  f["tick_flush_s"] = Median(parts[2]);
+  if (!parts[3].empty()) f["tick_syncs"] = Median(parts[3]);
   f["tick_max_s"] = *std::max_element(ticks.begin(), ticks.end());
   std::vector<double> stats;
   for (int i = 0; i < 101; ++i) {
