@@ -37,10 +37,10 @@ Shipper::~Shipper() { Stop(); }
 
 void Shipper::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -51,7 +51,7 @@ void Shipper::Written(uint64_t salt, uint64_t first_lsn, uint64_t last_lsn,
   c.first_lsn = first_lsn;
   c.last_lsn = last_lsn;
   c.frames.assign(frames.data(), frames.size());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Consecutive writes into one segment share a salt: one run, so that one
   // publish can carry several writes' records.
   if (!written_.empty() && written_.back().salt == salt) {
@@ -65,7 +65,7 @@ void Shipper::Written(uint64_t salt, uint64_t first_lsn, uint64_t last_lsn,
 absl::Status Shipper::Synced(uint64_t lsn) {
   std::deque<Chunk> batch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (failed_) return stats_.last_error;
     const absl::Time now = clock_();
     while (!written_.empty() && written_.front().last_lsn <= lsn) {
@@ -77,13 +77,13 @@ absl::Status Shipper::Synced(uint64_t lsn) {
     stats_.durable_lsn = std::max(stats_.durable_lsn, lsn);
     if (mode_ == Mode::kAsync) {
       for (Chunk& c : batch) ready_.push_back(std::move(c));
-      cv_.notify_all();
+      cv_.NotifyAll();
       return absl::OkStatus();
     }
   }
   absl::Status s = PublishChunks(&batch);
   if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     failed_ = true;
     s = absl::Status(s.code(),
                      absl::StrCat("replicating the log (sync mode; records up "
@@ -103,7 +103,7 @@ absl::Status Shipper::PublishChunks(std::deque<Chunk>* chunks) {
     const Chunk& c = chunks->front();
     absl::Status s =
         replicator_->PublishLog(c.salt, c.first_lsn, c.last_lsn, c.frames);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!s.ok()) {
       stats_.publish_failures++;
       stats_.last_error = s;
@@ -113,7 +113,7 @@ absl::Status Shipper::PublishChunks(std::deque<Chunk>* chunks) {
     stats_.published_lsn = std::max(stats_.published_lsn, c.last_lsn);
     stats_.lag_bytes -= std::min<uint64_t>(stats_.lag_bytes, c.frames.size());
     chunks->pop_front();
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
   return absl::OkStatus();
 }
@@ -125,31 +125,30 @@ void Shipper::PublishSnapshotLater(FileSystem* fs, const std::string& path,
   job->path = path;
   job->lsn = lsn;
   job->after_lsn = after_lsn;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   snapshot_ = std::move(job);
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void Shipper::Loop() {
   // Waits between attempts while the stream does not answer (async mode).
   absl::Duration backoff = absl::Milliseconds(50);
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.lock();
   while (true) {
-    cv_.wait(lock, [this] {
-      return stop_ || failed_ || !ready_.empty() ||
-             (snapshot_ != nullptr &&
-              stats_.published_lsn >= snapshot_->after_lsn);
-    });
-    if (stop_ || failed_) return;
+    while (!stop_ && !failed_ && !HasWork()) cv_.Wait(&mu_);
+    if (stop_ || failed_) {
+      mu_.unlock();
+      return;
+    }
     absl::Status s;
     if (!ready_.empty()) {
       std::deque<Chunk> batch;
       batch.swap(ready_);
       publishing_ = true;
       publishing_since_ = batch.front().synced_at;
-      lock.unlock();
+      mu_.unlock();
       s = PublishChunks(&batch);
-      lock.lock();
+      mu_.lock();
       publishing_ = false;
       // What was not published goes back in front, in order.
       while (!batch.empty()) {
@@ -159,11 +158,11 @@ void Shipper::Loop() {
     } else {
       std::unique_ptr<SnapshotJob> job = std::move(snapshot_);
       snapshot_running_ = true;
-      lock.unlock();
+      mu_.unlock();
       s = replicator_->PublishSnapshot(job->fs, job->path, job->lsn);
       // A newer snapshot deleted this one's file: the newer one follows.
       if (absl::IsNotFound(s)) s = absl::OkStatus();
-      lock.lock();
+      mu_.lock();
       snapshot_running_ = false;
       stats_.last_snapshot_status = s;
       if (s.ok()) {
@@ -171,7 +170,7 @@ void Shipper::Loop() {
       } else if (!absl::IsAborted(s) && snapshot_ == nullptr) {
         snapshot_ = std::move(job);  // try again
       }
-      cv_.notify_all();
+      cv_.NotifyAll();
     }
     if (s.ok()) {
       backoff = absl::Milliseconds(50);
@@ -181,25 +180,33 @@ void Shipper::Loop() {
       // Deposed: another writer claimed the store. Never publish again.
       failed_ = true;
       stats_.last_error = s;
-      cv_.notify_all();
-      lock.unlock();
+      cv_.NotifyAll();
+      mu_.unlock();
       on_failure_(s);
       return;
     }
     // The stream did not answer: try again later; the lag shows it.
-    cv_.wait_for(lock, absl::ToChronoMilliseconds(backoff),
-                 [this] { return stop_; });
+    const auto retry_at =
+        std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(backoff);
+    while (!stop_) {
+      if (!cv_.WaitUntil(&mu_, retry_at)) break;
+    }
     backoff = std::min(backoff * 2, absl::Seconds(2));
   }
 }
 
 absl::Status Shipper::Drain(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  const bool done =
-      cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [this] {
-        return failed_ || (stats_.published_lsn >= stats_.durable_lsn &&
-                           snapshot_ == nullptr && !snapshot_running_);
-      });
+  MutexLock lock(&mu_);
+  const auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  bool done = Drained();
+  while (!done) {
+    if (!cv_.WaitUntil(&mu_, deadline)) {
+      done = Drained();
+      break;
+    }
+    done = Drained();
+  }
   if (failed_) return stats_.last_error;
   if (!done) {
     return absl::DeadlineExceededError(absl::StrCat(
@@ -212,7 +219,7 @@ absl::Status Shipper::Drain(absl::Duration timeout) {
 }
 
 ShipperStats Shipper::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ShipperStats s = stats_;
   s.lag_records =
       s.durable_lsn > s.published_lsn ? s.durable_lsn - s.published_lsn : 0;

@@ -95,8 +95,21 @@ class Shipper : public log::LogObserver {
   // Publishes `chunks` (consecutive, synced) in order, each run of one salt
   // as one PublishLog. On error returns it with the unpublished ones left
   // at the front of `chunks`.
-  absl::Status PublishChunks(std::deque<Chunk>* chunks);
-  void Loop();
+  absl::Status PublishChunks(std::deque<Chunk>* chunks)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Something for the background thread: synced chunks, or a snapshot whose
+  // records are all published.
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !ready_.empty() || (snapshot_ != nullptr &&
+                               stats_.published_lsn >= snapshot_->after_lsn);
+  }
+  // What Drain waits for: everything synced is published and no snapshot is
+  // pending (or publishing failed for good).
+  bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return failed_ || (stats_.published_lsn >= stats_.durable_lsn &&
+                       snapshot_ == nullptr && !snapshot_running_);
+  }
 
   Replicator* const replicator_;
   const Mode mode_;
@@ -104,7 +117,7 @@ class Shipper : public log::LogObserver {
   const std::function<void(const absl::Status&)> on_failure_;
 
   mutable Mutex mu_;
-  std::condition_variable cv_;
+  CondVar cv_;
   // Written, not yet synced (only the writer's I/O thread adds or takes).
   std::deque<Chunk> written_ ABSL_GUARDED_BY(mu_);
   // Synced, waiting for the background thread (async mode).

@@ -1,16 +1,19 @@
-// Mutex and MutexLock: std::mutex with clang's thread-safety annotations, so
-// that ABSL_GUARDED_BY and ABSL_EXCLUSIVE_LOCKS_REQUIRED on what a mutex
-// guards are checked by the compiler (clang -Wthread-safety; GCC ignores the
-// annotations).
+// Mutex, MutexLock and CondVar: std::mutex with clang's thread-safety
+// annotations, so that ABSL_GUARDED_BY and ABSL_EXCLUSIVE_LOCKS_REQUIRED on
+// what a mutex guards are checked by the compiler (clang -Wthread-safety; GCC
+// ignores the annotations).
 //
 // std::mutex rather than absl::Mutex underneath: Debian's Abseil is not built
 // with TSan instrumentation, so TSan could not see absl::Mutex's
-// synchronization. Mutex derives from std::mutex so that code that still
-// holds it through std::lock_guard<std::mutex> compiles (unchecked by the
-// analysis); checked code takes a MutexLock.
+// synchronization. Mutex derives from std::mutex so that CondVar can wait on
+// it through std::condition_variable (and code that holds it through
+// std::lock_guard<std::mutex> compiles, unchecked by the analysis); checked
+// code takes a MutexLock.
 #ifndef WALSTATE_ENGINE_UTIL_MUTEX_H_
 #define WALSTATE_ENGINE_UTIL_MUTEX_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
@@ -45,6 +48,37 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 
  private:
   Mutex* const mu_;
+};
+
+// A condition variable for Mutex: waits with the mutex held on entry and on
+// return, so that the analysis sees the guarded state checked under it.
+class CondVar {
+ public:
+  CondVar() = default;
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+
+  // Releases `mu`, waits until notified (or spuriously), and takes `mu`
+  // again. Callers loop over the condition they wait for.
+  void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(*mu, std::adopt_lock);
+    cv_.wait(lock);
+    lock.release();  // still held: the caller's
+  }
+  // Releases `mu`, waits until notified or `deadline` passes (or spuriously),
+  // and takes `mu` again. Returns false if the deadline passed. Callers loop
+  // over the condition they wait for.
+  bool WaitUntil(Mutex* mu, std::chrono::steady_clock::time_point deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(*mu, std::adopt_lock);
+    const std::cv_status st = cv_.wait_until(lock, deadline);
+    lock.release();  // still held: the caller's
+    return st == std::cv_status::no_timeout;
+  }
+  void NotifyAll() { cv_.notify_all(); }
+
+ private:
+  std::condition_variable cv_;
 };
 
 }  // namespace walstate
