@@ -9,11 +9,11 @@
 //  - Open: read the snapshot then the log, check each record's XXH3, parse
 //    it and apply it into the hash map.
 // With ContestantOptions::floor_preallocate the log is extended ahead in
-// chunks of zeros written and synced (outside the chunk's records' commit
-// only when a commit crosses the end), records are written with pwrite at
-// the end of the data, and replay stops at the first all-zero header.
-// It does not cut torn tails, check sequence numbers, drop uncommitted ticks
-// or keep indexes; it is a lower bound, not a store.
+// chunks of zeros written and synced (at Open, and by a commit that would
+// cross the end), records are written with pwrite at the end of the data, and
+// replay stops at the first all-zero header. It does not cut torn tails, check
+// sequence numbers, drop uncommitted ticks or keep indexes; it is a lower
+// bound, not a store.
 //
 // Record: u32 payload length, u32 type, u64 XXH3-64 of the payload, payload.
 // Payload: u8 id length, id, serialized GatewaySession of the set fields.
@@ -110,6 +110,9 @@ class FloorContestant : public MapContestant {
       if (::fstat(fd_, &st) != 0) return Errno("fstat", log_path_);
       offset_ = end;
       allocated_ = static_cast<uint64_t>(st.st_size);
+      // A chunk ahead now, so the first writes do not pay for it.
+      absl::Status s = Extend(kPreallocateChunk / 2);
+      if (!s.ok()) return s;
     }
     // Only a new file needs its directory entry synced.
     return created ? SyncDir() : absl::OkStatus();
@@ -223,18 +226,8 @@ class FloorContestant : public MapContestant {
   // the file with synced zeros if `buf` would cross its end. Called by the
   // group-commit leader only.
   absl::Status WriteAt(const std::string& buf) {
-    if (offset_ + buf.size() > allocated_) {
-      const std::string zeros(kPreallocateChunk, '\0');
-      while (offset_ + buf.size() > allocated_) {
-        if (::pwrite(fd_, zeros.data(), zeros.size(),
-                     static_cast<off_t>(allocated_)) !=
-            static_cast<ssize_t>(zeros.size())) {
-          return Errno("preallocating (pwrite)", log_path_);
-        }
-        allocated_ += zeros.size();
-      }
-      if (::fdatasync(fd_) != 0) return Errno("fdatasync", log_path_);
-    }
+    absl::Status s = Extend(buf.size());
+    if (!s.ok()) return s;
     for (size_t done = 0; done < buf.size();) {
       ssize_t w = ::pwrite(fd_, buf.data() + done, buf.size() - done,
                            static_cast<off_t>(offset_ + done));
@@ -243,6 +236,23 @@ class FloorContestant : public MapContestant {
       done += static_cast<size_t>(w);
     }
     offset_ += buf.size();
+    return absl::OkStatus();
+  }
+
+  // Preallocated log: makes room for `n` more bytes after the data with
+  // chunks of zeros, written and synced now.
+  absl::Status Extend(size_t n) {
+    if (offset_ + n <= allocated_) return absl::OkStatus();
+    const std::string zeros(kPreallocateChunk, '\0');
+    while (offset_ + n > allocated_) {
+      if (::pwrite(fd_, zeros.data(), zeros.size(),
+                   static_cast<off_t>(allocated_)) !=
+          static_cast<ssize_t>(zeros.size())) {
+        return Errno("preallocating (pwrite)", log_path_);
+      }
+      allocated_ += zeros.size();
+    }
+    if (::fdatasync(fd_) != 0) return Errno("fdatasync", log_path_);
     return absl::OkStatus();
   }
 

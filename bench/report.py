@@ -490,6 +490,12 @@ USER_MEASURES = [
     ("immediate_p99_us", "IMMEDIATE p99 (the same)", "us"),
     ("immediate_ops_per_s", "IMMEDIATE throughput, 8 threads (ops/s)", ""),
     ("group_commit", "records per fdatasync in it (where counted)", ""),
+    ("sbs_p50_us", "side by side (all open in one process, turns of 5"
+     " writes, fresh stores): IMMEDIATE p50", "us"),
+    ("sbs_p99_us", "side by side: IMMEDIATE p99", "us"),
+    ("sbs_ops_per_s", "side by side: IMMEDIATE throughput, 8 threads"
+     " (ops/s)", ""),
+    ("sbs_group_commit", "side by side: records per fdatasync", ""),
     ("tick_s", "whole tick as the caller sees it (median of 20)", "s"),
     ("open_s", "restart: Open to ready", "s"),
     ("open_use_s", "restart: Open + first use of every session, copied to"
@@ -522,10 +528,17 @@ USER_TARGETS = [
     ("tick_s", "floor", 1.5, False,
      "the whole tick as the caller sees it <= 1.5x a raw write + one"
      " fdatasync (the floor's tick)"),
+    ("sbs_p50_us", "floor_prealloc", 1.1, False,
+     "IMMEDIATE p50 <= 1.1x a preallocated write+fdatasync floor (side by"
+     " side)"),
+    ("sbs_ops_per_s", "floor", 1.0, True,
+     "8-thread durable throughput >= the raw group-commit floor (side by"
+     " side)"),
     ("immediate_p50_us", "floor_prealloc", 1.1, False,
-     "IMMEDIATE p50 <= 1.1x a preallocated write+fdatasync floor"),
+     "the same p50, each store's own phase (not interleaved within a"
+     " round)"),
     ("immediate_ops_per_s", "floor", 1.0, True,
-     "8-thread durable throughput >= the raw group-commit floor"),
+     "the same throughput, each store's own phase"),
 ]
 
 
@@ -590,8 +603,7 @@ def user_section(results):
     for n in sorted({int(r["params"]["sessions"]) for r in results
                      if r["scenario"] == "user"}):
         names = [c for c in USER_CONTESTANTS
-                 if med(results, "user", c, "tick_s", sessions=str(n))
-                 is not None]
+                 if c in user_rows(results, n)]
         if "walstate" not in names:
             continue
         bases = [(c, h) for c, h in USER_BASES if c in names]
@@ -607,10 +619,13 @@ def user_section(results):
                 else:
                     line.append("-")
             body.append(line)
-        rounds = max(len(v) for r in user_rows(results, n).values()
-                     for v in r["samples"].values())
+        ws = user_rows(results, n)["walstate"]["samples"]
+        rounds = len(ws.get("tick_s", []))
+        sbs = len(ws.get("sbs_p50_us", []))
         md += ["### %s sessions" % "{:,}".format(n), "",
-               "Medians of %d interleaved rounds." % rounds, "",
+               "Medians of %d interleaved rounds%s." % (
+                   rounds, "; the side-by-side rows, of %d" % sbs
+                   if sbs and sbs != rounds else ""), "",
                table(["measure"] + names +
                      ["walstate / %s" % h for _, h in bases], body), "",
                user_targets(results, n), ""]
@@ -668,7 +683,12 @@ def render(results, meta, outdir):
                " stats() that walks every session). `floor_prealloc` is the"
                " floor writing into log space zeroed and synced ahead, the"
                " floor of the IMMEDIATE p50 target (its disk bytes include"
-               " up to 16 MiB of zeros). Each contestant's run, restart and"
+               " up to 16 MiB of zeros). The IMMEDIATE targets are judged on"
+               " the side-by-side rows (`--side_by_side`): every contestant"
+               " open in one child process on a fresh store, taking turns"
+               " every 5 writes (latency) or every burst (throughput), since"
+               " within a round the disk's latency drifts 10x between one"
+               " store's phase and the next. Each contestant's run, restart and"
                " memory figure come from fresh child processes; rounds are"
                " interleaved (order rotated). A target is met only if every"
                " round's ratio meets it. The machine was loaded by other"

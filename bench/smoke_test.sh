@@ -54,6 +54,9 @@ for r in rows:
     # Sessions created by durable identity writes; IMMEDIATE figures.
     assert m["create_s"] > 0 and m["immediate_ops_per_s"] > 0, r
     assert m["immediate_p99_us"] >= m["immediate_p50_us"] > 0, r
+    # The same side by side (all contestants open in one process).
+    assert m["sbs_p99_us"] >= m["sbs_p50_us"] > 0, r
+    assert m["sbs_ops_per_s"] > 0, r
     if r["contestant"].startswith("walstate"):
         assert m["stats_s"] > 0, r
 EOF

@@ -79,6 +79,14 @@ ABSL_FLAG(int, throughput_threads, 8, "threads of the IMMEDIATE throughput");
 ABSL_FLAG(int, throughput_ops, 1600,
           "IMMEDIATE writes of the throughput figure, over all its threads");
 ABSL_FLAG(bool, json, false, "{\"results\": [...]} on stdout");
+ABSL_FLAG(bool, side_by_side, true,
+          "per round, also the IMMEDIATE figures with every contestant open "
+          "in one child process (fresh stores, default Options), taking "
+          "turns every 5 writes (latency) or every burst (throughput), so "
+          "that the disk's drifting latency hits them alike: sbs_p50_us, "
+          "sbs_p99_us, sbs_ops_per_s, sbs_group_commit");
+ABSL_FLAG(bool, only_side_by_side, false,
+          "run only the side-by-side IMMEDIATE figures");
 ABSL_FLAG(bool, keep_dirs, false,
           "keep each store's directory (its path on stderr), to inspect it");
 
@@ -451,12 +459,121 @@ absl::StatusOr<Figures> Memory(const std::string& name,
   return f;
 }
 
+// The IMMEDIATE figures side by side: every contestant open at once on a
+// fresh store, --latency_ops sessions created on one thread in turns of 5,
+// then --throughput_ops from --throughput_threads threads in 4 bursts per
+// contestant, taking turns burst by burst. Every state checked after a
+// reopen. Figures are keyed "<contestant>|<figure>".
+absl::StatusOr<Figures> SideBySide(const std::vector<std::string>& names,
+                                   const Workload& w, int round) {
+  struct Open {
+    std::unique_ptr<Contestant> c;
+    std::string dir;
+    ExpectedState e;
+    uint64_t next = 0;
+    std::vector<double> lat;
+    double secs = 0, ops = 0;
+  };
+  std::vector<Open> open(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    open[i].c = Make(names[i]);
+    open[i].dir = MakeTempDir(absl::StrCat("user_sbs_", names[i]));
+    absl::Status s = open[i].c->Open(open[i].dir);
+    if (!s.ok()) return s;
+  }
+  auto order = [&](int turn) {
+    std::vector<size_t> v(names.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      v[i] = (i + static_cast<size_t>(turn)) % v.size();
+    }
+    return v;
+  };
+  auto created = [](Open& o, uint64_t first, uint64_t n) {
+    for (uint64_t k = first; k < first + n; ++k) o.e.Set(k, kIdentityOnly);
+  };
+  const int lat_ops = absl::GetFlag(FLAGS_latency_ops);
+  constexpr int kTurn = 5;
+  for (int k = 0; k < lat_ops; k += kTurn) {
+    for (size_t i : order(round + k / kTurn)) {
+      Open& o = open[i];
+      const uint64_t n = static_cast<uint64_t>(std::min(kTurn, lat_ops - k));
+      const uint64_t first = o.next;
+      absl::Status s = WriteIdentities(
+          o.c.get(), w, n, 1, [first](uint64_t j) { return first + j; },
+          &o.lat);
+      if (!s.ok()) return s;
+      created(o, first, n);
+      o.next += n;
+    }
+  }
+  const int threads = std::max(1, absl::GetFlag(FLAGS_throughput_threads));
+  constexpr int kBursts = 4;
+  const uint64_t burst = static_cast<uint64_t>(
+      std::max(threads, absl::GetFlag(FLAGS_throughput_ops) / kBursts));
+  std::vector<SyncCounters> before(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    before[i] = open[i].c->sync_counters();
+  }
+  for (int b = 0; b < kBursts; ++b) {
+    for (size_t i : order(round * kBursts + b)) {
+      Open& o = open[i];
+      const uint64_t first = o.next;
+      const int64_t start = NowNanos();
+      absl::Status s = WriteIdentities(
+          o.c.get(), w, burst, threads,
+          [first](uint64_t j) { return first + j; }, nullptr);
+      if (!s.ok()) return s;
+      o.secs += static_cast<double>(NowNanos() - start) * 1e-9;
+      o.ops += static_cast<double>(burst);
+      created(o, first, burst);
+      o.next += burst;
+    }
+  }
+  Figures f;
+  for (size_t i = 0; i < names.size(); ++i) {
+    Open& o = open[i];
+    const std::string p = names[i] + "|";
+    f[p + "sbs_p50_us"] = Percentile(&o.lat, 0.5);
+    f[p + "sbs_p99_us"] = Percentile(&o.lat, 0.99);
+    f[p + "sbs_ops_per_s"] = o.ops / o.secs;
+    const SyncCounters after = o.c->sync_counters();
+    if (after.known && after.syncs > before[i].syncs) {
+      f[p + "sbs_group_commit"] =
+          static_cast<double>(after.synced_records - before[i].synced_records) /
+          static_cast<double>(after.syncs - before[i].syncs);
+    }
+    absl::Status s = ReopenAndVerify(o.c.get(), o.dir, w, o.e);
+    if (s.ok()) s = o.c->Close();
+    if (!s.ok()) return s;
+    RemoveTree(o.dir);
+  }
+  return f;
+}
+
 int Main() {
   const Workload w(WorkloadConfig::Small());
   std::vector<std::string> names =
       absl::StrSplit(absl::GetFlag(FLAGS_contestants), ',', absl::SkipEmpty());
   std::map<std::string, std::map<std::string, std::vector<double>>> samples;
   for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
+    if (absl::GetFlag(FLAGS_side_by_side) ||
+        absl::GetFlag(FLAGS_only_side_by_side)) {
+      absl::StatusOr<Figures> sbs =
+          InChild([&] { return SideBySide(names, w, round); });
+      if (!sbs.ok()) {
+        std::fprintf(stderr, "side by side: %s\n",
+                     std::string(sbs.status().message()).c_str());
+        return 1;
+      }
+      std::string line = absl::StrCat("sample round=", round, " side-by-side:");
+      for (const auto& [k, v] : *sbs) {
+        std::pair<std::string, std::string> nk = absl::StrSplit(k, '|');
+        samples[nk.first][nk.second].push_back(v);
+        absl::StrAppend(&line, " ", k, "=", v);
+      }
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    if (absl::GetFlag(FLAGS_only_side_by_side)) continue;
     // Round r runs every contestant once, the order rotated by r.
     for (size_t k = 0; k < names.size(); ++k) {
       const std::string& name =
