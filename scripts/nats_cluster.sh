@@ -17,20 +17,22 @@
 #                                          WALSTATE_NATS_CLUSTER (the DIR) set,
 #                                          stop the cluster whatever happens
 #
-# Every node listens on 127.0.0.1 only, on free ports chosen at start, with
+# Every node listens on 127.0.0.1 only, on free ports chosen at start
+# (client, cluster route, and HTTP monitoring, whose /jsz says whether the
+# node knows a JetStream metadata leader: the condition `wait` polls), with
 # its own store directory DIR/nN and log DIR/nN.log.
 set -euo pipefail
 
 NODES=3
 # How long to wait for a metadata leader (polling with a backoff of 0.1 s
-# doubling to 1 s): 120 s, times the 1-minute load average per core on a
+# doubling to 1 s): 60 s, times the 1-minute load average per core on a
 # loaded machine (at most 8x), times WALSTATE_TEST_TIMEOUT_SCALE if set.
 wait_seconds() {
   python3 - <<'PY'
 import os
 scale = min(8.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
 scale *= float(os.environ.get("WALSTATE_TEST_TIMEOUT_SCALE") or 1) or 1
-print(int(120 * scale))
+print(int(60 * scale))
 PY
 }
 
@@ -56,23 +58,39 @@ start_node() {
   echo $! >"$dir/n$n.pid"
 }
 
+# Exit 0 if every node on the HTTP monitoring ports given names a JetStream
+# metadata leader in its /jsz (meta_cluster.leader); prints who does not.
+meta_leaders_known() {
+  python3 - "$@" <<'PY'
+import json, sys, urllib.request
+missing = []
+for port in sys.argv[1:]:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s/jsz" % port, timeout=2) as r:
+            leader = (json.load(r).get("meta_cluster") or {}).get("leader")
+    except Exception as e:
+        leader = None
+    if not leader:
+        missing.append(port)
+if missing:
+    print("no metadata leader known at monitoring port(s) " + " ".join(missing))
+    sys.exit(1)
+PY
+}
+
 wait_leader() {
-  local dir="$1" limit delay=0.1
+  local dir="$1" limit delay=0.1 why=""
   limit=$(wait_seconds)
   local until=$((SECONDS + limit))
   while true; do
-    # Every live node must have seen a leader since it (re)started.
-    local ok=1
+    # Every live node must know a metadata leader (its /jsz says which).
+    local ports=()
     for ((n = 1; n <= NODES; n++)); do
       [ -f "$dir/n$n.pid" ] || continue
       kill -0 "$(cat "$dir/n$n.pid")" 2>/dev/null || continue
-      local from
-      from=$(cat "$dir/n$n.logpos" 2>/dev/null || echo 0)
-      if ! tail -c +"$((from + 1))" "$dir/n$n.log" | grep -q -E "metadata leader|JetStream cluster new metadata leader"; then
-        ok=0
-      fi
+      ports+=("$(cat "$dir/n$n.http")")
     done
-    [ "$ok" -eq 1 ] && return 0
+    why=$(meta_leaders_known "${ports[@]}") && return 0
     [ "$SECONDS" -lt "$until" ] || break
     sleep "$delay"
     case "$delay" in 0.1) delay=0.2 ;; 0.2) delay=0.4 ;; 0.4) delay=0.8 ;; *) delay=1 ;; esac
@@ -81,14 +99,14 @@ wait_leader() {
     echo "--- $dir/n$n.log (last lines)" >&2
     tail -n 5 "$dir/n$n.log" >&2 || true
   done
-  die "no JetStream metadata leader seen by every running node within ${limit} s (logs above; on a slower machine set WALSTATE_TEST_TIMEOUT_SCALE)"
+  die "no JetStream metadata leader known to every running node within ${limit} s: ${why} (logs above; on a slower machine set WALSTATE_TEST_TIMEOUT_SCALE)"
 }
 
 cmd_start() {
   local dir="$1"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  read -r -a ports <<<"$(free_ports $((2 * NODES)))"
+  read -r -a ports <<<"$(free_ports $((3 * NODES)))"
   local routes=""
   for ((n = 1; n <= NODES; n++)); do
     routes+="nats-route://127.0.0.1:${ports[$((NODES + n - 1))]}, "
@@ -100,6 +118,7 @@ cmd_start() {
     cat >"$dir/n$n.conf" <<CONF
 server_name: n$n
 listen: 127.0.0.1:${ports[$((n - 1))]}
+http: 127.0.0.1:${ports[$((2 * NODES + n - 1))]}
 jetstream { store_dir: "$dir/n$n" }
 cluster {
   name: c1
@@ -108,7 +127,7 @@ cluster {
 }
 CONF
     urls+="nats://127.0.0.1:${ports[$((n - 1))]},"
-    echo 0 >"$dir/n$n.logpos"
+    echo "${ports[$((2 * NODES + n - 1))]}" >"$dir/n$n.http"
     : >"$dir/n$n.log"
   done
   echo "WALSTATE_NATS_URL=${urls%,}" >"$dir/env"
@@ -170,7 +189,6 @@ cmd_killall() {
 
 cmd_restart() {
   local dir="$1" n="$2"
-  wc -c <"$dir/n$n.log" >"$dir/n$n.logpos"
   start_node "$dir" "$n"
 }
 

@@ -120,8 +120,16 @@ Cluster::WaitForStream(const std::string& store) {
         waiting_for = absl::StrCat("the stream's leader (", *leader,
                                    ") to serve its last log message");
         auto pos = r->Peek();
-        if (pos.ok()) return r;
-        last = pos.status();
+        if (pos.ok()) {
+          // Readable: a connection whose requests wait long enough for
+          // what follows (a restore's reads ride out a late leader change).
+          o.timeout = Scaled(absl::Seconds(30));
+          auto reading = replication::NatsReplicator::Connect(o);
+          if (reading.ok()) return reading;
+          last = reading.status();
+        } else {
+          last = pos.status();
+        }
       }
     }
     if (absl::Now() + backoff >= deadline) break;

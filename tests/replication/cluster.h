@@ -43,7 +43,8 @@ class Cluster {
   // killed or restarted: polls (bounded backoff, 0.1 s doubling to 2 s)
   // until, in order, a node answers the stream's info (which needs a
   // JetStream metadata leader), the stream has an elected leader, and its
-  // last log message can be read. Gives up after Scaled(120 s) with
+  // last log message can be read; returns a connection whose requests
+  // wait Scaled(30 s). Gives up after Scaled(120 s) with
   // DeadlineExceeded naming the condition still unmet, its last error, the
   // time waited and where the nodes' logs are.
   absl::StatusOr<std::unique_ptr<replication::NatsReplicator>> WaitForStream(

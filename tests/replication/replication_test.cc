@@ -4,6 +4,7 @@
 //
 // WALSTATE_REPLICATION_CYCLES sets the kill-and-restore cycles of test (a)
 // (CI runs a few; scripts/replication_full.sh runs 20).
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -225,9 +226,10 @@ TEST_F(ReplicationTest, KillWriterRestoreLosesNoAck) {
 // acknowledged is in the stream once the nodes are back.
 TEST_F(ReplicationTest, NodeLoss) {
   // Long enough to ride out the election of a new stream leader, longer on
-  // a loaded machine.
+  // a loaded machine (at most 30 s: with two nodes down every update waits
+  // this long before it fails).
   auto r = Replicator(nullptr, replication::NatsOptions::Trim::kAuto,
-                      testing::Scaled(absl::Seconds(15)));
+                      absl::Seconds(15) * std::min(2.0, testing::LoadScale()));
   ASSERT_NE(r, nullptr);
   const std::string dir = Dir("store");
   std::map<std::string, uint64_t> acked;

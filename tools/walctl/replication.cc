@@ -250,6 +250,7 @@ int RunStream(Context& ctx, const std::vector<std::string>& args) {
     o.Add("stream", (*r)->stream_name())
         .Add("server_version", d.server_version)
         .Add("durability", d.description)
+        .Add("fsync_before_ack_possible", d.fsync_before_ack_possible)
         .Add("stream_last_lsn", pos->last_lsn)
         .Add("last_writer", pos->last_writer);
     if (has_dir) o.Add("local_last_lsn", local_last).Add("lag_records", lag);
