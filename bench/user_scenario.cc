@@ -390,6 +390,10 @@ absl::StatusOr<Figures> Run(const std::string& name, const std::string& dir,
     if (after.known) {
       parts[3].push_back(static_cast<double>(after.syncs - before.syncs));
     }
+    std::fprintf(stderr,
+                 "%s tick %zu: calls %.3f s, free %.3f s, flush %.3f s\n",
+                 name.c_str(), ticks.size(), parts[0].back(), parts[1].back(),
+                 parts[2].back());
   }
   f["tick_s"] = Median(ticks);
   f["tick_calls_s"] = Median(parts[0]);
