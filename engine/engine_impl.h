@@ -94,6 +94,7 @@ class EngineImpl : public Engine {
   // Compact() without recording its status for stats().
   absl::Status CompactNow() ABSL_LOCKS_EXCLUDED(compact_mu_);
   absl::StatusOr<uint64_t> ExpireIdleSessions() override;
+  absl::StatusOr<uint64_t> ExpireIdleSessions(absl::Duration idle) override;
   absl::Status Close() override;
   absl::Status health() const override;
   Stats stats() const override;

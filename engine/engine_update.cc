@@ -226,6 +226,15 @@ absl::Status EngineImpl::Delete(absl::string_view session) {
 
 absl::StatusOr<uint64_t> EngineImpl::ExpireIdleSessions() {
   if (options_.session_ttl <= absl::ZeroDuration()) return 0;
+  return ExpireIdleSessions(options_.session_ttl);
+}
+
+absl::StatusOr<uint64_t> EngineImpl::ExpireIdleSessions(absl::Duration idle) {
+  if (idle < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ExpireIdleSessions: the idle age must not be negative, "
+                     "got ", absl::FormatDuration(idle)));
+  }
   absl::Status health_status = CheckWritable();
   if (!health_status.ok()) return health_status;
   const absl::Time now = options_.clock();
@@ -239,7 +248,7 @@ absl::StatusOr<uint64_t> EngineImpl::ExpireIdleSessions() {
     for (const SessionTable::Node* node : shard.sessions) {
       // Sessions recovered at Open count as touched then.
       absl::Time touched = std::max(node->entry.last_update(), opened_at_);
-      if (now - touched > options_.session_ttl) {
+      if (now - touched > idle) {
         victims.emplace_back(node->id());
       }
     }

@@ -340,7 +340,13 @@ class Engine {
   // Writes a snapshot now and deletes what it makes unnecessary.
   virtual absl::Status Compact() = 0;
   // Deletes sessions idle longer than Options::session_ttl; returns how many.
+  // None while session_ttl is zero.
   virtual absl::StatusOr<uint64_t> ExpireIdleSessions() = 0;
+  // Deletes sessions not updated for more than `idle` (sessions recovered
+  // at Open count as updated then), whatever Options::session_ttl is; each
+  // with a durable tombstone. Returns how many. InvalidArgument if `idle`
+  // is negative.
+  virtual absl::StatusOr<uint64_t> ExpireIdleSessions(absl::Duration idle) = 0;
 
   // Flushes, stops the background thread, syncs and releases the directory.
   virtual absl::Status Close() = 0;
@@ -441,6 +447,9 @@ class Store {
   absl::Status Compact() { return engine_->Compact(); }
   absl::StatusOr<uint64_t> ExpireIdleSessions() {
     return engine_->ExpireIdleSessions();
+  }
+  absl::StatusOr<uint64_t> ExpireIdleSessions(absl::Duration idle) {
+    return engine_->ExpireIdleSessions(idle);
   }
   absl::Status Close() { return engine_->Close(); }
   absl::Status health() const { return engine_->health(); }

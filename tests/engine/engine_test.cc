@@ -798,6 +798,27 @@ TEST_F(EngineTest, IdleSessionsExpire) {
   EXPECT_FALSE((*reopened)->Contains("old"));
 }
 
+TEST_F(EngineTest, ExpireIdleSessionsTakesTheIdleAge) {
+  Options o = MakeOptions();  // no session_ttl: the no-argument form expires
+                              // nothing
+  auto store = *Store<GatewaySession>::Open(o, kDir);
+  ASSERT_TRUE(
+      store->Update("old", Identity("fp1", "h1"), {"fingerprint"}).ok());
+  now_ += absl::Minutes(50);
+  ASSERT_TRUE(
+      store->Update("new", Identity("fp2", "h2"), {"fingerprint"}).ok());
+  now_ += absl::Minutes(20);
+  EXPECT_EQ(*store->ExpireIdleSessions(), 0u);
+  EXPECT_EQ(*store->ExpireIdleSessions(absl::Minutes(70)), 0u);  // not more
+  EXPECT_EQ(*store->ExpireIdleSessions(absl::Hours(1)), 1u);
+  EXPECT_FALSE(store->Contains("old"));
+  EXPECT_TRUE(store->Contains("new"));
+  EXPECT_EQ(*store->ExpireIdleSessions(absl::ZeroDuration()), 1u);
+  EXPECT_FALSE(store->Contains("new"));
+  EXPECT_EQ(store->ExpireIdleSessions(-absl::Seconds(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(EngineTest, TornTailIsCutAndReported) {
   auto store = OpenStore();
   ASSERT_TRUE(store->Update("s1", Identity("fp1", "h1"), {"fingerprint"}).ok());

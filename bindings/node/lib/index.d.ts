@@ -134,8 +134,11 @@ export declare class Store<T extends object = Record<string, unknown>> {
   flush(): Promise<void>;
   /** Writes a snapshot now and deletes the log it makes unnecessary. */
   compact(): Promise<void>;
-  /** Deletes sessions idle longer than options.sessionTtlMs; resolves how many. */
-  expireIdle(): Promise<number>;
+  /** Deletes the sessions not updated for more than `idleMs` milliseconds
+   *  (left out: options.sessionTtlMs, and none if that is 0); resolves how
+   *  many. Sessions recovered at open count as updated then. Throws
+   *  INVALID_ARGUMENT unless idleMs is a number >= 0. */
+  expireIdle(idleMs?: number): Promise<number>;
   /** Counters; O(1), takes no session lock. */
   stats(): Stats;
   /** Walks every session (~100 ms at 10^5): for occasional monitoring. */

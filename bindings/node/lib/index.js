@@ -132,7 +132,14 @@ class Store {
 
   flush() { return this._native.flush(); }
   compact() { return this._native.compact(); }
-  expireIdle() { return this._native.expireIdle(); }
+  expireIdle(idleMs) {
+    if (idleMs === undefined) return this._native.expireIdle();
+    if (typeof idleMs !== 'number' || !(idleMs >= 0)) {
+      throw invalid('expireIdle(ms): ms must be a number >= 0 (the idle age in milliseconds), ' +
+        "or left out for the store's sessionTtlMs");
+    }
+    return this._native.expireIdle(idleMs);
+  }
   stats() { return this._native.stats(); }
   approximateMemoryUsage() { return this._native.approximateMemoryUsage(); }
   health() { return this._native.health(); }

@@ -349,8 +349,22 @@ Napi::Value StoreWrap::ExpireIdle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   Engine* engine = opened_->engine.get();
+  if (info.Length() == 0 || info[0].IsUndefined()) {
+    return committer_->Submit(
+        env, [engine]() { return engine->ExpireIdleSessions(); },
+        Committer::ResolveAs::kNumber);
+  }
+  const double ms =
+      info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(ms >= 0)) {  // also NaN
+    return ThrowStatus(env, absl::InvalidArgumentError(
+                                "expireIdle(ms): ms must be a number >= 0 (the "
+                                "idle age in milliseconds), or left out for "
+                                "the store's sessionTtlMs"));
+  }
+  const absl::Duration idle = absl::Milliseconds(ms);
   return committer_->Submit(
-      env, [engine]() { return engine->ExpireIdleSessions(); },
+      env, [engine, idle]() { return engine->ExpireIdleSessions(idle); },
       Committer::ResolveAs::kNumber);
 }
 

@@ -218,6 +218,26 @@ test('indexes, delete, keys, iteration, flush, compact and a restart', async () 
   r.closeSync();
 });
 
+test('expireIdle(ms) deletes the sessions idle longer than ms, whatever the store\'s sessionTtlMs', async () => {
+  const s = await openTypes(tempDir('expire')); // no sessionTtlMs: the background expiry is off
+  s.update('a', { small: 1 });
+  s.update('b', { small: 2 });
+  assert.equal(await s.expireIdle(), 0); // no argument: the store's TTL, none
+  assert.equal(await s.expireIdle(3600_000), 0); // nothing is an hour idle
+  assert.deepEqual(s.keys().sort(), ['a', 'b']);
+  // Let the clock move past the updates (not a wait for another thread):
+  // both sessions are then idle for more than 0 ms.
+  const t = Date.now();
+  while (Date.now() < t + 2);
+  assert.equal(await s.expireIdle(0), 2);
+  assert.deepEqual(s.keys(), []);
+  assert.equal(s.stats().expired, 2);
+  for (const bad of [-1, Number.NaN, '10', 10n]) {
+    assert.throws(() => s.expireIdle(bad), (e) => e.code === 'INVALID_ARGUMENT' && /expireIdle/.test(e.message));
+  }
+  await s.close();
+});
+
 test('concurrent IMMEDIATE updates share fdatasyncs', async () => {
   const s = await openTypes(tempDir('group'));
   const n = 64;
