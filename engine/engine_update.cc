@@ -167,8 +167,11 @@ absl::Status EngineImpl::UpdateSerialized(absl::string_view session,
   }
   if (values == nullptr) values = schema_->NewMessage();
   absl::Status s;
-  if (!values->ParseFromArray(serialized.data(),
-                              static_cast<int>(serialized.size()))) {
+  // Partial: required fields are not checked, as Update() does not check
+  // them either. IsInitialized's walk of the message was 30% of this
+  // function's perf samples for 3-group updates from the Node binding.
+  if (!values->ParsePartialFromArray(serialized.data(),
+                                     static_cast<int>(serialized.size()))) {
     s = absl::InvalidArgumentError(
         absl::StrCat("session ", QuoteSessionId(session), ": ",
                      serialized.size(), " bytes of values do not parse as a ",

@@ -307,7 +307,8 @@ class Engine {
   // fields' old values are left there, to be overwritten by the next parse:
   // in steady state nothing is allocated or freed for them on the caller's
   // thread. Tiers, errors and guarantees as Update(); InvalidArgument also
-  // if the bytes do not parse.
+  // if the bytes do not parse. Like Update(), it does not check that
+  // proto2 required fields are set.
   virtual absl::Status UpdateSerialized(absl::string_view session,
                                         absl::string_view serialized,
                                         absl::Span<const std::string> fields,
