@@ -1,6 +1,9 @@
 // What is declared in walstate/recovery_report.h: names and the report's text.
 #include "walstate/recovery_report.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -47,9 +50,20 @@ std::string RecoveryReport::ToString() const {
                   lazy_replay ? "kept for first use" : "applied",
                   "); ticks committed ", ticks_committed, ", aborted ",
                   ticks_aborted, "\n");
-  if (torn_bytes_dropped > 0) {
+  if (torn_bytes_dropped > 0 && !torn_file.empty()) {
     absl::StrAppend(&out, "torn tail dropped: ", torn_bytes_dropped,
                     " bytes at ", torn_file, " offset ", torn_offset, "\n");
+  } else if (torn_bytes_dropped > 0) {
+    // No tail was cut: a last segment whose create a crash interrupted was
+    // set aside whole (the torn-tail problems name it).
+    std::vector<std::string> set_aside;
+    for (const Problem& p : problems) {
+      if (p.kind == Problem::Kind::kTornTail) set_aside.push_back(p.file);
+    }
+    absl::StrAppend(&out, "torn tail dropped: ", torn_bytes_dropped, " bytes: ",
+                    set_aside.empty() ? std::string("a last segment")
+                                      : absl::StrJoin(set_aside, ", "),
+                    ", whose creation a crash interrupted, set aside whole\n");
   }
   if (!backup_dir.empty()) {
     absl::StrAppend(&out, "backed up before dropping: ",

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,8 @@
 #include "proto/example/gateway.pb.h"
 #include "proto/walstate/record.pb.h"
 #include "tests/walctl/walctl_test_util.h"
+#include "tools/walctl/common.h"
+#include "tools/walctl/walctl.h"
 #include "walstate/file_system.h"
 #include "walstate/walstate.h"
 
@@ -405,6 +410,41 @@ TEST(HostileDir, WhatOpenDropsIsBackedUpFirst) {
   ASSERT_TRUE(store->Close().ok());
 }
 
+// The report names a segment set aside whole (its create interrupted), with
+// no empty file name and offset where a cut tail's would be.
+TEST(HostileDir, ReportNamesASegmentSetAsideWhole) {
+  const std::string dir = StoreWith("set-aside", 3);
+  const std::string last = LastSegment(dir);
+  uint64_t n = 0;
+  ASSERT_TRUE(log::ParseSegmentFileName(last, &n));
+  const std::string next = log::SegmentFileName(n + 1);
+  auto header = log::FileReader::Open(FileSystem::Default(), dir + "/" + last,
+                                      log::RecoveryMode::kSalvage, false);
+  ASSERT_TRUE(header.ok());
+  WriteFile(dir + "/" + next,
+            std::string((*header)->header().header_size, '\0'));
+  const std::string copy = NewTempDir("set-aside-walctl");
+  for (const std::string& name : ListDir(dir)) {
+    WriteFile(copy + "/" + name, ReadFile(dir + "/" + name));
+  }
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    ExpectSessions(store.get(), 3);
+    const std::string text = store->recovery_report().ToString();
+    EXPECT_THAT(text, HasSubstr("torn tail dropped"));
+    EXPECT_THAT(text, HasSubstr(next));
+    EXPECT_THAT(text, Not(HasSubstr("at  offset")));
+    EXPECT_THAT(text, Not(HasSubstr(" at offset 0")));
+    ASSERT_TRUE(store->Close().ok());
+  }
+  RunResult r = RunWalctl({"compact", copy});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("set aside a last segment"));
+  EXPECT_THAT(r.out, HasSubstr(next));
+  EXPECT_THAT(r.out, Not(HasSubstr("at  offset")));
+}
+
 // --- 3. Salvage skips a misplaced frame, not everything after it.
 
 GatewaySession Calibration(int layer) {
@@ -602,6 +642,164 @@ TEST(HostileDir, SparseSnapshotIsRefusedBeforeItIsMapped) {
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(std::string(store.status().message()),
               HasSubstr("the MANIFEST says"));
+}
+
+// --- Also: compaction of an idle store is a no-op that says so, and stats
+// promises what compact does.
+
+// The directory's top-level files and their sizes.
+std::map<std::string, uint64_t> FilesAndSizes(const std::string& dir) {
+  std::map<std::string, uint64_t> out;
+  for (const std::string& name : ListDir(dir)) {
+    out[name] = FileSize(dir + "/" + name);
+  }
+  return out;
+}
+
+uint64_t TotalBytes(const std::map<std::string, uint64_t>& files) {
+  uint64_t total = 0;
+  for (const auto& [name, bytes] : files) total += bytes;
+  return total;
+}
+
+TEST(HostileDir, CompactOnAnIdleStoreChangesNothing) {
+  const std::string dir = StoreWith("idle", 5);
+  RunResult first = RunWalctl({"compact", dir});
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_THAT(first.out, HasSubstr("compacted: snapshot"));
+  const auto after_first = FilesAndSizes(dir);
+  for (int run = 0; run < 3; ++run) {
+    RunResult r = RunWalctl({"compact", dir});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("nothing to compact: no record since "
+                                 "snapshot"));
+    EXPECT_THAT(r.out, HasSubstr("the directory is unchanged"));
+    EXPECT_EQ(FilesAndSizes(dir), after_first) << "run " << run;
+    EXPECT_EQ(TotalBytes(FilesAndSizes(dir)), TotalBytes(after_first));
+  }
+  RunResult j = RunWalctl({"compact", dir, "--json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  const google::protobuf::Value jv = ParseJson(j.out);
+  const auto& c = jv.struct_value().fields();
+  EXPECT_FALSE(c.at("compacted").bool_value());
+  EXPECT_EQ(c.at("sessions").number_value(), 5);
+  EXPECT_EQ(c.at("files_after").number_value(),
+            c.at("files_before").number_value());
+  EXPECT_EQ(FilesAndSizes(dir), after_first);
+
+  // stats after the compaction promises nothing.
+  RunResult s = RunWalctl({"stats", dir, "--json"});
+  ASSERT_EQ(s.code, 0) << s.err;
+  const google::protobuf::Value sv = ParseJson(s.out);
+  const auto& plan =
+      sv.struct_value().fields().at("compaction").struct_value().fields();
+  EXPECT_TRUE(plan.at("unchanged").bool_value());
+  EXPECT_EQ(plan.at("reclaim_bytes").number_value(), 0);
+  EXPECT_EQ(plan.at("delete_bytes").number_value(), 0);
+  EXPECT_EQ(plan.at("deletes").list_value().values_size(), 0);
+  RunResult text = RunWalctl({"stats", dir});
+  EXPECT_THAT(text.out, HasSubstr("compaction would change nothing"));
+  EXPECT_THAT(text.out, HasSubstr("reclaims 0 bytes"));
+}
+
+TEST(HostileDir, StatsPromisesWhatCompactDoes) {
+  const std::string dir = StoreWith("promise", 3);
+  bool deleted_a_snapshot = false;
+  for (int round = 0; round < 3; ++round) {
+    {
+      auto store = OpenOrDie(dir);
+      ASSERT_NE(store, nullptr);
+      AddSessions(store.get(), 1 + 3 * round, 3 + 3 * round);
+      ASSERT_TRUE(store->Close().ok());
+    }
+    RunResult s = RunWalctl({"stats", dir, "--json"});
+    ASSERT_EQ(s.code, 0) << s.err;
+    const google::protobuf::Value sv = ParseJson(s.out);
+    const auto& plan =
+        sv.struct_value().fields().at("compaction").struct_value().fields();
+    EXPECT_FALSE(plan.at("unchanged").bool_value());
+    std::vector<std::string> promised;
+    for (const auto& v : plan.at("deletes").list_value().values()) {
+      promised.push_back(v.string_value());
+    }
+    const auto before = FilesAndSizes(dir);
+    uint64_t promised_bytes = 0;
+    for (const std::string& name : promised) {
+      ASSERT_TRUE(before.count(name)) << name;
+      promised_bytes += before.at(name);
+      if (absl::StartsWith(name, "snap-")) deleted_a_snapshot = true;
+    }
+    EXPECT_EQ(plan.at("delete_bytes").number_value(), promised_bytes);
+
+    RunResult c = RunWalctl({"compact", dir});
+    ASSERT_EQ(c.code, 0) << c.err;
+    const auto after = FilesAndSizes(dir);
+    for (const auto& [name, bytes] : before) {
+      const bool is_promised =
+          std::find(promised.begin(), promised.end(), name) != promised.end();
+      EXPECT_EQ(after.count(name) == 0, is_promised)
+          << "round " << round << ": " << name
+          << (is_promised ? " was promised but kept"
+                          : " was deleted but not promised");
+    }
+  }
+  EXPECT_TRUE(deleted_a_snapshot) << "no round exercised a snapshot deletion";
+}
+
+// verify shows its progress through a snapshot on stderr, only on a
+// terminal (ctx.progress) and never with --json; stdout is the same either
+// way.
+TEST(HostileDir, VerifyShowsSnapshotProgressOnlyOnATerminal) {
+  const std::string dir = NewTempDir("verify-progress");
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    AddSessions(store.get(), 1, 200);
+    ASSERT_TRUE(store->Compact().ok());
+    ASSERT_TRUE(store->Close().ok());
+  }
+  const std::string snap = FirstWithPrefix(dir, "snap-");
+  ASSERT_FALSE(snap.empty());
+  // A clock that moves 200 ms per reading: every update may redraw.
+  std::chrono::steady_clock::time_point now{};
+  auto run = [&](bool terminal, bool json, std::string* out, std::string* err) {
+    std::ostringstream o, e;
+    walctl::Context ctx(o, e);
+    ctx.progress = terminal;
+    ctx.now = [&now] { return now += std::chrono::milliseconds(200); };
+    std::vector<std::string> args = {dir};
+    if (json) args.push_back("--json");
+    const int code = walctl::RunVerify(ctx, args);
+    *out = o.str();
+    *err = e.str();
+    return code;
+  };
+  std::string plain_out, plain_err, tty_out, tty_err, json_out, json_err;
+  EXPECT_EQ(run(false, false, &plain_out, &plain_err), 0) << plain_out;
+  EXPECT_EQ(plain_err, "");  // not a terminal: no progress
+  EXPECT_EQ(run(true, false, &tty_out, &tty_err), 0) << tty_out;
+  EXPECT_EQ(tty_out, plain_out);  // stdout unchanged
+  EXPECT_THAT(tty_err, HasSubstr("verify " + snap));
+  EXPECT_EQ(run(true, true, &json_out, &json_err), 0) << json_out;
+  EXPECT_EQ(json_err, "");  // never with --json
+  // The same through the binary's in-process runner (no terminal).
+  RunResult r = RunWalctl({"verify", dir});
+  EXPECT_EQ(r.out, plain_out);
+  EXPECT_EQ(r.err, "");
+}
+
+// verify checks a snapshot's size against the MANIFEST before reading it: a
+// sparse multi-GiB file is reported, not read.
+TEST(HostileDir, VerifyDoesNotReadASparseSnapshot) {
+  const std::string dir = StoreWithSnapshot("verify-sparse");
+  auto m = ReadManifest(FileSystem::Default(), dir);
+  ASSERT_TRUE(m.ok());
+  const std::string snap = dir + "/" + m->current().file();
+  ASSERT_EQ(::truncate(snap.c_str(), 8ll << 30), 0);  // 8 GiB, sparse
+  RunResult r = RunWalctl({"verify", dir});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("the MANIFEST says"));
+  EXPECT_THAT(r.out, HasSubstr("not read"));
 }
 
 }  // namespace

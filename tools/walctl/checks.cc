@@ -23,7 +23,8 @@ Finding Damage(const std::string& file, uint64_t offset, uint64_t bytes,
 
 SnapshotCheck CheckSnapshot(FileSystem* fs, const std::string& dir,
                             const std::string& name, uint64_t lsn,
-                            Decoder* decoder) {
+                            Decoder* decoder,
+                            const std::function<void(uint64_t)>& on_progress) {
   SnapshotCheck check;
   check.file = name;
   check.lsn = lsn;
@@ -50,6 +51,7 @@ SnapshotCheck CheckSnapshot(FileSystem* fs, const std::string& dir,
   bool end_seen = false;
   uint64_t end_offset = 0;
   FileScanResult scan = ScanFile(fs, dir, name, [&](const log::Record& record) {
+    if (on_progress) on_progress(record.offset + record.framed_size);
     if (end_seen) {
       check.findings.push_back(Damage(
           name, record.offset, record.framed_size, "snapshot",

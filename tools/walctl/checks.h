@@ -5,6 +5,7 @@
 #define WALSTATE_TOOLS_WALCTL_CHECKS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,12 @@ struct SnapshotCheck {
   bool ok() const { return complete && findings.empty(); }
 };
 
-// Reads snapshot `name` (taken at `lsn`) completely.
-SnapshotCheck CheckSnapshot(FileSystem* fs, const std::string& dir,
-                            const std::string& name, uint64_t lsn,
-                            Decoder* decoder);
+// Reads snapshot `name` (taken at `lsn`) completely. `on_progress`, if set,
+// is called with the bytes read so far after each record.
+SnapshotCheck CheckSnapshot(
+    FileSystem* fs, const std::string& dir, const std::string& name,
+    uint64_t lsn, Decoder* decoder,
+    const std::function<void(uint64_t)>& on_progress = nullptr);
 
 struct ManifestCheck {
   bool present = false;

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/recovery.h"
+#include "tools/walctl/compaction_plan.h"
 #include "tools/walctl/walctl.h"
 #include "walstate/walstate.h"
 
@@ -20,12 +21,16 @@ writes a snapshot of every live session, publishes it through the MANIFEST
 and deletes the files it makes unnecessary, then closes. Sessions are decoded
 with the schema stored in the directory, so no user code is needed.
 
+A store with no record since its current snapshot (and nothing for Open to
+repair) has nothing to compact: it is read, not opened, and left exactly as
+it is (opening it would start a new, empty log segment).
+
 Refuses while another process (a running engine) holds the directory's lock.
 
 flags:
   --json   one JSON object with the result
 
-exit: 0 compacted; 2 unreadable input or damage recovery refuses (nothing is
+exit: 0 compacted, or nothing to compact; 2 unreadable input or damage recovery refuses (nothing is
       changed); 75 the directory is locked by another process; 64 usage error
 )";
 
@@ -83,6 +88,46 @@ int RunCompact(Context& ctx, const std::vector<std::string>& args) {
   size_t files_before = 0;
   const uint64_t bytes_before = StoreBytes(ctx.fs, dir, &files_before);
 
+  // Nothing written since the last compaction: the engine's Compact() would
+  // return at once, and only Open would change the directory (a new empty
+  // segment each run). Judged by a read-only recovery, as Open would do it.
+  {
+    RecoveryOptions ropts;
+    ropts.fs = ctx.fs;
+    ropts.dir = dir;
+    ropts.lazy = true;
+    absl::StatusOr<RecoveredState> state = Recover(ropts, **schema);
+    std::string why;
+    if (state.ok() && UnchangedSinceSnapshot(*state, *entries, &why)) {
+      const record::Manifest::SnapshotRef& current = state->manifest.current();
+      if (json) {
+        ctx.out << JsonObject()
+                       .Add("dir", dir)
+                       .Add("compacted", false)
+                       .Add("snapshot", current.file())
+                       .Add("snapshot_lsn", current.lsn())
+                       .Add("sessions",
+                            static_cast<uint64_t>(state->table->size()))
+                       .Add("files_before", static_cast<uint64_t>(files_before))
+                       .Add("files_after", static_cast<uint64_t>(files_before))
+                       .Add("bytes_before", bytes_before)
+                       .Add("bytes_after", bytes_before)
+                       .Add("torn_bytes_dropped", static_cast<uint64_t>(0))
+                       .Add("ticks_aborted", static_cast<uint64_t>(0))
+                       .Build()
+                << "\n";
+        return kExitOk;
+      }
+      ctx.out << "nothing to compact: " << why << ", "
+              << Count(state->table->size(), "session")
+              << "; the directory is unchanged\n"
+              << "files: " << files_before << ", bytes " << bytes_before
+              << "\n";
+      return kExitOk;
+    }
+    // Otherwise (also when recovery fails) Open decides, and reports.
+  }
+
   Options options;
   options.fs = ctx.fs;
   options.create_if_missing = false;
@@ -116,6 +161,7 @@ int RunCompact(Context& ctx, const std::vector<std::string>& args) {
   if (json) {
     ctx.out << JsonObject()
                    .Add("dir", dir)
+                   .Add("compacted", true)
                    .Add("snapshot", snapshot)
                    .Add("snapshot_lsn", stats.snapshot_lsn)
                    .Add("sessions", stats.sessions)
@@ -134,8 +180,16 @@ int RunCompact(Context& ctx, const std::vector<std::string>& args) {
             << " bytes at " << BaseName(report.torn_file) << " offset "
             << report.torn_offset << "\n";
   } else if (report.torn_bytes_dropped > 0) {
+    std::vector<std::string> set_aside;
+    for (const Problem& p : report.problems) {
+      if (p.kind == Problem::Kind::kTornTail)
+        set_aside.push_back(BaseName(p.file));
+    }
     ctx.out << "recovery set aside a last segment whose creation a crash "
                "interrupted ("
+            << (set_aside.empty()
+                    ? std::string()
+                    : absl::StrCat(absl::StrJoin(set_aside, ", "), ", "))
             << report.torn_bytes_dropped << " bytes)\n";
   }
   if (!report.backup_dir.empty()) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "engine/recovery.h"
 #include "tools/walctl/checks.h"
+#include "tools/walctl/compaction_plan.h"
 #include "tools/walctl/decode.h"
 #include "tools/walctl/scan.h"
 #include "tools/walctl/walctl.h"
@@ -21,7 +22,9 @@ them), records of the log by type and by tier (immediate = kUpdate, batched =
 kTickEntry), bytes and LSN range per segment, each snapshot, the oldest and
 newest LSN, and how much an offline 'walctl compact' would reclaim (an
 estimate: compaction writes a snapshot of the live sessions, keeps the
-previous snapshot and the log after it, and deletes what is older).
+snapshot recovery uses as the previous one and the log after it, and deletes
+the older snapshot the MANIFEST names and the log before; a store with no
+record since its snapshot is left as it is, so nothing is reclaimed).
 
 flags:
   --json   one JSON object
@@ -119,6 +122,9 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
   uint64_t sessions = 0;
   uint64_t recovered_lsn = 0;
   uint64_t new_snapshot_bytes = 0;
+  bool unchanged = false;
+  std::string unchanged_why;
+  CompactionDeletes deletes;
   absl::StatusOr<std::unique_ptr<Schema>> schema =
       ReadStoredSchema(ctx.fs, dir);
   if (!schema.ok()) {
@@ -146,6 +152,10 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
       end.set_sessions(sessions);
       end.set_lsn(recovered_lsn);
       new_snapshot_bytes += log::FramedSize(end.ByteSizeLong());
+      // What the engine's compaction deletes (the same rules as `compact`).
+      unchanged = UnchangedSinceSnapshot(*state, *entries, &unchanged_why);
+      if (unchanged) new_snapshot_bytes = 0;
+      deletes = PlanCompactionDeletes(ctx.fs, dir, *state, *entries);
     }
   }
   if (!recovery_error.empty()) {
@@ -156,33 +166,7 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
     findings.push_back(f);
   }
 
-  // What the engine's compaction deletes: snapshots other than the new one
-  // and the current (which becomes previous), and every segment but the last
-  // whose records all precede the current snapshot.
-  std::vector<std::string> deletes;
-  uint64_t delete_bytes = 0;
-  if (recovery_error.empty()) {
-    const bool has_current =
-        manifest.ok && !manifest.manifest.current().file().empty();
-    const uint64_t keep_after =
-        has_current ? manifest.manifest.current().lsn() : 0;
-    for (size_t i = 0; i < snapshots.size(); ++i) {
-      if (roles[i] != "current") {
-        deletes.push_back(snapshots[i].file);
-        delete_bytes += snapshots[i].bytes;
-      }
-    }
-    if (has_current) {
-      for (size_t i = 0; i + 1 < segments.size(); ++i) {
-        absl::StatusOr<HeaderInfo> next =
-            ReadHeader(ctx.fs, JoinPath(dir, segments[i + 1].name));
-        if (!next.ok() || next->status != log::HeaderStatus::kOk) break;
-        if (next->header.first_lsn - 1 > keep_after) break;
-        deletes.push_back(segments[i].name);
-        delete_bytes += segments[i].bytes;
-      }
-    }
-  }
+  const uint64_t delete_bytes = deletes.bytes;
   const int64_t reclaim = static_cast<int64_t>(delete_bytes) -
                           static_cast<int64_t>(new_snapshot_bytes);
   const uint64_t manifest_bytes = manifest.bytes;
@@ -250,7 +234,8 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
     if (recovery_error.empty()) {
       o.AddRaw("compaction",
                JsonObject()
-                   .AddRaw("deletes", JsonStringArray(deletes))
+                   .Add("unchanged", unchanged)
+                   .AddRaw("deletes", JsonStringArray(deletes.files))
                    .Add("delete_bytes", delete_bytes)
                    .Add("new_snapshot_bytes", new_snapshot_bytes)
                    .Add("reclaim_bytes", static_cast<int64_t>(reclaim))
@@ -297,9 +282,12 @@ int RunStats(Context& ctx, const std::vector<std::string>& args) {
     out << "manifest: " << (manifest.present ? "DAMAGED" : "none") << "\n";
   }
   out << "total: " << total << " bytes\n";
-  if (recovery_error.empty()) {
-    out << "compaction would delete " << Count(deletes.size(), "file") << " ("
-        << delete_bytes << " bytes) and write a snapshot of about "
+  if (recovery_error.empty() && unchanged) {
+    out << "compaction would change nothing: " << unchanged_why
+        << "; reclaims 0 bytes\n";
+  } else if (recovery_error.empty()) {
+    out << "compaction would delete " << Count(deletes.files.size(), "file")
+        << " (" << delete_bytes << " bytes) and write a snapshot of about "
         << new_snapshot_bytes << " bytes: ";
     if (reclaim >= 0) {
       out << "reclaims about " << reclaim << " bytes\n";
