@@ -372,6 +372,21 @@ TEST(HostileDir, ZeroFilledLastSegmentIsDamageAndKept) {
   EXPECT_EQ(FirstWithPrefix(dir, "recovery-backup-"), "");
 }
 
+// What a crash right after the next segment's create leaves: a segment of
+// header-sized zeros after the last one. Returns its name ("" on failure).
+std::string AddInterruptedCreate(const std::string& dir) {
+  const std::string last = LastSegment(dir);
+  uint64_t n = 0;
+  if (!log::ParseSegmentFileName(last, &n)) return "";
+  const std::string next = log::SegmentFileName(n + 1);
+  auto header = log::FileReader::Open(FileSystem::Default(), dir + "/" + last,
+                                      log::RecoveryMode::kSalvage, false);
+  if (!header.ok()) return "";
+  WriteFile(dir + "/" + next,
+            std::string((*header)->header().header_size, '\0'));
+  return next;
+}
+
 TEST(HostileDir, WhatOpenDropsIsBackedUpFirst) {
   // A torn tail: garbage after the last record of the last segment.
   const std::string dir = StoreWith("dropped", 3);
@@ -391,15 +406,8 @@ TEST(HostileDir, WhatOpenDropsIsBackedUpFirst) {
   }
   // A crash right after the next segment's create: header-sized zeros.
   const std::string dir2 = StoreWith("dropped-create", 3);
-  const std::string last = LastSegment(dir2);
-  uint64_t n = 0;
-  ASSERT_TRUE(log::ParseSegmentFileName(last, &n));
-  const std::string next = log::SegmentFileName(n + 1);
-  auto header = log::FileReader::Open(FileSystem::Default(), dir2 + "/" + last,
-                                      log::RecoveryMode::kSalvage, false);
-  ASSERT_TRUE(header.ok());
-  WriteFile(dir2 + "/" + next,
-            std::string((*header)->header().header_size, '\0'));
+  const std::string next = AddInterruptedCreate(dir2);
+  ASSERT_FALSE(next.empty());
   auto store = OpenOrDie(dir2);
   ASSERT_NE(store, nullptr);
   ExpectSessions(store.get(), 3);
@@ -414,15 +422,8 @@ TEST(HostileDir, WhatOpenDropsIsBackedUpFirst) {
 // no empty file name and offset where a cut tail's would be.
 TEST(HostileDir, ReportNamesASegmentSetAsideWhole) {
   const std::string dir = StoreWith("set-aside", 3);
-  const std::string last = LastSegment(dir);
-  uint64_t n = 0;
-  ASSERT_TRUE(log::ParseSegmentFileName(last, &n));
-  const std::string next = log::SegmentFileName(n + 1);
-  auto header = log::FileReader::Open(FileSystem::Default(), dir + "/" + last,
-                                      log::RecoveryMode::kSalvage, false);
-  ASSERT_TRUE(header.ok());
-  WriteFile(dir + "/" + next,
-            std::string((*header)->header().header_size, '\0'));
+  const std::string next = AddInterruptedCreate(dir);
+  ASSERT_FALSE(next.empty());
   const std::string copy = NewTempDir("set-aside-walctl");
   for (const std::string& name : ListDir(dir)) {
     WriteFile(copy + "/" + name, ReadFile(dir + "/" + name));
