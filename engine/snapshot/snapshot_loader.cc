@@ -6,10 +6,10 @@
 #include "engine/log/format.h"
 #include "engine/log/reader.h"
 #include "engine/state/apply_pool.h"
+#include "engine/state/proto_wire.h"
 #include "engine/state/session_id.h"
 #include "engine/util/mutex.h"
 #include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "proto/walstate/record.pb.h"
 
 namespace walstate {
@@ -19,15 +19,13 @@ bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
   *session = absl::string_view();
   *state = absl::string_view();
   *lsn = 0;
-  using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(payload.data()),
       static_cast<int>(payload.size()));
   while (uint32_t tag = in.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const auto wire = WireFormatLite::GetTagWireType(tag);
-    if ((field == 1 || field == 2) &&
-        wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+    const int field = wire::TagFieldNumber(tag);
+    const wire::WireType wire_type = wire::TagWireType(tag);
+    if ((field == 1 || field == 2) && wire_type == wire::kLengthDelimited) {
       uint32_t len = 0;
       if (!in.ReadVarint32(&len)) return false;
       const size_t pos = static_cast<size_t>(in.CurrentPosition());
@@ -35,9 +33,9 @@ bool DecodeSessionState(absl::string_view payload, absl::string_view* session,
         return false;
       }
       (field == 1 ? *session : *state) = payload.substr(pos, len);
-    } else if (field == 3 && wire == WireFormatLite::WIRETYPE_VARINT) {
+    } else if (field == 3 && wire_type == wire::kVarint) {
       if (!in.ReadVarint64(lsn)) return false;
-    } else if (!WireFormatLite::SkipField(&in, tag)) {
+    } else if (!wire::SkipField(&in, tag)) {
       return false;
     }
   }

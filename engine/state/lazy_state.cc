@@ -3,14 +3,13 @@
 #include <cstdlib>
 #include <new>
 
+#include "engine/state/proto_wire.h"
 #include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 
 namespace walstate {
 namespace lazy {
 
 using google::protobuf::FieldDescriptor;
-using google::protobuf::internal::WireFormatLite;
 
 Arena::Arena(size_t writers) : cursors_(writers == 0 ? 1 : writers) {}
 
@@ -70,13 +69,6 @@ bool WellFormed(absl::string_view message) {
 
 namespace {
 
-// The wire type a singular field of `field`'s type is written with.
-WireFormatLite::WireType WireTypeOf(const FieldDescriptor* field);
-
-}  // namespace
-
-namespace {
-
 // The tags WellFormed looks for (wanted[i] for fields[i]), with `hints` set
 // to kAbsent for those and kNoHint for the rest; how many are looked for.
 size_t PrepareHints(const FieldDescriptor* const* fields, size_t field_count,
@@ -84,8 +76,7 @@ size_t PrepareHints(const FieldDescriptor* const* fields, size_t field_count,
   const size_t hinted =
       field_count < kHintedFields ? field_count : kHintedFields;
   for (size_t i = 0; i < hinted; ++i) {
-    wanted[i] =
-        WireFormatLite::MakeTag(fields[i]->number(), WireTypeOf(fields[i]));
+    wanted[i] = wire::MakeTag(fields[i]->number(), wire::WireTypeOf(fields[i]));
     hints[i] = kAbsent;
   }
   for (size_t i = hinted; hints != nullptr && i < kHintedFields; ++i) {
@@ -109,8 +100,7 @@ bool ScanForHints(absl::string_view message, const uint32_t* wanted,
         hints[i] = at < kNoHint ? static_cast<uint16_t>(at) : kNoHint;
       }
     }
-    if (WireFormatLite::GetTagFieldNumber(tag) == 0 ||
-        !WireFormatLite::SkipField(&in, tag)) {
+    if (wire::TagFieldNumber(tag) == 0 || !wire::SkipField(&in, tag)) {
       return false;
     }
   }
@@ -128,12 +118,6 @@ bool WellFormed(absl::string_view message, const FieldDescriptor* const* fields,
 
 namespace {
 
-// The wire type a singular field of `field`'s type is written with.
-WireFormatLite::WireType WireTypeOf(const FieldDescriptor* field) {
-  return WireFormatLite::WireTypeForFieldType(
-      static_cast<WireFormatLite::FieldType>(field->type()));
-}
-
 // `raw` (a varint or fixed value as read) as the number an index keeps for
 // `field`; false if a parse would not take it as the field's value (a closed
 // enum's unknown number goes to the unknown fields).
@@ -147,7 +131,7 @@ bool ToIndexNumber(const FieldDescriptor* field, uint64_t raw,
       return true;
     case FieldDescriptor::TYPE_SINT32:
       *number = static_cast<uint64_t>(
-          int64_t{WireFormatLite::ZigZagDecode32(static_cast<uint32_t>(raw))});
+          int64_t{wire::ZigZagDecode32(static_cast<uint32_t>(raw))});
       return true;
     case FieldDescriptor::TYPE_INT64:
     case FieldDescriptor::TYPE_SFIXED64:
@@ -156,7 +140,7 @@ bool ToIndexNumber(const FieldDescriptor* field, uint64_t raw,
       *number = raw;
       return true;
     case FieldDescriptor::TYPE_SINT64:
-      *number = static_cast<uint64_t>(WireFormatLite::ZigZagDecode64(raw));
+      *number = static_cast<uint64_t>(wire::ZigZagDecode64(raw));
       return true;
     case FieldDescriptor::TYPE_UINT32:
     case FieldDescriptor::TYPE_FIXED32:
@@ -193,17 +177,17 @@ bool Scan(absl::string_view message, const FieldDescriptor* field,
       reinterpret_cast<const uint8_t*>(message.data()),
       static_cast<int>(message.size()));
   const int wanted = field->number();
-  const WireFormatLite::WireType wire = WireTypeOf(field);
+  const wire::WireType wire_type = wire::WireTypeOf(field);
   bool found = false;
   while (uint32_t tag = in.ReadTag()) {
-    if (WireFormatLite::GetTagFieldNumber(tag) != wanted ||
-        WireFormatLite::GetTagWireType(tag) != wire) {
-      if (!WireFormatLite::SkipField(&in, tag)) return false;
+    if (wire::TagFieldNumber(tag) != wanted ||
+        wire::TagWireType(tag) != wire_type) {
+      if (!wire::SkipField(&in, tag)) return false;
       continue;
     }
     uint64_t raw = 0;
-    switch (wire) {
-      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+    switch (wire_type) {
+      case wire::kLengthDelimited: {
         uint32_t len = 0;
         if (!in.ReadVarint32(&len)) return false;
         const size_t pos = static_cast<size_t>(in.CurrentPosition());
@@ -215,16 +199,16 @@ bool Scan(absl::string_view message, const FieldDescriptor* field,
         if (first_only) return true;
         continue;
       }
-      case WireFormatLite::WIRETYPE_VARINT:
+      case wire::kVarint:
         if (!in.ReadVarint64(&raw)) return false;
         break;
-      case WireFormatLite::WIRETYPE_FIXED32: {
+      case wire::kFixed32: {
         uint32_t v = 0;
         if (!in.ReadLittleEndian32(&v)) return false;
         raw = v;
         break;
       }
-      case WireFormatLite::WIRETYPE_FIXED64:
+      case wire::kFixed64:
         if (!in.ReadLittleEndian64(&raw)) return false;
         break;
       default:

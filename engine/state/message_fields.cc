@@ -5,9 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "engine/state/proto_wire.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/unknown_field_set.h"
-#include "google/protobuf/wire_format_lite.h"
 
 namespace walstate {
 
@@ -142,17 +142,15 @@ void MoveListedFields(Message* to, Message* from,
 // does not list: the indexes only follow the listed ones.
 bool OnlyListedFields(absl::string_view encoded,
                       absl::Span<const uint32_t> numbers) {
-  using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(encoded.data()),
       static_cast<int>(encoded.size()));
   while (uint32_t tag = in.ReadTag()) {
-    const uint32_t number =
-        static_cast<uint32_t>(WireFormatLite::GetTagFieldNumber(tag));
+    const uint32_t number = static_cast<uint32_t>(wire::TagFieldNumber(tag));
     if (std::find(numbers.begin(), numbers.end(), number) == numbers.end()) {
       return false;
     }
-    if (!WireFormatLite::SkipField(&in, tag)) return false;
+    if (!wire::SkipField(&in, tag)) return false;
   }
   return in.ConsumedEntireMessage();
 }

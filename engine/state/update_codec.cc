@@ -3,15 +3,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "engine/state/proto_wire.h"
 #include "engine/state/session_id.h"
 #include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format.h"
-#include "google/protobuf/wire_format_lite.h"
 
 namespace walstate {
 
-using google::protobuf::internal::WireFormat;
-using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 
@@ -23,17 +20,19 @@ constexpr int kValuesField = 2;
 constexpr int kFieldsField = 3;
 constexpr int kTickField = 4;
 
-constexpr uint32_t Tag(int field, WireFormatLite::WireType type) {
-  return (static_cast<uint32_t>(field) << 3) | static_cast<uint32_t>(type);
+constexpr uint32_t Tag(int field, wire::WireType type) {
+  return wire::MakeTag(field, type);
 }
 
+// A length-delimited field of this record (field numbers below 16: one tag
+// byte).
 size_t LengthDelimitedSize(size_t len) {
-  return 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(len)) + len;
+  return 1 + wire::LengthDelimitedSize(len);
 }
 
 uint8_t* WriteLengthDelimited(int field, absl::string_view bytes, uint8_t* p) {
   p = CodedOutputStream::WriteVarint32ToArray(
-      Tag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), p);
+      Tag(field, wire::kLengthDelimited), p);
   p = CodedOutputStream::WriteVarint32ToArray(
       static_cast<uint32_t>(bytes.size()), p);
   std::memcpy(p, bytes.data(), bytes.size());
@@ -58,17 +57,17 @@ size_t UpdateEncoder::Prepare(absl::string_view session, uint64_t tick,
   const google::protobuf::Reflection* reflection = message.GetReflection();
   for (const Schema::Field* f : fields) {
     const google::protobuf::FieldDescriptor* d = f->descriptor;
-    Part part{d, nullptr, true};
+    wire::FieldPart part{d, nullptr, true};
     if (d->is_repeated()) {
       // Sized below by reflection.
     } else if (!reflection->HasField(message, d)) {
-      // FieldByteSize counts a length byte for an absent singular field,
-      // which the serializer does not write.
+      // Not sized or written (protobuf's own field sizer would count a
+      // length byte for an absent singular field).
       part.present = false;
     } else if (d->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
-      // What FieldByteSize and InternalSerializeField do for this field, less
-      // their reflection (each looks the field up again, and this is most of
-      // a tick's fields): the size comes from the submessage's own
+      // What wire::FieldSize and WriteFields do for this field, less their
+      // reflection (each looks the field up again, and this is most of a
+      // tick's fields): the size comes from the submessage's own
       // ByteSizeLong(), and EncodeTo calls its serializer.
       part.submessage = &reflection->GetMessage(message, d);
       // Two lines: the larger submessages (CostTracker's twelve fields)
@@ -81,15 +80,13 @@ size_t UpdateEncoder::Prepare(absl::string_view session, uint64_t tick,
     parts_.push_back(part);
   }
   // Sizes also cache the submessages' sizes, which EncodeTo relies on.
-  for (const Part& part : parts_) {
+  for (const wire::FieldPart& part : parts_) {
     if (!part.present) continue;
     if (part.submessage != nullptr) {
-      values_size_ += CodedOutputStream::VarintSize32(
-                          Tag(part.descriptor->number(),
-                              WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) +
-                      WireFormatLite::MessageSize(*part.submessage);
+      values_size_ += wire::SubmessageFieldSize(part.descriptor->number(),
+                                                *part.submessage);
     } else {
-      values_size_ += WireFormat::FieldByteSize(part.descriptor, message);
+      values_size_ += wire::FieldSize(message, part.descriptor);
     }
   }
   // Field order and omitted defaults as the generated serializer has them.
@@ -101,54 +98,48 @@ size_t UpdateEncoder::Prepare(absl::string_view session, uint64_t tick,
   return total_;
 }
 
+absl::Status UpdateEncoder::SizeChanged() const {
+  return absl::InternalError(
+      absl::StrCat("encoding an update of session ", QuoteSessionId(session_),
+                   ": its fields no longer take the ", total_,
+                   " bytes computed before writing (was the message changed "
+                   "concurrently? Changes must hold the session's lock)"));
+}
+
 absl::Status UpdateEncoder::EncodeTo(char* out) const {
   uint8_t* const begin = reinterpret_cast<uint8_t*>(out);
   uint8_t* p = begin;
   if (!session_.empty()) p = WriteLengthDelimited(kSessionField, session_, p);
   if (values_size_ > 0) {
     p = CodedOutputStream::WriteVarint32ToArray(
-        Tag(kValuesField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), p);
+        Tag(kValuesField, wire::kLengthDelimited), p);
     p = CodedOutputStream::WriteVarint32ToArray(
         static_cast<uint32_t>(values_size_), p);
-    // A flat-array stream: the exact size is known, nothing is buffered.
-    google::protobuf::io::EpsCopyOutputStream stream(
-        p, static_cast<int>(values_size_), /*deterministic=*/false);
-    for (const Part& part : parts_) {
-      if (!part.present) continue;
-      if (part.submessage != nullptr) {
-        p = WireFormatLite::InternalWriteMessage(
-            part.descriptor->number(), *part.submessage,
-            part.submessage->GetCachedSize(), p, &stream);
-      } else {
-        p = WireFormat::InternalSerializeField(part.descriptor, *message_, p,
-                                               &stream);
-      }
+    uint8_t* const values = p;
+    p = wire::WriteFields(*message_, parts_, values_size_, values);
+    if (p == nullptr || static_cast<size_t>(p - values) != values_size_) {
+      return SizeChanged();
     }
   }
   if (numbers_size_ > 0) {
     p = CodedOutputStream::WriteVarint32ToArray(
-        Tag(kFieldsField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), p);
+        Tag(kFieldsField, wire::kLengthDelimited), p);
     p = CodedOutputStream::WriteVarint32ToArray(
         static_cast<uint32_t>(numbers_size_), p);
-    for (const Part& part : parts_) {
+    for (const wire::FieldPart& part : parts_) {
       p = CodedOutputStream::WriteVarint32ToArray(
           static_cast<uint32_t>(part.descriptor->number()), p);
     }
   }
   if (tick_ != 0) {
-    p = CodedOutputStream::WriteVarint32ToArray(
-        Tag(kTickField, WireFormatLite::WIRETYPE_VARINT), p);
+    p = CodedOutputStream::WriteVarint32ToArray(Tag(kTickField, wire::kVarint),
+                                                p);
     p = CodedOutputStream::WriteVarint64ToArray(tick_, p);
   }
   // The length prefixes written above are only right if the serializer
   // wrote what the sizing pass predicted; a record with a wrong prefix would
   // be damage behind a valid checksum, so check rather than trust.
-  if (static_cast<size_t>(p - begin) != total_) {
-    return absl::InternalError(
-        absl::StrCat("encoding an update of session ", QuoteSessionId(session_),
-                     " wrote ", p - begin, " bytes where ", total_,
-                     " were computed (was the message changed concurrently?)"));
-  }
+  if (static_cast<size_t>(p - begin) != total_) return SizeChanged();
   return absl::OkStatus();
 }
 
@@ -182,13 +173,13 @@ bool DecodeUpdate(absl::string_view payload, UpdateView* out) {
   };
   while (uint32_t tag = in.ReadTag()) {
     switch (tag) {
-      case Tag(kSessionField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+      case Tag(kSessionField, wire::kLengthDelimited):
         if (!read_bytes(&out->session)) return false;
         break;
-      case Tag(kValuesField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+      case Tag(kValuesField, wire::kLengthDelimited):
         if (!read_bytes(&out->values)) return false;
         break;
-      case Tag(kFieldsField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED): {
+      case Tag(kFieldsField, wire::kLengthDelimited): {
         absl::string_view packed;
         if (!read_bytes(&packed)) return false;
         CodedInputStream numbers(
@@ -201,20 +192,20 @@ bool DecodeUpdate(absl::string_view payload, UpdateView* out) {
         }
         break;
       }
-      case Tag(kFieldsField, WireFormatLite::WIRETYPE_VARINT): {
+      case Tag(kFieldsField, wire::kVarint): {
         uint32_t n = 0;
         if (!in.ReadVarint32(&n)) return false;
         out->fields.push_back(n);
         break;
       }
-      case Tag(kTickField, WireFormatLite::WIRETYPE_VARINT):
+      case Tag(kTickField, wire::kVarint):
         if (!in.ReadVarint64(&out->tick)) return false;
         break;
       default:
         // A later version's field, or a known one with another wire type:
         // the generated parser keeps both as unknown fields, i.e. ignores
         // them here.
-        if (!WireFormatLite::SkipField(&in, tag)) return false;
+        if (!wire::SkipField(&in, tag)) return false;
         break;
     }
   }

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "engine/state/proto_wire.h"
 #include "engine/state/schema.h"
 #include "google/protobuf/message.h"
 
@@ -51,19 +52,16 @@ class UpdateEncoder {
   size_t size() const { return total_; }
 
  private:
-  // How EncodeTo writes one listed field of the values.
-  struct Part {
-    const google::protobuf::FieldDescriptor* descriptor;
-    // Set for a present singular submessage: its generated serializer is
-    // called directly, sized by the ByteSizeLong() of Prepare.
-    const google::protobuf::Message* submessage;
-    bool present;  // false: an absent singular field, not written
-  };
+  // The Internal error of EncodeTo when the message's size changed.
+  absl::Status SizeChanged() const;
 
   absl::string_view session_;
   uint64_t tick_ = 0;
   const google::protobuf::Message* message_ = nullptr;
-  absl::InlinedVector<Part, 8> parts_;
+  // How EncodeTo writes each listed field of the values (a present
+  // singular submessage through its own serializer, sized by the
+  // ByteSizeLong() of Prepare).
+  absl::InlinedVector<wire::FieldPart, 8> parts_;
   size_t values_size_ = 0;
   size_t numbers_size_ = 0;
   size_t total_ = 0;
