@@ -3,6 +3,9 @@
 #   1. the whole suite (unit, engine, crash sample, walctl, kill test, bench smoke);
 #   2. the suite again under ASan+UBSan (tests tagged "no_asan" excepted);
 #   3. the concurrency tests (tag "concurrency") under TSan;
+#   3b. the state, snapshot, log, engine and crash-sample tests built with
+#      --config=portable_protobuf (engine/state/proto_wire.h's public-API
+#      path, the one a protobuf other than 3.21 selects);
 #   4. a short, bounded libFuzzer run of every fuzz target;
 #   5. the installed package (scripts/test_package.sh: CMake build, install,
 #      Debian packages installed with apt-get,
@@ -63,6 +66,12 @@ run_step "suite" --test_tag_filters=-replication "${TARGETS[@]}"
 if [ "$quick" -eq 0 ]; then
   run_step "asan+ubsan" --config=asan --test_tag_filters=-no_asan,-benchmark,-replication "${TARGETS[@]}"
   run_step "tsan" --config=tsan --test_tag_filters=concurrency "${TARGETS[@]}"
+  # A different --copt rebuilds what these targets link, so the list stays
+  # short: the layers proto_wire serves, and a sample of crash runs.
+  run_step "portable-protobuf" --config=portable_protobuf \
+    --test_tag_filters=-replication,-benchmark \
+    //tests/state/... //tests/snapshot/... //tests/log/... //tests/engine/... \
+    //tests/crash:crash_driver_test //tests/crash:regression_test
   if [ -x scripts/fuzz.sh ]; then
     echo "=== fuzz: bounded run"
     # A fixed seed keeps the CI run reproducible; vary it for exploration.

@@ -7,10 +7,11 @@
 //  - fast: protobuf's internal serializer and field skipper. It compiles only
 //    against the protobuf it was written for (3.21.x: Debian 12), checked with
 //    GOOGLE_PROTOBUF_VERSION below.
-//  - portable: protobuf's public API only (CodedInputStream, Reflection,
-//    MessageLite::SerializeWithCachedSizesToArray). Selected for any other
-//    protobuf version, or when WALSTATE_PORTABLE_PROTOBUF is defined (Bazel:
-//    --config=portable_protobuf; CMake: -DWALSTATE_PORTABLE_PROTOBUF=ON).
+//  - portable: protobuf's public API only (CodedInputStream,
+//    CodedOutputStream, Reflection, MessageLite::SerializeWithCachedSizes).
+//    Selected for any other protobuf version, or when
+//    WALSTATE_PORTABLE_PROTOBUF is defined (Bazel: --config=portable_protobuf;
+//    CMake: -DWALSTATE_PORTABLE_PROTOBUF=ON).
 // Both write the same bytes and accept the same input; proto_wire_test checks
 // that when both are compiled. What the fast path buys, and how it was
 // measured, is written next to it in proto_wire.cc.
