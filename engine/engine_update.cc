@@ -236,7 +236,8 @@ absl::StatusOr<uint64_t> EngineImpl::ExpireIdleSessions(absl::Duration idle) {
   if (idle < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("ExpireIdleSessions: the idle age must not be negative, "
-                     "got ", absl::FormatDuration(idle)));
+                     "got ",
+                     absl::FormatDuration(idle)));
   }
   absl::Status health_status = CheckWritable();
   if (!health_status.ok()) return health_status;
