@@ -148,18 +148,26 @@ class Dir {
     uint64_t hint_segment = 0;
     uint64_t hint_offset = 0;
   };
-  // A snapshot at `lsn` of `sessions` (id -> value), each captured at `lsn`.
-  Ref Snapshot(uint64_t lsn, const std::map<std::string, std::string>& state) {
-    auto w = SnapshotWriter::Create(FileSystem::Default(), path_, lsn, Blob());
+  // A snapshot at `lsn` of `sessions` (id -> value), each captured at
+  // `capture_lsn` (0: at `lsn`), written in subdirectory `subdir` if not
+  // empty (the Ref's file is then "subdir/<name>").
+  Ref Snapshot(uint64_t lsn, const std::map<std::string, std::string>& state,
+               uint64_t capture_lsn = 0, const std::string& subdir = "") {
+    const std::string dir = subdir.empty() ? path_ : JoinPath(path_, subdir);
+    if (!subdir.empty()) {
+      EXPECT_TRUE(FileSystem::Default()->CreateDir(dir).ok());
+    }
+    auto w = SnapshotWriter::Create(FileSystem::Default(), dir, lsn, Blob());
     EXPECT_TRUE(w.ok()) << w.status();
     if (!w.ok()) return {};
     for (const auto& [id, value] : state) {
       GatewaySession s;
       s.set_resolved_conversation_ttl(value);
-      (*w)->Add(id, s, lsn);
+      (*w)->Add(id, s, capture_lsn == 0 ? lsn : capture_lsn);
     }
     EXPECT_TRUE((*w)->Finish().ok());
-    return {(*w)->file_name(), lsn, state.size()};
+    const std::string name = (*w)->file_name();
+    return {subdir.empty() ? name : subdir + "/" + name, lsn, state.size()};
   }
   // A snapshot written frame by frame, its end record saying `end_sessions`
   // sessions at `end_lsn`.
@@ -199,7 +207,11 @@ class Dir {
     ref.hint_offset = offset;
     return ref;
   }
-  void Manifest(const Ref* current, const Ref* previous = nullptr) {
+  // The MANIFEST naming `current` and `previous`. With `file_number` not 0,
+  // written by hand with that header file_number (the writer makes it
+  // equal to the generation, 1 here).
+  void Manifest(const Ref* current, const Ref* previous = nullptr,
+                uint64_t file_number = 0) {
     record::Manifest m;
     m.set_generation(1);
     auto fill = [](const Ref& r, record::Manifest::SnapshotRef* out) {
@@ -211,7 +223,19 @@ class Dir {
     };
     if (current != nullptr) fill(*current, m.mutable_current());
     if (previous != nullptr) fill(*previous, m.mutable_previous());
-    ASSERT_TRUE(WriteManifest(FileSystem::Default(), path_, m).ok());
+    if (file_number == 0) {
+      ASSERT_TRUE(WriteManifest(FileSystem::Default(), path_, m).ok());
+      return;
+    }
+    log::FileHeader h;
+    h.kind = log::FileKind::kManifest;
+    h.file_number = file_number;
+    h.first_lsn = 1;
+    h.salt = 91;
+    std::string bytes;
+    log::EncodeFileHeader(h, &bytes);
+    log::EncodeRecord(h.salt, 1, log::kManifest, m.SerializeAsString(), &bytes);
+    WriteFile(File("MANIFEST"), bytes);
   }
 
  private:
@@ -230,6 +254,8 @@ struct Rule {
   RecoveryMode mode = RecoveryMode::kTolerateTornTail;
   // Extra checks after Open and Close.
   std::function<void(Dir&)> after;
+  // A substring of walctl verify's output, if not empty.
+  std::string verify_says;
 };
 
 // Snapshot at LSN 3 of a one-record-per-segment log of LSN 1..5, with its
@@ -274,6 +300,40 @@ std::vector<Rule> Rules() {
        absl::StatusCode::kDataLoss,
        {},
        "MANIFEST",
+       2});
+
+  add({"ManifestOfAnotherVersion",
+       [](Dir& d) {
+         d.Log({{U("s", "a"), U("s", "b")}});
+         Dir::Ref snap = d.Snapshot(2, {{"s", "b"}});
+         d.Manifest(&snap);
+         std::string bytes = ReadFile(d.File("MANIFEST"));
+         bytes[8] = 2;  // format_version 2
+         WriteFile(d.File("MANIFEST"), bytes);
+       },
+       absl::StatusCode::kFailedPrecondition,
+       {},
+       "version",
+       2});
+  add({"ManifestGenerationNotComparedWithFileNumber",
+       [](Dir& d) {
+         d.Log({{U("s", "a"), U("s", "b"), U("t", "c")}});
+         Dir::Ref snap = d.Snapshot(2, {{"s", "b"}, {"only-in-snap", "x"}});
+         d.Manifest(&snap, nullptr, /*file_number=*/9);  // generation 1
+       },
+       absl::StatusCode::kOk,
+       {{"s", "b"}, {"t", "c"}, {"only-in-snap", "x"}}});
+  add({"ManifestBytesAfterFirstRecordNotRead",
+       [](Dir& d) {
+         d.Log({{U("s", "a"), U("s", "b")}});
+         Dir::Ref snap = d.Snapshot(2, {{"s", "b"}, {"only-in-snap", "x"}});
+         d.Manifest(&snap);
+         const std::string bytes = ReadFile(d.File("MANIFEST"));
+         WriteFile(d.File("MANIFEST"), bytes + std::string(40, '\x5a'));
+       },
+       absl::StatusCode::kOk,
+       {{"s", "b"}, {"only-in-snap", "x"}},
+       "",
        2});
 
   // ---- §9: the snapshot.
@@ -325,6 +385,59 @@ std::vector<Rule> Rules() {
     d.Manifest(&cur, &prev);
     ASSERT_TRUE(FileSystem::Default()->DeleteFile(d.File(cur.file)).ok());
   });
+  fallback("SnapshotNameWithSlash", [=](Dir& d) {
+    Dir::Ref prev = previous(d);
+    // A good snapshot, but in a subdirectory: the MANIFEST's name for it
+    // ("sub/snap-...") is not a snapshot file name, so it is not read.
+    Dir::Ref cur = d.Snapshot(2, current, 0, "sub");
+    d.Manifest(&cur, &prev);
+  });
+  fallback("SnapshotOfAnotherVersionFallsBack", [=](Dir& d) {
+    Dir::Ref prev = previous(d);
+    Dir::Ref cur = d.Snapshot(2, current);
+    d.Manifest(&cur, &prev);
+    std::string bytes = ReadFile(d.File(cur.file));
+    bytes[8] = 2;  // format_version 2
+    WriteFile(d.File(cur.file), bytes);
+  });
+  add({"SnapshotEndMismatchWithoutPrevious",
+       [](Dir& d) {
+         d.Log({{U("s", "a"), U("s", "b")}});
+         Dir::Ref cur =
+             d.RawSnapshot(2, {{"s", "b"}}, /*end_sessions=*/2, /*end_lsn=*/2);
+         d.Manifest(&cur);
+       },
+       absl::StatusCode::kDataLoss,
+       {},
+       "no usable snapshot",
+       2,
+       RecoveryMode::kTolerateTornTail,
+       nullptr,
+       "sessions"});
+  add({"ManifestSessionsNotChecked",
+       [](Dir& d) {
+         d.Log({{U("s", "a"), U("s", "b")}});
+         Dir::Ref cur = d.Snapshot(2, {{"s", "b"}});
+         cur.sessions = 5;  // the file holds 1
+         d.Manifest(&cur);
+       },
+       absl::StatusCode::kOk,
+       {{"s", "b"}},
+       "",
+       2,
+       RecoveryMode::kTolerateTornTail,
+       nullptr,
+       "sessions"});
+  add({"CapturedRecordNotAppliedAgain",
+       [](Dir& d) {
+         d.Log({{U("s", "1"), U("s", "2"), U("s", "3"), U("t", "4")}});
+         // Snapshot at 2 whose state of s was captured at LSN 3 (fuzzy):
+         // LSN 3 is not applied again, LSN 4 is.
+         Dir::Ref snap = d.Snapshot(2, {{"s", "captured"}}, /*capture_lsn=*/3);
+         d.Manifest(&snap);
+       },
+       absl::StatusCode::kOk,
+       {{"s", "captured"}, {"t", "4"}}});
   add({"NoUsableSnapshot",
        [](Dir& d) {
          d.Log({{U("s", "a"), U("s", "b")}});
@@ -519,6 +632,22 @@ std::vector<Rule> Rules() {
        },
        absl::StatusCode::kOk,
        {{"s", "a"}, {"t", "b"}}});
+  add({"CommitOfTickNotOpen",
+       [](Dir& d) {
+         d.Log({{U("s", "x"), Commit(1)}});
+       },
+       absl::StatusCode::kDataLoss,
+       {},
+       "",
+       2});
+  add({"AbortOfTickNotOpen",
+       [](Dir& d) {
+         d.Log({{U("s", "x"), Begin(), Abort(2), Abort(2)}});
+       },
+       absl::StatusCode::kDataLoss,
+       {},
+       "",
+       2});
   add({"CommitEntryCountNotChecked",
        [](Dir& d) {
          d.Log({{Begin(), Entry(1, "s", "a"), Commit(1, /*entries=*/7)}});
@@ -550,6 +679,7 @@ TEST_P(FormatRulesTest, WalctlAndOpenAgreeWithTheText) {
   const auto& fields = json.struct_value().fields();
   ASSERT_TRUE(fields.count("opens")) << v.out << v.err;
   EXPECT_EQ(v.code, rule.verify_exit) << v.out << v.err;
+  EXPECT_THAT(v.out + v.err, HasSubstr(rule.verify_says));
   // verify runs default recovery: it agrees with Open in the default mode.
   if (rule.mode == RecoveryMode::kTolerateTornTail) {
     EXPECT_EQ(fields.at("opens").bool_value(), want_open) << v.out;
