@@ -2,11 +2,17 @@
 // Each test builds the directory an operator with a damaged disk or a
 // careless shell could leave, runs the engine or walctl on it, and checks
 // that nothing acknowledged is lost and nothing of anyone else's is touched.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <sstream>
 #include <string>
@@ -592,13 +598,77 @@ TEST(HostileDir, VerifySaysWhyAManifestNameIsRefused) {
   EXPECT_THAT(v.out, Not(HasSubstr("does not exist")));
 }
 
+// Runs walctl in-process as an unprivileged user would: for root (CI), in a
+// forked child whose file-permission overrides (CAP_DAC_OVERRIDE,
+// CAP_DAC_READ_SEARCH) are dropped, so that a mode-0 file is unreadable to it
+// while its root-owned 0700 directories stay reachable. `probe` must be
+// unreadable once they are dropped; *dropped says whether it was.
+RunResult RunWalctlUnprivileged(const std::vector<std::string>& args,
+                                const std::string& probe, bool* dropped) {
+  *dropped = true;
+  if (::geteuid() != 0) return RunWalctl(args);
+  int fds[2];
+  if (::pipe(fds) != 0) return RunResult{};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    const uint32_t dac = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
+    bool ok = ::syscall(SYS_capget, &header, data) == 0;
+    data[0].effective &= ~dac;
+    data[0].permitted &= ~dac;
+    ok = ok && ::syscall(SYS_capset, &header, data) == 0;
+    const int probe_fd = ::open(probe.c_str(), O_RDONLY | O_CLOEXEC);
+    ok = ok && probe_fd < 0 && errno == EACCES;
+    RunResult r;
+    if (ok) r = RunWalctl(args);
+    std::string msg = absl::StrCat(ok ? 1 : 0, " ", r.code, " ", r.out.size(),
+                                   " ", r.out, r.err);
+    const char* p = msg.data();
+    size_t left = msg.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fds[1], p, left);
+      if (n <= 0) break;
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string msg;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) msg.append(buf, n);
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  RunResult r;
+  int ok = 0;
+  size_t out_size = 0;
+  int header_end = 0;
+  if (std::sscanf(msg.c_str(), "%d %d %zu %n", &ok, &r.code, &out_size,
+                  &header_end) < 3) {
+    ok = 0;
+  }
+  const std::string rest = msg.substr(std::min<size_t>(msg.size(), header_end));
+  r.out = rest.substr(0, std::min(out_size, rest.size()));
+  r.err = rest.size() > out_size ? rest.substr(out_size) : "";
+  *dropped = ok == 1;
+  return r;
+}
+
 TEST(HostileDir, UnreadableFileIsPermissionDeniedNotDamage) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads every file";
   const std::string dir = StoreWithSnapshot("denied");
   auto m = ReadManifest(FileSystem::Default(), dir);
   ASSERT_TRUE(m.ok());
-  ASSERT_EQ(::chmod((dir + "/" + m->current().file()).c_str(), 0), 0);
-  RunResult v = RunWalctl({"verify", dir});
+  const std::string snapshot = dir + "/" + m->current().file();
+  ASSERT_EQ(::chmod(snapshot.c_str(), 0), 0);
+  bool dropped = false;
+  RunResult v = RunWalctlUnprivileged({"verify", dir}, snapshot, &dropped);
+  ASSERT_TRUE(dropped) << "could not run walctl without read access to "
+                       << snapshot;
+  EXPECT_EQ(v.code, 2) << v.out << v.err;
   EXPECT_THAT(v.out, HasSubstr("permission denied"));
   EXPECT_THAT(v.out, Not(HasSubstr("--salvage")));
 }
