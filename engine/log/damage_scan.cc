@@ -130,6 +130,19 @@ bool FileScanner::SyncedFrameFollows(uint64_t off, uint64_t expected) {
   return false;
 }
 
+void FileScanner::TornTail(uint64_t off, uint64_t bytes,
+                           const std::string& detail) {
+  AddProblem(Problem::Kind::kTornTail, off, bytes, detail);
+  report_.torn_bytes += bytes;
+  if (mode_ == RecoveryMode::kStrict) {
+    status_ = absl::DataLossError(absl::StrCat(
+        path_, ": torn tail at offset ", off, " (", bytes, " bytes): ", detail,
+        "; strict recovery refuses to drop it (the default "
+        "tolerate-torn-tail mode would). ",
+        RepairAdvice(path_)));
+  }
+}
+
 bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
   // Resynchronize: probe every aligned offset after the bad frame for a frame
   // that is structurally sound, carries a plausible LSN and hashes correctly.
@@ -151,17 +164,8 @@ bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
         why, "; intact records follow from offset ", next, " (LSN ", nh.lsn,
         "), but none was written after an fdatasync, so this is the unsynced "
         "end of the log, which a crash may tear anywhere");
-    AddProblem(Problem::Kind::kTornTail, off, bytes, detail);
-    report_.torn_bytes += bytes;
     done_ = true;
-    if (mode_ == RecoveryMode::kStrict) {
-      status_ = absl::DataLossError(
-          absl::StrCat(path_, ": torn tail at offset ", off, " (", bytes,
-                       " bytes): ", detail,
-                       "; strict recovery refuses to drop it (the default "
-                       "tolerate-torn-tail mode would). ",
-                       RepairAdvice(path_)));
-    }
+    TornTail(off, bytes, detail);
     return false;
   }
 
@@ -174,16 +178,7 @@ bool FileScanner::HandleDamage(uint64_t off, const std::string& why) {
     absl::StrAppend(&detail, "; no valid record follows");
     done_ = true;
     if (is_last_) {
-      AddProblem(Problem::Kind::kTornTail, off, bytes, detail);
-      report_.torn_bytes += bytes;
-      if (mode_ == RecoveryMode::kStrict) {
-        status_ = absl::DataLossError(
-            absl::StrCat(path_, ": torn tail at offset ", off, " (", bytes,
-                         " bytes): ", detail,
-                         "; strict recovery refuses to drop it (the default "
-                         "tolerate-torn-tail mode would). ",
-                         RepairAdvice(path_)));
-      }
+      TornTail(off, bytes, detail);
       return false;
     }
     absl::StrAppend(

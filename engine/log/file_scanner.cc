@@ -130,15 +130,7 @@ void FileScanner::HeaderDamage(Problem::Kind kind, const std::string& detail) {
   report_.last_good_offset = 0;
   switch (kind) {
     case Problem::Kind::kTornTail:  // only for the last file
-      AddProblem(kind, 0, file_size_, detail);
-      report_.torn_bytes += file_size_;
-      if (mode_ == RecoveryMode::kStrict) {
-        status_ = absl::DataLossError(absl::StrCat(
-            path_, ": torn tail at offset 0 (", file_size_, " bytes): ", detail,
-            "; strict recovery refuses to drop it (the default "
-            "tolerate-torn-tail mode would). ",
-            RepairAdvice(path_)));
-      }
+      TornTail(0, file_size_, detail);
       return;
     case Problem::Kind::kCorruption:
       AddProblem(kind, 0, file_size_, detail);

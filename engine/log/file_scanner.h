@@ -127,6 +127,9 @@ class FileScanner {
   // Handles a bad frame at `off`: classifies it, reports it and either stops
   // (false) or moves pos_ to the next valid frame (true, salvage only).
   bool HandleDamage(uint64_t off, const std::string& why);
+  // Reports `bytes` at `off` as a torn tail (`detail` says why); in strict
+  // mode also sets the DataLoss status that refuses to drop it.
+  void TornTail(uint64_t off, uint64_t bytes, const std::string& detail);
   // Probes aligned offsets after `from` for an intact frame whose LSN could
   // follow `expected` given damage starting at `damage_start`. False if none
   // (or on an I/O error, then status_ is set).
